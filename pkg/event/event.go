@@ -1,0 +1,203 @@
+// Package event is the iochub event envelope: CloudEvents 1.0 in its JSON
+// format, and the names derived from an event type (NATS subjects, table
+// names, schema paths) in one place.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// SpecVersion is the only CloudEvents version iochub accepts.
+const SpecVersion = "1.0"
+
+// ContentTypeJSON is the only datacontenttype iochub accepts.
+const ContentTypeJSON = "application/json"
+
+// Event is one CloudEvent. Data is kept as raw JSON: the schema registry
+// validates it and the aggregator decodes it into typed columns.
+type Event struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Subject         string          `json:"subject,omitempty"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// ErrInvalid is matched (errors.Is) by every envelope error.
+var ErrInvalid = errors.New("invalid event")
+
+// AttributeError names an envelope attribute that is missing or wrong.
+type AttributeError struct {
+	Attribute string // CloudEvents attribute name, e.g. "source"
+	Problem   string // what is wrong, e.g. "is required"
+}
+
+func (e *AttributeError) Error() string { return fmt.Sprintf("attribute %q %s", e.Attribute, e.Problem) }
+
+// Is makes errors.Is(err, ErrInvalid) true for attribute errors.
+func (e *AttributeError) Is(target error) bool { return target == ErrInvalid }
+
+// wire is the JSON shape with every attribute optional, so that a missing one
+// is told apart from an empty one.
+type wire struct {
+	SpecVersion     *string         `json:"specversion"`
+	ID              *string         `json:"id"`
+	Source          *string         `json:"source"`
+	Type            *string         `json:"type"`
+	Time            *string         `json:"time"`
+	DataContentType *string         `json:"datacontenttype"`
+	Subject         *string         `json:"subject"`
+	Data            json.RawMessage `json:"data"`
+	DataBase64      *string         `json:"data_base64"`
+}
+
+// Parse decodes one event in the CloudEvents JSON format and checks its
+// envelope. Errors are *AttributeError (or a JSON syntax error wrapped with
+// ErrInvalid) and match ErrInvalid.
+func Parse(b []byte) (Event, error) {
+	var w wire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Event{}, fmt.Errorf("%w: %s", ErrInvalid, jsonProblem(err))
+	}
+	return w.event()
+}
+
+// ParseBatch decodes a JSON array of events (application/cloudevents-batch+json).
+// A malformed array is one error; a bad event inside a well-formed array is
+// reported per index in errs (nil where the event is good), so the good events
+// beside it can still be accepted.
+func ParseBatch(b []byte) (events []Event, errs []error, err error) {
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(err))
+	}
+	events = make([]Event, len(raws))
+	errs = make([]error, len(raws))
+	for i, raw := range raws {
+		events[i], errs[i] = Parse(raw)
+	}
+	return events, errs, nil
+}
+
+func (w *wire) event() (Event, error) {
+	var e Event
+	req := func(name string, p *string) (string, error) {
+		if p == nil {
+			return "", &AttributeError{name, "is required"}
+		}
+		if *p == "" {
+			return "", &AttributeError{name, "must not be empty"}
+		}
+		return *p, nil
+	}
+	var err error
+	if e.SpecVersion, err = req("specversion", w.SpecVersion); err != nil {
+		return Event{}, err
+	}
+	if e.SpecVersion != SpecVersion {
+		return Event{}, &AttributeError{"specversion", fmt.Sprintf("must be %q, got %q", SpecVersion, e.SpecVersion)}
+	}
+	if e.ID, err = req("id", w.ID); err != nil {
+		return Event{}, err
+	}
+	if e.Source, err = req("source", w.Source); err != nil {
+		return Event{}, err
+	}
+	if e.Type, err = req("type", w.Type); err != nil {
+		return Event{}, err
+	}
+	if _, err := ParseType(e.Type); err != nil {
+		return Event{}, err
+	}
+	ts, err := req("time", w.Time)
+	if err != nil {
+		return Event{}, err
+	}
+	if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+		return Event{}, &AttributeError{"time", fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts)}
+	}
+	if w.DataContentType != nil {
+		e.DataContentType = *w.DataContentType
+		if !IsJSONContentType(e.DataContentType) {
+			return Event{}, &AttributeError{"datacontenttype", fmt.Sprintf("must be %q, got %q", ContentTypeJSON, e.DataContentType)}
+		}
+	}
+	if w.Subject != nil {
+		e.Subject = *w.Subject
+	}
+	if w.DataBase64 != nil {
+		return Event{}, &AttributeError{"data_base64", "is not accepted: data must be JSON"}
+	}
+	if len(w.Data) == 0 || bytes.Equal(w.Data, []byte("null")) {
+		return Event{}, &AttributeError{"data", "is required"}
+	}
+	e.Data = w.Data
+	return e, nil
+}
+
+// IsJSONContentType reports whether ct is application/json, with or without
+// parameters such as charset.
+func IsJSONContentType(ct string) bool {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), ContentTypeJSON)
+}
+
+// Validate checks an Event built in code (for example from binary-mode HTTP
+// headers) with the same rules as Parse.
+func (e Event) Validate() error {
+	str := func(s string) *string { return &s }
+	w := wire{
+		SpecVersion: str(e.SpecVersion), ID: str(e.ID), Source: str(e.Source), Type: str(e.Type),
+		Time: str(e.Time.Format(time.RFC3339Nano)), Data: e.Data,
+	}
+	if e.Time.IsZero() {
+		w.Time = nil
+	}
+	if e.DataContentType != "" {
+		w.DataContentType = str(e.DataContentType)
+	}
+	_, err := w.event()
+	return err
+}
+
+// DedupID is the identity of an event, (source, id), as one string for the
+// Nats-Msg-Id header. The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
+func (e Event) DedupID() string {
+	return fmt.Sprintf("%d:%s:%s", len(e.Source), e.Source, e.ID)
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("attribute %q must be a JSON %s, got %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return fmt.Sprintf("expected a JSON %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+	default:
+		return "malformed JSON: " + err.Error()
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	case "ptr":
+		return "string"
+	}
+	return goKind
+}

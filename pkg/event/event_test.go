@@ -1,0 +1,133 @@
+package event_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/iochub/iochub/pkg/event"
+)
+
+const good = `{"specversion":"1.0","id":"e-1","source":"/health/his/a","type":"vn.ioc.health.visit.v1","time":"2026-11-20T08:00:00+07:00","datacontenttype":"application/json","data":{"a":1}}`
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		wantAttr string // attribute named by the error; "" for a JSON error
+		wantErr  bool
+	}{
+		{name: "good", in: good},
+		{name: "malformed JSON", in: `{"specversion":`, wantErr: true},
+		{name: "not an object", in: `[1,2]`, wantErr: true},
+		{name: "missing id", in: strings.Replace(good, `"id":"e-1",`, "", 1), wantErr: true, wantAttr: "id"},
+		{name: "empty source", in: strings.Replace(good, `"/health/his/a"`, `""`, 1), wantErr: true, wantAttr: "source"},
+		{name: "missing time", in: strings.Replace(good, `"time":"2026-11-20T08:00:00+07:00",`, "", 1), wantErr: true, wantAttr: "time"},
+		{name: "bad time", in: strings.Replace(good, `2026-11-20T08:00:00+07:00`, `20/11/2026`, 1), wantErr: true, wantAttr: "time"},
+		{name: "wrong specversion", in: strings.Replace(good, `"1.0"`, `"0.3"`, 1), wantErr: true, wantAttr: "specversion"},
+		{name: "bad type", in: strings.Replace(good, `vn.ioc.health.visit.v1`, `health.visit`, 1), wantErr: true, wantAttr: "type"},
+		{name: "type v0", in: strings.Replace(good, `visit.v1`, `visit.v0`, 1), wantErr: true, wantAttr: "type"},
+		{name: "xml data", in: strings.Replace(good, `application/json`, `application/xml`, 1), wantErr: true, wantAttr: "datacontenttype"},
+		{name: "json with charset", in: strings.Replace(good, `application/json`, `application/json; charset=utf-8`, 1)},
+		{name: "missing data", in: strings.Replace(good, `,"data":{"a":1}`, "", 1), wantErr: true, wantAttr: "data"},
+		{name: "null data", in: strings.Replace(good, `{"a":1}`, `null`, 1), wantErr: true, wantAttr: "data"},
+		{name: "id not a string", in: strings.Replace(good, `"e-1"`, `12`, 1), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := event.Parse([]byte(tt.in))
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				if e.ID != "e-1" || e.Source != "/health/his/a" || string(e.Data) != `{"a":1}` {
+					t.Fatalf("Parse gave %+v", e)
+				}
+				return
+			}
+			if !errors.Is(err, event.ErrInvalid) {
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			}
+			var ae *event.AttributeError
+			if tt.wantAttr != "" && (!errors.As(err, &ae) || ae.Attribute != tt.wantAttr) {
+				t.Fatalf("err = %v, want one naming attribute %q", err, tt.wantAttr)
+			}
+		})
+	}
+}
+
+func TestParseBatchReportsPerEvent(t *testing.T) {
+	evs, errs, err := event.ParseBatch([]byte("[" + good + `,{"id":"x"},` + good + "]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || errs[0] != nil || errs[1] == nil || errs[2] != nil {
+		t.Fatalf("errs = %v", errs)
+	}
+	if _, _, err := event.ParseBatch([]byte(good)); !errors.Is(err, event.ErrInvalid) {
+		t.Fatalf("an object as batch: err = %v", err)
+	}
+}
+
+func TestTypeNames(t *testing.T) {
+	tn, err := event.ParseType("vn.ioc.health.bed_occupancy.v2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for got, want := range map[string]string{
+		tn.String(): "vn.ioc.health.bed_occupancy.v2", tn.Subject(): "ioc.health.bed_occupancy.v2",
+		tn.DLQSubject(): "dlq.health.bed_occupancy.v2", tn.Table(): "health_bed_occupancy_v2",
+		tn.SchemaPath(): "health/bed_occupancy.v2.json",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	back, err := event.TypeFromSubject("dlq.health.bed_occupancy.v2")
+	if err != nil || back != tn {
+		t.Fatalf("TypeFromSubject = %v, %v", back, err)
+	}
+	for _, bad := range []string{"vn.ioc.Health.visit.v1", "vn.ioc.health.visit", "vn.ioc.health.visit.v01", "vn.ioc.a.b.c.v1", "vn.ioc.health.visit.1"} {
+		if _, err := event.ParseType(bad); err == nil {
+			t.Errorf("ParseType(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDedupIDKeepsSourceAndIDApart(t *testing.T) {
+	a := event.Event{Source: "a:b", ID: "c"}
+	b := event.Event{Source: "a", ID: "b:c"}
+	if a.DedupID() == b.DedupID() {
+		t.Fatalf("same dedup id %q for different identities", a.DedupID())
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("[" + good + "]"))
+	f.Add([]byte(`{"specversion":"1.0","data":null}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := event.Parse(b)
+		if err != nil {
+			if !errors.Is(err, event.ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		if e.ID == "" || e.Source == "" || len(e.Data) == 0 {
+			t.Fatalf("accepted an event without id, source or data: %+v", e)
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("Parse accepted what Validate rejects: %v", err)
+		}
+		_, _, _ = event.ParseBatch(b)
+	})
+}
+
+func ExampleParseType() {
+	tn, _ := event.ParseType("vn.ioc.traffic.flow.v1")
+	fmt.Println(tn.Subject(), tn.Table())
+	// Output: ioc.traffic.flow.v1 traffic_flow_v1
+}

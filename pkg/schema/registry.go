@@ -1,0 +1,207 @@
+// Package schema is the iochub schema registry: every event type's JSON Schema
+// (2020-12) compiled once at start from an fs.FS, validation with errors that
+// name the JSON pointer and the rule, and what the schemas say beyond
+// validation — which fields are personal data and which typed columns the
+// ClickHouse raw table has.
+package schema
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+)
+
+// ErrUnknownType is returned for an event type with no schema.
+var ErrUnknownType = errors.New("unknown event type")
+
+// ErrInvalidData is matched by every *ValidationError.
+var ErrInvalidData = errors.New("data does not match the schema")
+
+// Violation is one failed rule at one place in the event's data.
+type Violation struct {
+	Pointer string `json:"pointer"` // JSON pointer into data, "" for data itself
+	Rule    string `json:"rule"`    // the JSON Schema keyword that failed, e.g. "enum"
+	Message string `json:"message"`
+}
+
+// ValidationError lists every violation of one event's data.
+type ValidationError struct {
+	Type       string
+	Violations []Violation
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		p := v.Pointer
+		if p == "" {
+			p = "/"
+		}
+		parts[i] = fmt.Sprintf("%s: %s (%s)", p, v.Message, v.Rule)
+	}
+	return fmt.Sprintf("%s data: %s", e.Type, strings.Join(parts, "; "))
+}
+
+// Is makes errors.Is(err, ErrInvalidData) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidData }
+
+// Type is one compiled event type.
+type Type struct {
+	Name    event.TypeName
+	schema  *jsonschema.Schema
+	Columns []Column // typed columns of data, in schema order (PII "drop" fields excluded)
+	PII     []Field  // personal-data fields and what happens to them
+}
+
+// Registry holds every compiled type. It is safe for concurrent use.
+type Registry struct {
+	types map[string]*Type
+	names []string
+}
+
+var printer = message.NewPrinter(language.English)
+
+// Load compiles every <sector>/<name>.v<major>.json in fsys. No schema may
+// load another from the network or the disk: a $ref must stay inside its
+// file or point at another schema of fsys.
+func Load(fsys fs.FS) (*Registry, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(noLoader{})
+	raws := map[string]map[string]any{}
+	paths, err := fs.Glob(fsys, "*/*.json")
+	if err != nil {
+		return nil, fmt.Errorf("list schemas: %w", err)
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("load schemas: no <sector>/<name>.v<major>.json found")
+	}
+	for _, p := range paths {
+		b, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("read schema %s: %w", p, err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("parse schema %s: %w", p, err)
+		}
+		obj, ok := doc.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("schema %s: must be a JSON object", p)
+		}
+		raws[p] = obj
+		if err := c.AddResource(schemaURL(p), doc); err != nil {
+			return nil, fmt.Errorf("add schema %s: %w", p, err)
+		}
+	}
+	r := &Registry{types: map[string]*Type{}}
+	for _, p := range paths {
+		tn, err := event.TypeFromSchemaPath(p)
+		if err != nil {
+			return nil, err
+		}
+		sch, err := c.Compile(schemaURL(p))
+		if err != nil {
+			return nil, fmt.Errorf("compile schema %s: %w", p, err)
+		}
+		t := &Type{Name: tn, schema: sch}
+		if err := t.describe(raws[p]); err != nil {
+			return nil, fmt.Errorf("schema %s: %w", p, err)
+		}
+		r.types[tn.String()] = t
+		r.names = append(r.names, tn.String())
+	}
+	sort.Strings(r.names)
+	return r, nil
+}
+
+// schemaURL is the identity a schema file is compiled under. The schemas carry
+// their own $id; this one only has to be unique and never fetchable.
+func schemaURL(p string) string { return "file:///iochub/schemas/" + path.Clean(p) }
+
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("schema %s is not in the registry: remote $ref is not allowed", url)
+}
+
+// Lookup returns the compiled type vn.ioc.<sector>.<name>.v<major>.
+func (r *Registry) Lookup(typ string) (*Type, error) {
+	t, ok := r.types[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownType, typ)
+	}
+	return t, nil
+}
+
+// Types lists every type, sorted by name.
+func (r *Registry) Types() []*Type {
+	out := make([]*Type, len(r.names))
+	for i, n := range r.names {
+		out[i] = r.types[n]
+	}
+	return out
+}
+
+// DecodeData decodes JSON the way the validator expects it (numbers kept as
+// json.Number, so integers are not rounded through float64).
+func DecodeData(b []byte) (any, error) {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidData, err)
+	}
+	return v, nil
+}
+
+// Validate checks data (decoded with DecodeData) against the type's schema.
+// The error is a *ValidationError naming each failing pointer and rule.
+func (t *Type) Validate(data any) error {
+	err := t.schema.Validate(data)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return fmt.Errorf("validate %s: %w", t.Name, err)
+	}
+	out := &ValidationError{Type: t.Name.String()}
+	collect(ve, &out.Violations)
+	return out
+}
+
+func collect(ve *jsonschema.ValidationError, into *[]Violation) {
+	if len(ve.Causes) > 0 {
+		for _, c := range ve.Causes {
+			collect(c, into)
+		}
+		return
+	}
+	rule := ""
+	if kp := ve.ErrorKind.KeywordPath(); len(kp) > 0 {
+		rule = kp[len(kp)-1]
+	}
+	*into = append(*into, Violation{
+		Pointer: pointer(ve.InstanceLocation),
+		Rule:    rule,
+		Message: ve.ErrorKind.LocalizedString(printer),
+	})
+}
+
+func pointer(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+	}
+	return b.String()
+}

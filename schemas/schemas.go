@@ -1,0 +1,22 @@
+// Package schemas holds the JSON Schemas (2020-12) of every iochub event type,
+// embedded so that services compile them at start without touching the disk
+// or the network.
+//
+// A schema lives at <sector>/<name>.v<major>.json and describes the `data` of
+// events of type vn.ioc.<sector>.<name>.v<major>. Valid and invalid example
+// events for each type live under <sector>/examples/.
+package schemas
+
+import "embed"
+
+// FS holds the schema files, <sector>/<name>.v<major>.json.
+//
+//go:embed */*.json
+var FS embed.FS
+
+// Examples holds the example events: <sector>/examples/<name>.v<major>.valid.json
+// (a JSON array of CloudEvents) and <sector>/examples/<name>.v<major>.invalid.json
+// (a JSON array of {"want": {"pointer", "rule"}, "event"}).
+//
+//go:embed */examples/*.json
+var Examples embed.FS
