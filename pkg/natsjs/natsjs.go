@@ -1,0 +1,170 @@
+// Package natsjs is iochub's JetStream layer: the two streams and the
+// aggregator's consumer, declared at start; publishing with deduplication on
+// the event identity; the embedded server of the all-in-one binary; and the
+// header names every service agrees on.
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const (
+	// EventsStream holds every accepted event, on ioc.<sector>.<name>.v<major>.
+	EventsStream = "IOC_EVENTS"
+	// DLQStream holds dead letters, on dlq.<sector>.<name>.v<major>.
+	DLQStream = "IOC_DLQ"
+	// EventsSubjects is the subject filter of EventsStream.
+	EventsSubjects = "ioc.*.*.*"
+	// DLQSubjects is the subject filter of DLQStream; it does not overlap EventsSubjects.
+	DLQSubjects = "dlq.>"
+	// DLQUnknownSubject takes dead letters whose subject names no event type.
+	DLQUnknownSubject = "dlq.unknown"
+	// AggregatorConsumer is the durable consumer the aggregator reads with.
+	AggregatorConsumer = "aggregator"
+)
+
+// Headers set on messages. Nats-Msg-Id is JetStream's own.
+const (
+	HeaderMsgID = "Nats-Msg-Id"
+	// HeaderPseudonymized marks events whose personal data the gateway has
+	// already pseudonymized (and whose data it validated). Only services may
+	// publish on ioc.> with it: restrict that subject with NATS permissions.
+	HeaderPseudonymized = "Iochub-Pseudonymized"
+	// HeaderDLQReason says why an event was dead-lettered.
+	HeaderDLQReason = "Iochub-Dlq-Reason"
+	// HeaderDLQSubject is the subject the event was first published on.
+	HeaderDLQSubject = "Iochub-Dlq-Original-Subject"
+	// HeaderDLQSequence is its sequence in EventsStream.
+	HeaderDLQSequence = "Iochub-Dlq-Original-Sequence"
+	// HeaderDLQStage names who dead-lettered it (aggregator, ...).
+	HeaderDLQStage = "Iochub-Dlq-Stage"
+	// HeaderDLQTime is when it was dead-lettered (RFC 3339).
+	HeaderDLQTime = "Iochub-Dlq-Time"
+)
+
+// StreamLimits sizes the streams. When a stream is full it rejects new
+// publishes (discard new): an event is refused with a clear answer, never
+// dropped after being accepted.
+type StreamLimits struct {
+	EventsMaxBytes int64         // IOC_EVENTS size; default 10 GiB
+	DLQMaxBytes    int64         // IOC_DLQ size; default 1 GiB
+	MaxMsgSize     int32         // largest event; default 1 MiB
+	DedupWindow    time.Duration // how long a (source, id) is remembered; default 24h
+	Replicas       int           // 1 on one machine, 3 on a cluster
+}
+
+func (l StreamLimits) withDefaults() StreamLimits {
+	if l.EventsMaxBytes == 0 {
+		l.EventsMaxBytes = 10 << 30
+	}
+	if l.DLQMaxBytes == 0 {
+		l.DLQMaxBytes = 1 << 30
+	}
+	if l.MaxMsgSize == 0 {
+		l.MaxMsgSize = 1 << 20
+	}
+	if l.DedupWindow == 0 {
+		l.DedupWindow = 24 * time.Hour
+	}
+	if l.Replicas == 0 {
+		l.Replicas = 1
+	}
+	return l
+}
+
+// AggregatorAckWait is how long the server waits for the aggregator's ack
+// before redelivering; the aggregator sends InProgress while it retries.
+const AggregatorAckWait = 60 * time.Second
+
+// Declare creates or updates both streams and the aggregator's durable
+// consumer. IOC_EVENTS is a work queue: an event leaves it only when the
+// aggregator acks it, which it does once the row is in ClickHouse or the event
+// is in IOC_DLQ.
+func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
+	l = l.withDefaults()
+	events := jetstream.StreamConfig{
+		Name:        EventsStream,
+		Description: "iochub: every accepted event, until the aggregator has stored it",
+		Subjects:    []string{EventsSubjects},
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    l.EventsMaxBytes,
+		MaxMsgs:     -1,
+		MaxMsgSize:  l.MaxMsgSize + 64<<10, // room for headers
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.Replicas,
+		Duplicates:  l.DedupWindow,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, events); err != nil {
+		return fmt.Errorf("declare stream %s: %w", EventsStream, err)
+	}
+	dlq := jetstream.StreamConfig{
+		Name:        DLQStream,
+		Description: "iochub: events that failed validation or storage, with the reason in headers",
+		Subjects:    []string{DLQSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    l.DLQMaxBytes,
+		MaxMsgs:     -1,
+		MaxMsgSize:  l.MaxMsgSize + 128<<10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.Replicas,
+		Duplicates:  l.DedupWindow,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return fmt.Errorf("declare stream %s: %w", DLQStream, err)
+	}
+	if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, AggregatorConsumerConfig()); err != nil {
+		return fmt.Errorf("declare consumer %s: %w", AggregatorConsumer, err)
+	}
+	return nil
+}
+
+// AggregatorConsumerConfig is the aggregator's durable pull consumer.
+func AggregatorConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       AggregatorConsumer,
+		Description:   "iochub aggregator: raw tables in ClickHouse",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AggregatorAckWait,
+		MaxAckPending: 100_000,
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// ErrStreamFull is matched when JetStream refused a publish because a stream
+// reached its limits: the caller should answer 503 and retry later.
+var ErrStreamFull = errors.New("stream full")
+
+// ErrUnavailable is matched when JetStream did not answer a publish.
+var ErrUnavailable = errors.New("jetstream unavailable")
+
+// ClassifyPublishError maps a publish error onto ErrStreamFull or
+// ErrUnavailable where it is one of those.
+func ClassifyPublishError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10077, 10028, 10023: // store failed (maximum bytes/messages exceeded), resources exceeded, insufficient resources
+			return fmt.Errorf("%w: %w", ErrStreamFull, err)
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return err
+	}
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || isConnErr(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}

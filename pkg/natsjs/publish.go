@@ -1,0 +1,74 @@
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func isConnErr(err error) bool {
+	return errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrDisconnected) || errors.Is(err, nats.ErrConnectionReconnecting)
+}
+
+// EventMsg builds the message for an event: its JSON on the type's subject,
+// with Nats-Msg-Id set to the event's identity so a retry is stored once.
+func EventMsg(e event.Event, body []byte) (*nats.Msg, error) {
+	tn, err := event.ParseType(e.Type)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(tn.Subject())
+	m.Data = body
+	m.Header.Set(HeaderMsgID, e.DedupID())
+	return m, nil
+}
+
+// Outcome is the result of publishing one message.
+type Outcome struct {
+	Seq       uint64 // stream sequence
+	Duplicate bool   // JetStream already had this identity: a retry
+	Err       error  // nil, or matched by ErrStreamFull / ErrUnavailable when it is one of those
+}
+
+// PublishAll publishes msgs asynchronously and waits for every ack, so a
+// batch costs one round trip rather than one per event. Outcomes are in msgs
+// order.
+func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) []Outcome {
+	out := make([]Outcome, len(msgs))
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(streamFor(m.Subject)))
+		if err != nil {
+			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", m.Subject, err))
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			out[i].Seq = ack.Sequence
+			out[i].Duplicate = ack.Duplicate
+		case err := <-f.Err():
+			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", msgs[i].Subject, err))
+		case <-ctx.Done():
+			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", msgs[i].Subject, ctx.Err()))
+		}
+	}
+	return out
+}
+
+func streamFor(subject string) string {
+	if len(subject) > 4 && subject[:4] == "dlq." {
+		return DLQStream
+	}
+	return EventsStream
+}
