@@ -40,7 +40,9 @@ type AttributeError struct {
 	Problem   string // what is wrong, e.g. "is required"
 }
 
-func (e *AttributeError) Error() string { return fmt.Sprintf("attribute %q %s", e.Attribute, e.Problem) }
+func (e *AttributeError) Error() string {
+	return fmt.Sprintf("attribute %q %s", e.Attribute, e.Problem)
+}
 
 // Is makes errors.Is(err, ErrInvalid) true for attribute errors.
 func (e *AttributeError) Is(target error) bool { return target == ErrInvalid }

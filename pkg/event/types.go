@@ -66,7 +66,9 @@ func (t TypeName) DLQSubject() string { return fmt.Sprintf("dlq.%s.%s.v%d", t.Se
 func (t TypeName) Table() string { return fmt.Sprintf("%s_%s_v%d", t.Sector, t.Name, t.Major) }
 
 // SchemaPath is the schema's path in the schemas module, <sector>/<name>.v<major>.json.
-func (t TypeName) SchemaPath() string { return fmt.Sprintf("%s/%s.v%d.json", t.Sector, t.Name, t.Major) }
+func (t TypeName) SchemaPath() string {
+	return fmt.Sprintf("%s/%s.v%d.json", t.Sector, t.Name, t.Major)
+}
 
 // TypeFromSubject parses a NATS subject ioc.<sector>.<name>.v<major> (or its
 // dlq. twin) back into a TypeName.
