@@ -1,0 +1,109 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Config is the gateway's part of the iochub config file.
+type Config struct {
+	// MaxBodyBytes bounds one request body; larger requests get 413.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxBatchEvents bounds the events of one batch; more gets 413.
+	MaxBatchEvents int `yaml:"max_batch_events"`
+	// MaxEventBytes bounds one event as stored in JetStream; larger gets 413.
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// RetryAfterSeconds is the Retry-After of a 503.
+	RetryAfterSeconds int `yaml:"retry_after_seconds"`
+	// Producers are the credentials that may send events.
+	Producers []Producer `yaml:"producers"`
+}
+
+// Producer is one sector system's credential and what it may send. The token
+// itself is never stored: only its SHA-256 (tokens are long random strings,
+// so a fast hash is enough; `iochub token` makes one).
+type Producer struct {
+	Name        string `yaml:"name"`
+	TokenSHA256 string `yaml:"token_sha256"`
+	// Sources are prefixes of the CloudEvents source this producer may use,
+	// e.g. "/health/his/27-bvdk". "*" allows any source.
+	Sources []string `yaml:"sources"`
+	// Types are event types it may send; a trailing "*" matches a prefix,
+	// e.g. "vn.ioc.health.*".
+	Types []string `yaml:"types"`
+}
+
+// Defaults fills unset fields.
+func (c *Config) Defaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 5 << 20
+	}
+	if c.MaxBatchEvents == 0 {
+		c.MaxBatchEvents = 10_000
+	}
+	if c.MaxEventBytes == 0 {
+		c.MaxEventBytes = 1 << 20
+	}
+	if c.RetryAfterSeconds == 0 {
+		c.RetryAfterSeconds = 5
+	}
+}
+
+// Validate reports every problem of the config at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("gateway.max_body_bytes must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MaxBatchEvents < 1 {
+		errs = append(errs, fmt.Errorf("gateway.max_batch_events must be at least 1, got %d", c.MaxBatchEvents))
+	}
+	seen := map[string]string{}
+	for i, p := range c.Producers {
+		where := fmt.Sprintf("gateway.producers[%d] (%s)", i, p.Name)
+		if p.Name == "" {
+			errs = append(errs, fmt.Errorf("%s: name is required", where))
+		}
+		h := strings.ToLower(p.TokenSHA256)
+		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
+			errs = append(errs, fmt.Errorf("%s: token_sha256 must be 64 hex digits (the SHA-256 of the token)", where))
+		} else if other, dup := seen[h]; dup {
+			errs = append(errs, fmt.Errorf("%s: same token as %s", where, other))
+		}
+		seen[h] = p.Name
+		if len(p.Sources) == 0 {
+			errs = append(errs, fmt.Errorf("%s: sources must list at least one source prefix (or \"*\")", where))
+		}
+		if len(p.Types) == 0 {
+			errs = append(errs, fmt.Errorf("%s: types must list at least one event type (or a prefix ending in \"*\")", where))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// HashToken is the SHA-256 of a token, as stored in token_sha256.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func (p *Producer) allowsSource(src string) bool {
+	for _, s := range p.Sources {
+		if s == "*" || strings.HasPrefix(src, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Producer) allowsType(typ string) bool {
+	for _, t := range p.Types {
+		if t == typ || (strings.HasSuffix(t, "*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*"))) {
+			return true
+		}
+	}
+	return false
+}

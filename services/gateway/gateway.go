@@ -1,0 +1,393 @@
+// Package gateway is iochub's HTTP entry for events: the CloudEvents HTTP
+// binding on POST /v1/events in structured, binary and batch modes. An event
+// is answered 202 only once JetStream has stored it; a bad event gets a
+// problem document naming the event, the JSON pointer and the rule, and never
+// sinks the good events of its batch.
+package gateway
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+// Media types of the CloudEvents HTTP binding.
+const (
+	MediaStructured = "application/cloudevents+json"
+	MediaBatch      = "application/cloudevents-batch+json"
+)
+
+// Publisher stores messages in JetStream and reports each one's outcome.
+type Publisher interface {
+	PublishAll(ctx context.Context, msgs []*nats.Msg) []natsjs.Outcome
+}
+
+// Handler serves POST /v1/events.
+type Handler struct {
+	cfg       Config
+	reg       *schema.Registry
+	pub       Publisher
+	pseudo    *pii.Pseudonymizer
+	log       *zap.Logger
+	producers map[string]*Producer // by token hash
+	timeout   time.Duration
+}
+
+// New builds the handler. cfg must have passed Validate.
+func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymizer, log *zap.Logger) *Handler {
+	cfg.Defaults()
+	h := &Handler{cfg: cfg, reg: reg, pub: pub, pseudo: pseudo, log: log.With(zap.String("component", "gateway")),
+		producers: map[string]*Producer{}, timeout: 30 * time.Second}
+	for i := range cfg.Producers {
+		p := &cfg.Producers[i]
+		h.producers[strings.ToLower(p.TokenSHA256)] = p
+	}
+	return h
+}
+
+// Register mounts the gateway's routes on mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.Handle("POST /v1/events", h)
+}
+
+// ServeHTTP handles one POST /v1/events.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	prod, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	mode, ok := h.mode(w, r)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Request body too large",
+				fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", h.cfg.MaxBodyBytes), nil)
+			return
+		}
+		h.problem(w, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error(), nil)
+		return
+	}
+
+	var items []item
+	switch mode {
+	case MediaBatch:
+		evs, errs, err := event.ParseBatch(body)
+		if err != nil {
+			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error(), nil)
+			return
+		}
+		if len(evs) > h.cfg.MaxBatchEvents {
+			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large",
+				fmt.Sprintf("the batch has %d events, the limit is %d", len(evs), h.cfg.MaxBatchEvents), nil)
+			return
+		}
+		if len(evs) == 0 {
+			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Empty batch", "the batch holds no events", nil)
+			return
+		}
+		items = make([]item, len(evs))
+		for i := range evs {
+			items[i] = item{ev: evs[i], err: envelopeError(errs[i], "")}
+		}
+	case MediaStructured:
+		ev, err := event.Parse(body)
+		items = []item{{ev: ev, err: envelopeError(err, "")}}
+	default: // binary
+		ev, err := binaryEvent(r, body)
+		items = []item{{ev: ev, err: envelopeError(err, "ce-")}}
+	}
+
+	h.prepare(prod, items)
+	h.publish(r.Context(), items)
+	h.respond(w, mode == MediaBatch, items)
+}
+
+// item is one event on its way through the handler.
+type item struct {
+	ev     event.Event
+	msg    *nats.Msg
+	err    *itemError // nil while the event is fine
+	out    natsjs.Outcome
+}
+
+type itemError struct {
+	status int
+	errs   []FieldError
+}
+
+func envelopeError(err error, headerPrefix string) *itemError {
+	if err == nil {
+		return nil
+	}
+	var ae *event.AttributeError
+	if errors.As(err, &ae) {
+		ptr := "/" + ae.Attribute
+		if headerPrefix != "" {
+			ptr = "/headers/" + headerPrefix + ae.Attribute
+			if ae.Attribute == "data" {
+				ptr = "/body"
+			}
+		}
+		rule := "format"
+		if strings.Contains(ae.Problem, "required") || strings.Contains(ae.Problem, "empty") {
+			rule = "required"
+		}
+		return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: ptr, Rule: rule, Message: ae.Error()}}}
+	}
+	return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "", Rule: "json", Message: err.Error()}}}
+}
+
+// prepare checks scope and data, pseudonymizes, and builds the messages.
+func (h *Handler) prepare(prod *Producer, items []item) {
+	for i := range items {
+		it := &items[i]
+		if it.err != nil {
+			continue
+		}
+		e := &it.ev
+		if !prod.allowsSource(e.Source) {
+			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/source", Rule: "scope",
+				Message: fmt.Sprintf("producer %q may not send events with source %q", prod.Name, e.Source)}}}
+			continue
+		}
+		if !prod.allowsType(e.Type) {
+			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/type", Rule: "scope",
+				Message: fmt.Sprintf("producer %q may not send events of type %q", prod.Name, e.Type)}}}
+			continue
+		}
+		ty, err := h.reg.Lookup(e.Type)
+		if err != nil {
+			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "known-type",
+				Message: fmt.Sprintf("no schema for type %q", e.Type)}}}
+			continue
+		}
+		data, err := schema.DecodeData(e.Data)
+		if err != nil {
+			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/data", Rule: "json", Message: err.Error()}}}
+			continue
+		}
+		if err := ty.Validate(data); err != nil {
+			it.err = validationError(err)
+			continue
+		}
+		if len(ty.PII) > 0 && h.pseudo.Apply(ty, data) {
+			b, err := json.Marshal(data)
+			if err != nil {
+				it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/data", Rule: "json", Message: err.Error()}}}
+				continue
+			}
+			e.Data = b
+		}
+		if e.DataContentType == "" {
+			e.DataContentType = event.ContentTypeJSON
+		}
+		body, err := json.Marshal(e)
+		if err != nil {
+			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "", Rule: "json", Message: err.Error()}}}
+			continue
+		}
+		if len(body) > h.cfg.MaxEventBytes {
+			it.err = &itemError{status: http.StatusRequestEntityTooLarge, errs: []FieldError{{Pointer: "", Rule: "max-event-bytes",
+				Message: fmt.Sprintf("the event is %d bytes, the limit is %d", len(body), h.cfg.MaxEventBytes)}}}
+			continue
+		}
+		m, err := natsjs.EventMsg(*e, body)
+		if err != nil {
+			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "format", Message: err.Error()}}}
+			continue
+		}
+		m.Header.Set(natsjs.HeaderPseudonymized, "hmac-sha256")
+		it.msg = m
+	}
+}
+
+func validationError(err error) *itemError {
+	var ve *schema.ValidationError
+	if !errors.As(err, &ve) {
+		return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/data", Rule: "schema", Message: err.Error()}}}
+	}
+	out := &itemError{status: http.StatusBadRequest}
+	for _, v := range ve.Violations {
+		out.errs = append(out.errs, FieldError{Pointer: "/data" + v.Pointer, Rule: v.Rule, Message: v.Message})
+	}
+	return out
+}
+
+func (h *Handler) publish(ctx context.Context, items []item) {
+	var msgs []*nats.Msg
+	var idx []int
+	for i := range items {
+		if items[i].msg != nil {
+			msgs = append(msgs, items[i].msg)
+			idx = append(idx, i)
+		}
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	outs := h.pub.PublishAll(ctx, msgs)
+	for j, o := range outs {
+		it := &items[idx[j]]
+		it.out = o
+		if o.Err == nil {
+			continue
+		}
+		status := http.StatusServiceUnavailable
+		msg := "JetStream cannot take the event now; retry later"
+		if errors.Is(o.Err, natsjs.ErrStreamFull) {
+			msg = "the event stream is full; retry later"
+		}
+		h.log.Warn("publish failed", zap.String("source", it.ev.Source), zap.String("id", it.ev.ID), zap.Error(o.Err))
+		it.err = &itemError{status: status, errs: []FieldError{{Pointer: "", Rule: "stored", Message: msg}}}
+	}
+}
+
+func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
+	resp := Response{Accepted: []Accepted{}}
+	statuses := map[int]int{}
+	for i, it := range items {
+		res := Result{Index: i, ID: it.ev.ID, Source: it.ev.Source, Status: http.StatusAccepted}
+		if it.err != nil {
+			res.Status = it.err.status
+			for _, fe := range it.err.errs {
+				fe.Index, fe.ID, fe.Source = i, it.ev.ID, it.ev.Source
+				res.Errors = append(res.Errors, fe)
+				resp.Errors = append(resp.Errors, fe)
+			}
+		} else {
+			res.Duplicate = it.out.Duplicate
+			resp.Accepted = append(resp.Accepted, Accepted{ID: it.ev.ID, Source: it.ev.Source, Duplicate: it.out.Duplicate})
+		}
+		statuses[res.Status]++
+		if batch {
+			resp.Results = append(resp.Results, res)
+		}
+	}
+	rejected := len(items) - len(resp.Accepted)
+	switch {
+	case rejected == 0:
+		resp.Status = http.StatusAccepted
+		writeJSON(w, resp.Status, resp, false)
+		return
+	case len(resp.Accepted) > 0:
+		resp.Status = http.StatusMultiStatus
+		resp.Type, resp.Title = ProblemPartial, "Some events were not accepted"
+	case len(statuses) == 1:
+		for s := range statuses {
+			resp.Status = s
+		}
+	default:
+		resp.Status = http.StatusBadRequest
+	}
+	if resp.Type == "" {
+		resp.Type, resp.Title = problemFor(resp.Status)
+	}
+	resp.Detail = fmt.Sprintf("%d of %d events accepted; see errors for each rejected event", len(resp.Accepted), len(items))
+	if statuses[http.StatusServiceUnavailable] > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(h.cfg.RetryAfterSeconds))
+	}
+	writeJSON(w, resp.Status, resp, true)
+}
+
+func problemFor(status int) (string, string) {
+	switch status {
+	case http.StatusForbidden:
+		return ProblemForbidden, "Event out of the credential's scope"
+	case http.StatusServiceUnavailable:
+		return ProblemUnavailable, "Event stream unavailable"
+	case http.StatusRequestEntityTooLarge:
+		return ProblemTooLarge, "Event too large"
+	}
+	return ProblemInvalidEvent, "Invalid event"
+}
+
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*Producer, bool) {
+	auth := r.Header.Get("Authorization")
+	if auth == "" {
+		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Missing credential", "send Authorization: Bearer <token>", nil)
+		return nil, false
+	}
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Malformed credential", "the Authorization header must be \"Bearer <token>\"", nil)
+		return nil, false
+	}
+	sum := HashToken(strings.TrimSpace(token))
+	p, found := h.producers[sum]
+	if !found || subtle.ConstantTimeCompare([]byte(strings.ToLower(p.TokenSHA256)), []byte(sum)) != 1 {
+		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Unknown credential", "the bearer token is not one of this hub's producer tokens", nil)
+		return nil, false
+	}
+	return p, true
+}
+
+func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (string, bool) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil {
+		mt = ""
+	}
+	switch {
+	case mt == MediaStructured || mt == MediaBatch:
+		return mt, true
+	case r.Header.Get("Ce-Specversion") != "":
+		if !event.IsJSONContentType(ct) {
+			h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported data content type",
+				fmt.Sprintf("binary mode needs Content-Type application/json for the data, got %q", ct), nil)
+			return "", false
+		}
+		return "binary", true
+	}
+	h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported content type",
+		fmt.Sprintf("Content-Type %q is not accepted: use %s (one event), %s (a JSON array), or binary mode (ce-* headers with application/json data)",
+			ct, MediaStructured, MediaBatch), nil)
+	return "", false
+}
+
+// binaryEvent builds the event of a binary-mode request from its ce-* headers
+// and checks it like a structured one.
+func binaryEvent(r *http.Request, body []byte) (event.Event, error) {
+	e := event.Event{
+		SpecVersion:     r.Header.Get("Ce-Specversion"),
+		ID:              r.Header.Get("Ce-Id"),
+		Source:          r.Header.Get("Ce-Source"),
+		Type:            r.Header.Get("Ce-Type"),
+		Subject:         r.Header.Get("Ce-Subject"),
+		DataContentType: event.ContentTypeJSON,
+		Data:            body,
+	}
+	if ts := r.Header.Get("Ce-Time"); ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return e, &event.AttributeError{Attribute: "time", Problem: fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts)}
+		}
+		e.Time = t
+	}
+	if err := e.Validate(); err != nil {
+		return e, err
+	}
+	if !json.Valid(body) {
+		return e, &event.AttributeError{Attribute: "data", Problem: "must be valid JSON"}
+	}
+	return e, nil
+}

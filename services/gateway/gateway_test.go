@@ -1,0 +1,378 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/gateway"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+)
+
+const (
+	tokenAll    = "test-token-all-0123456789"
+	tokenHealth = "test-token-health-0123456789"
+	piiKey      = "test-pii-key-0123456789"
+)
+
+type fixture struct {
+	url string
+	js  jetstream.JetStream
+	p   *pii.Pseudonymizer
+}
+
+func newFixture(t *testing.T, limits natsjs.StreamLimits, cfg gateway.Config) fixture {
+	t.Helper()
+	srv := natsjstest.Run(t)
+	_, js := srv.Declared(t, limits)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg.Producers = []gateway.Producer{
+		{Name: "all", TokenSHA256: gateway.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}},
+		{Name: "hospital", TokenSHA256: gateway.HashToken(tokenHealth), Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}},
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, gateway.JetStreamPublisher{JS: js}, p, zaptest.NewLogger(t)).Register(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	return fixture{url: hs.URL + "/v1/events", js: js, p: p}
+}
+
+// examples returns the valid example events of every type.
+func examples(t *testing.T) []map[string]any {
+	t.Helper()
+	files, _ := fs.Glob(schemas.Examples, "*/examples/*.valid.json")
+	var out []map[string]any
+	for _, f := range files {
+		b, _ := fs.ReadFile(schemas.Examples, f)
+		var evs []map[string]any
+		if err := json.Unmarshal(b, &evs); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, evs...)
+	}
+	return out
+}
+
+func post(t *testing.T, url, token, ct string, body []byte, hdr map[string]string) (int, gateway.Response, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r gateway.Response
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("answer is not JSON (%d): %s", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, r, resp.Header
+}
+
+func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), natsjs.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func TestAcceptsEveryTypeInEveryMode(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	evs := examples(t)
+	if len(evs) < 14 {
+		t.Fatalf("only %d examples", len(evs))
+	}
+	// Batch mode: all of them.
+	code, r, _ := post(t, f.url, tokenAll, gateway.MediaBatch, mustJSON(evs), nil)
+	if code != http.StatusAccepted || len(r.Accepted) != len(evs) {
+		t.Fatalf("batch: %d %+v", code, r)
+	}
+	// Structured mode: a retry of the first is a duplicate, stored once.
+	code, r, _ = post(t, f.url, tokenAll, gateway.MediaStructured+"; charset=utf-8", mustJSON(evs[0]), nil)
+	if code != http.StatusAccepted || len(r.Accepted) != 1 || !r.Accepted[0].Duplicate {
+		t.Fatalf("structured retry: %d %+v", code, r)
+	}
+	// Binary mode: a new event.
+	data := mustJSON(evs[0]["data"])
+	code, r, _ = post(t, f.url, tokenAll, "application/json", data, map[string]string{
+		"ce-specversion": "1.0", "ce-id": "binary-1", "ce-source": "/publicservice/dvc",
+		"ce-type": evs[0]["type"].(string), "ce-time": "2026-11-20T08:00:00Z",
+	})
+	if code != http.StatusAccepted || len(r.Accepted) != 1 || r.Accepted[0].ID != "binary-1" {
+		t.Fatalf("binary: %d %+v", code, r)
+	}
+	if n := streamMsgs(t, f.js); n != uint64(len(evs)+1) {
+		t.Fatalf("stream holds %d events, want %d", n, len(evs)+1)
+	}
+}
+
+func TestPersonalDataNeverReachesNATSInClear(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	var report map[string]any
+	for _, e := range examples(t) {
+		if e["type"] == "vn.ioc.feedback.report.v1" {
+			report = e
+			break
+		}
+	}
+	if code, r, _ := post(t, f.url, tokenAll, gateway.MediaStructured, mustJSON(report), nil); code != http.StatusAccepted {
+		t.Fatalf("%d %+v", code, r)
+	}
+	m, err := f.js.Stream(context.Background(), natsjs.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := m.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"0912345678", "Trần Thị Bình", "reporter_name"} {
+		if bytes.Contains(raw.Data, []byte(clear)) {
+			t.Errorf("stored event contains %q in clear: %s", clear, raw.Data)
+		}
+	}
+	if !bytes.Contains(raw.Data, []byte(f.p.Hash("0912345678"))) {
+		t.Errorf("stored event lacks the pseudonymized phone: %s", raw.Data)
+	}
+	if raw.Header.Get(natsjs.HeaderPseudonymized) == "" {
+		t.Error("gateway did not mark the event pseudonymized")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{MaxBodyBytes: 64 << 10})
+	good := examples(t)[0] // publicservice? whichever sorts first; all-token scope
+	var visit map[string]any
+	for _, e := range examples(t) {
+		if e["type"] == "vn.ioc.health.visit.v1" {
+			visit = e
+			break
+		}
+	}
+	with := func(e map[string]any, k string, v any) []byte {
+		c := map[string]any{}
+		for kk, vv := range e {
+			c[kk] = vv
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return mustJSON(c)
+	}
+	badData := func(e map[string]any, k string, v any) []byte {
+		d := map[string]any{}
+		for kk, vv := range e["data"].(map[string]any) {
+			d[kk] = vv
+		}
+		d[k] = v
+		return with(e, "data", d)
+	}
+	tests := []struct {
+		name        string
+		token, ct   string
+		body        []byte
+		hdr         map[string]string
+		wantStatus  int
+		wantPointer string
+		wantRule    string
+		wantDetail  string
+	}{
+		{name: "malformed JSON", token: tokenAll, ct: gateway.MediaStructured, body: []byte(`{"specversion":"1.0",`), wantStatus: 400, wantRule: "json"},
+		{name: "wrong content type", token: tokenAll, ct: "text/plain", body: mustJSON(good), wantStatus: 415, wantDetail: "text/plain"},
+		{name: "no content type", token: tokenAll, body: mustJSON(good), wantStatus: 415},
+		{name: "binary mode with XML", token: tokenAll, ct: "application/xml", body: []byte("<a/>"), hdr: map[string]string{"ce-specversion": "1.0"}, wantStatus: 415},
+		{name: "missing id", token: tokenAll, ct: gateway.MediaStructured, body: with(good, "id", nil), wantStatus: 400, wantPointer: "/id", wantRule: "required"},
+		{name: "missing source", token: tokenAll, ct: gateway.MediaStructured, body: with(good, "source", nil), wantStatus: 400, wantPointer: "/source", wantRule: "required"},
+		{name: "binary missing ce-type", token: tokenAll, ct: "application/json", body: []byte(`{}`), hdr: map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x", "ce-time": "2026-11-20T08:00:00Z"}, wantStatus: 400, wantPointer: "/headers/ce-type", wantRule: "required"},
+		{name: "unknown type", token: tokenAll, ct: gateway.MediaStructured, body: with(good, "type", "vn.ioc.health.autopsy.v1"), wantStatus: 400, wantPointer: "/type", wantRule: "known-type"},
+		{name: "schema violation", token: tokenAll, ct: gateway.MediaStructured, body: badData(visit, "kind", "walk-in"), wantStatus: 400, wantPointer: "/data/kind", wantRule: "enum"},
+		{name: "body over the limit", token: tokenAll, ct: gateway.MediaStructured, body: badData(visit, "icd10", strings.Repeat("A", 70<<10)), wantStatus: 413},
+		{name: "missing token", ct: gateway.MediaStructured, body: mustJSON(good), wantStatus: 401},
+		{name: "wrong token", token: "not-a-token", ct: gateway.MediaStructured, body: mustJSON(good), wantStatus: 401},
+		{name: "out-of-scope type", token: tokenHealth, ct: gateway.MediaStructured, body: with(visit, "type", "vn.ioc.traffic.flow.v1"), wantStatus: 403, wantPointer: "/type", wantRule: "scope"},
+		{name: "out-of-scope source", token: tokenHealth, ct: gateway.MediaStructured, body: with(visit, "source", "/traffic/x"), wantStatus: 403, wantPointer: "/source", wantRule: "scope"},
+		{name: "batch not an array", token: tokenAll, ct: gateway.MediaBatch, body: mustJSON(good), wantStatus: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := streamMsgs(t, f.js)
+			code, r, hdr := post(t, f.url, tt.token, tt.ct, tt.body, tt.hdr)
+			if code != tt.wantStatus || r.Status != tt.wantStatus {
+				t.Fatalf("status %d (body %d), want %d: %+v", code, r.Status, tt.wantStatus, r)
+			}
+			if r.Title == "" || r.Type == "" {
+				t.Errorf("problem document lacks type or title: %+v", r)
+			}
+			if code == 401 && hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if tt.wantDetail != "" && !strings.Contains(r.Detail, tt.wantDetail) {
+				t.Errorf("detail %q does not name %q", r.Detail, tt.wantDetail)
+			}
+			if tt.wantRule != "" {
+				found := false
+				for _, e := range r.Errors {
+					if e.Rule == tt.wantRule && (tt.wantPointer == "" || e.Pointer == tt.wantPointer) && e.Message != "" {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("errors %+v do not name pointer %q rule %q", r.Errors, tt.wantPointer, tt.wantRule)
+				}
+			}
+			if after := streamMsgs(t, f.js); after != before {
+				t.Errorf("a rejected request stored %d events", after-before)
+			}
+		})
+	}
+}
+
+func TestBadEventNeverSinksTheGoodOnes(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	evs := examples(t)
+	bad := map[string]any{"specversion": "1.0", "id": "b1", "source": "/x", "type": "vn.ioc.health.visit.v1", "time": "2026-11-20T08:00:00Z", "data": map[string]any{"visit_id": "v"}}
+	batch := []any{evs[0], bad, evs[1], map[string]any{"id": "no-envelope"}, evs[2]}
+	code, r, _ := post(t, f.url, tokenAll, gateway.MediaBatch, mustJSON(batch), nil)
+	if code != http.StatusMultiStatus {
+		t.Fatalf("status %d, want 207: %+v", code, r)
+	}
+	want := 3
+	if len(r.Accepted) != want || len(r.Results) != 5 {
+		t.Fatalf("accepted %d (want %d), results %d: %+v", len(r.Accepted), want, len(r.Results), r)
+	}
+	if r.Results[1].Status != 400 || r.Results[3].Status != 400 {
+		t.Fatalf("results = %+v", r.Results)
+	}
+	found := false
+	for _, e := range r.Errors {
+		if e.Index == 1 && e.ID == "b1" && e.Rule == "required" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("errors do not name event 1's missing fields: %+v", r.Errors)
+	}
+	if n := streamMsgs(t, f.js); n != uint64(want) {
+		t.Fatalf("stream holds %d, want %d", n, want)
+	}
+}
+
+func TestStreamFullGives503WithRetryAfter(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{EventsMaxBytes: 2048}, gateway.Config{})
+	evs := examples(t)
+	var last int
+	var hdr http.Header
+	for i := 0; i < 50; i++ {
+		e := evs[i%len(evs)]
+		e2 := map[string]any{}
+		for k, v := range e {
+			e2[k] = v
+		}
+		e2["id"] = "fill-" + string(rune('a'+i))
+		last, _, hdr = post(t, f.url, tokenAll, gateway.MediaStructured, mustJSON(e2), nil)
+		if last != http.StatusAccepted {
+			break
+		}
+	}
+	if last != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("full stream: status %d, Retry-After %q", last, hdr.Get("Retry-After"))
+	}
+}
+
+// FuzzGateway sends arbitrary bodies in each mode: the gateway must answer with
+// a JSON document and never a 5xx for what the caller sent.
+func FuzzGateway(f *testing.F) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: gateway.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
+	h := gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(f))
+	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
+	for _, file := range files {
+		b, _ := fs.ReadFile(schemas.Examples, file)
+		f.Add(uint8(0), b)
+		var evs []json.RawMessage
+		_ = json.Unmarshal(b, &evs)
+		for _, e := range evs {
+			f.Add(uint8(1), []byte(e))
+		}
+	}
+	f.Add(uint8(2), []byte(`{"visit_id":"x"}`))
+	f.Add(uint8(1), []byte(`{"specversion":"1.0","data":null}`))
+	f.Fuzz(func(t *testing.T, mode uint8, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokenAll)
+		switch mode % 3 {
+		case 0:
+			req.Header.Set("Content-Type", gateway.MediaBatch)
+		case 1:
+			req.Header.Set("Content-Type", gateway.MediaStructured)
+		case 2:
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "vn.ioc.health.visit.v1", "ce-time": "2026-11-20T08:00:00Z"} {
+				req.Header.Set(k, v)
+			}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d for caller input: %s", rec.Code, rec.Body)
+		}
+		var r gateway.Response
+		if err := json.Unmarshal(rec.Body.Bytes(), &r); err != nil || r.Status != rec.Code {
+			t.Fatalf("answer %d is not a response document: %s", rec.Code, rec.Body)
+		}
+		if rec.Code == http.StatusAccepted {
+			for _, a := range r.Accepted {
+				if a.ID == "" || a.Source == "" {
+					t.Fatalf("accepted an event without identity: %s", rec.Body)
+				}
+			}
+		}
+	})
+}
+
+type acceptAll struct{}
+
+func (acceptAll) PublishAll(_ context.Context, msgs []*nats.Msg) []natsjs.Outcome {
+	return make([]natsjs.Outcome, len(msgs))
+}
+

@@ -1,0 +1,17 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStreamPublisher publishes through a JetStream context.
+type JetStreamPublisher struct{ JS jetstream.JetStream }
+
+// PublishAll implements Publisher.
+func (p JetStreamPublisher) PublishAll(ctx context.Context, msgs []*nats.Msg) []natsjs.Outcome {
+	return natsjs.PublishAll(ctx, p.JS, msgs)
+}
