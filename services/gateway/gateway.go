@@ -122,10 +122,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // item is one event on its way through the handler.
 type item struct {
-	ev     event.Event
-	msg    *nats.Msg
-	err    *itemError // nil while the event is fine
-	out    natsjs.Outcome
+	ev  event.Event
+	msg *nats.Msg
+	err *itemError // nil while the event is fine
+	out natsjs.Outcome
 }
 
 type itemError struct {

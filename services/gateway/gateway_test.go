@@ -375,4 +375,3 @@ type acceptAll struct{}
 func (acceptAll) PublishAll(_ context.Context, msgs []*nats.Msg) []natsjs.Outcome {
 	return make([]natsjs.Outcome, len(msgs))
 }
-
