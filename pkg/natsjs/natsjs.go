@@ -56,6 +56,10 @@ type StreamLimits struct {
 	MaxMsgSize     int32         // largest event; default 1 MiB
 	DedupWindow    time.Duration // how long a (source, id) is remembered; default 24h
 	Replicas       int           // 1 on one machine, 3 on a cluster
+	// AckWait is how long JetStream waits for the aggregator's ack before
+	// redelivering; default 60s. The aggregator sends InProgress while it
+	// retries, so this bounds only how soon a dead aggregator's events return.
+	AckWait time.Duration
 }
 
 func (l StreamLimits) withDefaults() StreamLimits {
@@ -74,12 +78,14 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	if l.Replicas == 0 {
 		l.Replicas = 1
 	}
+	if l.AckWait == 0 {
+		l.AckWait = DefaultAckWait
+	}
 	return l
 }
 
-// AggregatorAckWait is how long the server waits for the aggregator's ack
-// before redelivering; the aggregator sends InProgress while it retries.
-const AggregatorAckWait = 60 * time.Second
+// DefaultAckWait is the aggregator consumer's default ack wait.
+const DefaultAckWait = 60 * time.Second
 
 // Declare creates or updates both streams and the aggregator's durable
 // consumer. IOC_EVENTS is a work queue: an event leaves it only when the
@@ -119,19 +125,19 @@ func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error 
 	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
 		return fmt.Errorf("declare stream %s: %w", DLQStream, err)
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, AggregatorConsumerConfig()); err != nil {
+	if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, AggregatorConsumerConfig(l.AckWait)); err != nil {
 		return fmt.Errorf("declare consumer %s: %w", AggregatorConsumer, err)
 	}
 	return nil
 }
 
 // AggregatorConsumerConfig is the aggregator's durable pull consumer.
-func AggregatorConsumerConfig() jetstream.ConsumerConfig {
+func AggregatorConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       AggregatorConsumer,
 		Description:   "iochub aggregator: raw tables in ClickHouse",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       AggregatorAckWait,
+		AckWait:       ackWait,
 		MaxAckPending: 100_000,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,

@@ -1,0 +1,364 @@
+package aggregator_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/aggregator"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+)
+
+const piiKey = "test-pii-key-0123456789"
+
+type env struct {
+	js    jetstream.JetStream
+	store *chstore.Store
+	reg   *schema.Registry
+	p     *pii.Pseudonymizer
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	srv := natsjstest.Run(t)
+	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := chstoretest.Open(t)
+	if err := store.Migrate(context.Background(), reg); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	return env{js: js, store: store, reg: reg, p: p}
+}
+
+// run starts an aggregator over store until the test ends.
+func (e env) run(t *testing.T, store aggregator.Store, cfg aggregator.Config) *aggregator.Aggregator {
+	t.Helper()
+	cfg.BatchMaxWait = 20 * time.Millisecond
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
+	cfg.AckWait = 2 * time.Second
+	a := aggregator.New(cfg, e.js, store, e.reg, e.p, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return a
+}
+
+type example struct {
+	Type string
+	Raw  json.RawMessage
+	Ev   event.Event
+}
+
+func examples(t *testing.T, glob string) []example {
+	t.Helper()
+	files, _ := fs.Glob(schemas.Examples, glob)
+	var out []example
+	for _, f := range files {
+		b, _ := fs.ReadFile(schemas.Examples, f)
+		var raws []json.RawMessage
+		if err := json.Unmarshal(b, &raws); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range raws {
+			var inv struct {
+				Event json.RawMessage `json:"event"`
+			}
+			if strings.Contains(f, ".invalid.") {
+				_ = json.Unmarshal(r, &inv)
+				r = inv.Event
+			}
+			ev, err := event.Parse(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, example{Type: ev.Type, Raw: r, Ev: ev})
+		}
+	}
+	return out
+}
+
+// publishDirect publishes events straight onto NATS, as a producer inside the
+// data centre would (no gateway, so no pseudonymized header).
+func publishDirect(t *testing.T, js jetstream.JetStream, evs []example, idSuffix string) {
+	t.Helper()
+	var msgs []*nats.Msg
+	for _, ex := range evs {
+		ev := ex.Ev
+		ev.ID += idSuffix
+		body, _ := json.Marshal(ev)
+		m, err := natsjs.EventMsg(ev, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	for i, o := range natsjs.PublishAll(context.Background(), js, msgs) {
+		if o.Err != nil {
+			t.Fatalf("publish %d: %v", i, o.Err)
+		}
+	}
+}
+
+func countAll(t *testing.T, s *chstore.Store, reg *schema.Registry) map[string]uint64 {
+	t.Helper()
+	out := map[string]uint64{}
+	for _, ty := range reg.Types() {
+		n, err := s.Count(context.Background(), ty.Name.Table())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[ty.Name.Table()] = n
+	}
+	return out
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func expected(evs []example, times int) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, ex := range evs {
+		tn, _ := event.ParseType(ex.Type)
+		out[tn.Table()] += uint64(times)
+	}
+	return out
+}
+
+func equal(a, b map[string]uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().State.Msgs
+}
+
+func TestMaterializesEveryTypeWithPersonalDataProtected(t *testing.T) {
+	e := newEnv(t)
+	evs := examples(t, "*/examples/*.valid.json")
+	publishDirect(t, e.js, evs, "")
+	a := e.run(t, e.store, aggregator.Config{})
+	want := expected(evs, 1)
+	if len(want) != 7 {
+		t.Fatalf("examples cover %d types", len(want))
+	}
+	waitFor(t, "every example in its raw table", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), want) })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	if a.Stats.DeadLettered.Load() != 0 {
+		t.Fatalf("dead-lettered %d valid events", a.Stats.DeadLettered.Load())
+	}
+	ctx := context.Background()
+	var phone *string
+	var lat *float64
+	var source string
+	var seq uint64
+	err := e.store.Conn().QueryRow(ctx, "SELECT reporter_phone, location_lat, source, stream_seq FROM "+e.store.Qualified("feedback_report_v1")+" WHERE event_id = 'report-valid-1'").Scan(&phone, &lat, &source, &seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if phone == nil || *phone != e.p.Hash("0912345678") || lat == nil || *lat != 21.1861 || source != "/feedback/portal" || seq == 0 {
+		t.Fatalf("row: phone %v lat %v source %q seq %d", phone, lat, source, seq)
+	}
+	// No clear personal data anywhere in ClickHouse.
+	for _, q := range []string{
+		"SELECT count() FROM " + e.store.Qualified("feedback_report_v1") + " WHERE reporter_phone = '0912345678'",
+		"SELECT count() FROM " + e.store.Qualified("publicservice_dossier_v1") + " WHERE applicant_id_number = '027190001234'",
+		"SELECT count() FROM system.columns WHERE database = '" + e.store.Database() + "' AND name IN ('reporter_name', 'applicant_name')",
+	} {
+		var n uint64
+		if err := e.store.Conn().QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("%s = %d, %v", q, n, err)
+		}
+	}
+}
+
+func TestInvalidEventsLandInTheDeadLetterStreamWithReason(t *testing.T) {
+	e := newEnv(t)
+	bad := examples(t, "*/examples/*.invalid.json")
+	good := examples(t, "*/examples/*.valid.json")
+	publishDirect(t, e.js, bad, "")
+	publishDirect(t, e.js, good, "")
+	// An event whose type does not match its subject.
+	m := nats.NewMsg("ioc.health.visit.v1")
+	m.Data = good[0].Raw
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	// An event that is not JSON.
+	m = nats.NewMsg("ioc.traffic.flow.v1")
+	m.Data = []byte("not json")
+	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, e.store, aggregator.Config{})
+	wantDLQ := uint64(len(bad) + 2)
+	waitFor(t, "dead letters", 20*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.DLQStream) == wantDLQ })
+	waitFor(t, "good events stored", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), expected(good, 1)) })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+
+	s, _ := e.js.Stream(context.Background(), natsjs.DLQStream)
+	reasons := map[string]string{}
+	for seq := uint64(1); seq <= wantDLQ; seq++ {
+		rm, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rm.Header.Get(natsjs.HeaderDLQSequence) == "" || rm.Header.Get(natsjs.HeaderDLQSubject) == "" || !strings.HasPrefix(rm.Subject, "dlq.") {
+			t.Fatalf("dead letter %d lacks its origin: %s %v", seq, rm.Subject, rm.Header)
+		}
+		reasons[rm.Header.Get(natsjs.HeaderDLQSubject)+" "+string(rm.Data)[:min(60, len(rm.Data))]] = rm.Header.Get(natsjs.HeaderDLQReason)
+	}
+	joined := fmt.Sprint(reasons)
+	for _, want := range []string{"schema: vn.ioc.health.visit.v1 data: /kind", "(enum)", "does not match subject", "envelope:"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("no dead-letter reason mentions %q: %v", want, reasons)
+		}
+	}
+}
+
+// flakyStore fails some inserts: the failure happens after the rows are
+// written (the worst case: ClickHouse stored them but the answer was lost), or
+// before, for a while.
+type flakyStore struct {
+	*chstore.Store
+	mu          sync.Mutex
+	afterWrite  int       // fail this many inserts after writing them
+	downUntil   time.Time // fail every insert before this time without writing
+	rejectEvent string    // reject every insert holding a row with this event id
+	calls       atomic.Int64
+}
+
+func (f *flakyStore) Insert(ctx context.Context, table string, cols []string, rows [][]any) error {
+	f.calls.Add(1)
+	f.mu.Lock()
+	down := time.Now().Before(f.downUntil)
+	after := f.afterWrite > 0
+	if after {
+		f.afterWrite--
+	}
+	f.mu.Unlock()
+	if down {
+		return fmt.Errorf("insert into %s: %w: connection refused", table, chstore.ErrUnavailable)
+	}
+	if f.rejectEvent != "" {
+		for _, r := range rows {
+			if r[0] == f.rejectEvent {
+				return errors.New("code: 53, message: Type mismatch (a poison row)")
+			}
+		}
+	}
+	if err := f.Store.Insert(ctx, table, cols, rows); err != nil {
+		return err
+	}
+	if after {
+		return fmt.Errorf("insert into %s: %w: connection reset after send", table, chstore.ErrUnavailable)
+	}
+	return nil
+}
+
+func TestLostInsertAnswerDoesNotDuplicate(t *testing.T) {
+	e := newEnv(t)
+	evs := examples(t, "*/examples/*.valid.json")
+	fs := &flakyStore{Store: e.store, afterWrite: 3}
+	publishDirect(t, e.js, evs, "")
+	a := e.run(t, fs, aggregator.Config{})
+	want := expected(evs, 1)
+	waitFor(t, "every example stored", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), want) })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	if got := countAll(t, e.store, e.reg); !equal(got, want) {
+		t.Fatalf("counts = %v, want %v", got, want)
+	}
+	if a.Stats.Skipped.Load() == 0 || a.Stats.Retries.Load() < 3 {
+		t.Fatalf("stats: skipped %d retries %d: the retry did not find the written rows", a.Stats.Skipped.Load(), a.Stats.Retries.Load())
+	}
+}
+
+func TestClickHouseDownIsRetriedNeverDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	evs := examples(t, "*/examples/*.valid.json")
+	// Down for longer than the ack wait: InProgress must hold the batch.
+	fs := &flakyStore{Store: e.store, downUntil: time.Now().Add(3 * time.Second)}
+	publishDirect(t, e.js, evs, "")
+	a := e.run(t, fs, aggregator.Config{})
+	waitFor(t, "every example stored", 30*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), expected(evs, 1)) })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	if a.Stats.DeadLettered.Load() != 0 || streamMsgs(t, e.js, natsjs.DLQStream) != 0 {
+		t.Fatal("ClickHouse being down dead-lettered events")
+	}
+	if fs.calls.Load() < 5 {
+		t.Fatalf("only %d insert attempts while down", fs.calls.Load())
+	}
+}
+
+func TestRowClickHouseKeepsRejectingIsDeadLettered(t *testing.T) {
+	e := newEnv(t)
+	evs := examples(t, "*/examples/*.valid.json")
+	poison := evs[0].Ev.ID
+	fs := &flakyStore{Store: e.store, rejectEvent: poison}
+	publishDirect(t, e.js, evs, "")
+	a := e.run(t, fs, aggregator.Config{MaxAttempts: 2})
+	want := expected(evs, 1)
+	want[mustTable(evs[0].Type)]--
+	waitFor(t, "the other events stored", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), want) })
+	waitFor(t, "the poison row dead-lettered", 20*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.DLQStream) == 1 })
+	s, _ := e.js.Stream(context.Background(), natsjs.DLQStream)
+	rm, err := s.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rm.Header.Get(natsjs.HeaderDLQReason), "clickhouse rejected the row") || !strings.Contains(string(rm.Data), poison) {
+		t.Fatalf("dead letter: %v %s", rm.Header, rm.Data)
+	}
+	if a.Stats.DeadLettered.Load() != 1 {
+		t.Fatalf("dead-lettered %d", a.Stats.DeadLettered.Load())
+	}
+}
+
+func mustTable(typ string) string { tn, _ := event.ParseType(typ); return tn.Table() }
