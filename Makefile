@@ -1,0 +1,49 @@
+# iochub — see README.md. `make run` and `make test` work on a fresh Debian machine.
+SHELL   := /bin/bash
+GO      ?= go
+DATA_DIR ?= .data
+MODULES := pkg schemas services/gateway services/aggregator services/iochub
+DEV_TOKEN := dev-producer-token-not-for-production
+HTTP_ADDR ?= 127.0.0.1:8080
+# -race where it fits the time budget of `make test`.
+RACE    ?= -race
+export GOFLAGS ?= -buildvcs=false
+
+.PHONY: build run test bench lint clickhouse clickhouse-stop clean
+
+build: bin/iochub
+
+bin/iochub: $(shell find pkg schemas services -name '*.go' -o -name '*.json' -o -name 'go.mod' 2>/dev/null)
+	@mkdir -p bin
+	cd services/iochub && $(GO) build -o ../../bin/iochub .
+
+clickhouse:
+	@deploy/clickhouse/ensure.sh $(DATA_DIR)
+
+clickhouse-stop:
+	@deploy/clickhouse/stop.sh $(DATA_DIR)
+
+run: build clickhouse
+	@echo
+	@echo "  iochub gateway:     http://$(HTTP_ADDR)/v1/events"
+	@echo "  dev producer token: $(DEV_TOKEN)"
+	@echo "  try:  curl -H 'Authorization: Bearer $(DEV_TOKEN)' -H 'Content-Type: application/cloudevents-batch+json' \\"
+	@echo "          --data @schemas/health/examples/visit.v1.valid.json http://$(HTTP_ADDR)/v1/events"
+	@echo
+	exec bin/iochub run --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
+		--clickhouse-dsn clickhouse://127.0.0.1:9000/iochub
+
+test: clickhouse
+	@set -e; for m in $(MODULES); do \
+		echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) test $(RACE) -count=1 -timeout 10m ./...); \
+	done
+
+bench: build clickhouse
+	cd services/iochub && $(GO) run ./cmd/iochub-bench -out ../../bench-results
+
+lint:
+	@out=$$(gofmt -l pkg schemas services); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+clean:
+	rm -rf bin bench-results

@@ -1,0 +1,159 @@
+// Package hub wires iochub's services into one process: the embedded (or a
+// remote) JetStream, the gateway and the aggregator, with /healthz and /readyz.
+package hub
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/gateway"
+	"gopkg.in/yaml.v3"
+)
+
+// Service names for --services.
+const (
+	ServiceGateway    = "gateway"
+	ServiceAggregator = "aggregator"
+)
+
+// Config is everything `iochub run` takes: flags (each with an IOCHUB_*
+// twin) and the config file they point at.
+type Config struct {
+	HTTPAddr       string
+	NATSURL        string
+	NATSListen     string
+	DataDir        string
+	ClickHouseDSN  string
+	ConfigFile     string
+	LogLevel       string
+	Services       string
+	NATSSync       string
+	DedupWindow    time.Duration
+	EventsMaxBytes int64
+	AckWait        time.Duration
+	BatchMaxEvents int
+	BatchMaxWait   time.Duration
+	PIIKey         string
+
+	File File // from ConfigFile
+}
+
+// File is the YAML config file.
+type File struct {
+	// PIIKey is the key of the personal-data HMAC (16 bytes or more). The
+	// IOCHUB_PII_KEY variable overrides it.
+	PIIKey  string         `yaml:"pii_key"`
+	Gateway gateway.Config `yaml:"gateway"`
+}
+
+// Register binds the flags to c with their defaults: loopback only.
+func (c *Config) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address of the gateway, /healthz and /readyz")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL; empty starts the embedded JetStream server")
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client listen address of the embedded NATS server; empty for in-process only")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "directory of the embedded JetStream store (<data-dir>/jetstream)")
+	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.Services, "services", "gateway,aggregator", "services to run in this process, comma-separated: gateway, aggregator")
+	fs.StringVar(&c.NATSSync, "nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
+	fs.DurationVar(&c.DedupWindow, "dedup-window", 24*time.Hour, "how long an event identity (source, id) is remembered: a resend within it is a retry, stored once")
+	fs.Int64Var(&c.EventsMaxBytes, "events-max-bytes", 10<<30, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
+	fs.DurationVar(&c.AckWait, "ack-wait", 60*time.Second, "how long JetStream waits for the aggregator's ack before redelivering")
+	fs.IntVar(&c.BatchMaxEvents, "batch-max-events", 5000, "aggregator: events per ClickHouse insert at most")
+	fs.DurationVar(&c.BatchMaxWait, "batch-max-wait", 200*time.Millisecond, "aggregator: longest wait before a partial batch is written")
+	fs.StringVar(&c.PIIKey, "pii-key", "", "key of the personal-data HMAC (prefer the IOCHUB_PII_KEY variable or the config file)")
+}
+
+// Load reads the config file and checks everything, reporting all problems.
+func (c *Config) Load() error {
+	if c.ConfigFile != "" {
+		b, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c.File); err != nil {
+			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
+	}
+	if c.PIIKey == "" {
+		c.PIIKey = c.File.PIIKey
+	}
+	c.File.Gateway.Defaults()
+	return c.Validate()
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	svcs := c.ServiceList()
+	if len(svcs) == 0 {
+		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator"))
+	}
+	for _, s := range svcs {
+		if s != ServiceGateway && s != ServiceAggregator {
+			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator)", s))
+		}
+	}
+	if c.NATSURL == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is required for the embedded NATS server"))
+	}
+	if c.ClickHouseDSN == "" && slices.Contains(svcs, ServiceAggregator) {
+		errs = append(errs, errors.New("--clickhouse-dsn is required"))
+	}
+	if _, _, err := c.SyncSetting(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.PIIKey) < pii.MinKeyLen {
+		errs = append(errs, fmt.Errorf("personal-data key: set pii_key in the config file or IOCHUB_PII_KEY (%d bytes or more)", pii.MinKeyLen))
+	}
+	if c.BatchMaxEvents < 1 {
+		errs = append(errs, fmt.Errorf("--batch-max-events must be at least 1, got %d", c.BatchMaxEvents))
+	}
+	if err := c.File.Gateway.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if slices.Contains(svcs, ServiceGateway) && len(c.File.Gateway.Producers) == 0 {
+		errs = append(errs, errors.New("gateway: no producers in the config file: no one could send events (see deploy/iochub.example.yaml)"))
+	}
+	return errors.Join(errs...)
+}
+
+// ServiceList is --services split.
+func (c *Config) ServiceList() []string {
+	var out []string
+	for _, s := range strings.Split(c.Services, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// SyncSetting parses --nats-sync.
+func (c *Config) SyncSetting() (interval time.Duration, always bool, err error) {
+	if c.NATSSync == "always" {
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(c.NATSSync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("--nats-sync: want a duration such as 2m or \"always\", got %q", c.NATSSync)
+	}
+	return d, false, nil
+}
+
+func (c *Config) storeDir() string { return filepath.Join(c.DataDir, "jetstream") }
+
+func (c *Config) aggregatorConfig() aggregator.Config {
+	return aggregator.Config{BatchMaxEvents: c.BatchMaxEvents, BatchMaxWait: c.BatchMaxWait, AckWait: c.AckWait}
+}

@@ -1,0 +1,191 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/gateway"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// Hub is a started iochub process.
+type Hub struct {
+	cfg      Config
+	log      *zap.Logger
+	srv      *server.Server // embedded NATS, or nil
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	store    *chstore.Store // nil when the aggregator does not run here
+	reg      *schema.Registry
+	pseudo   *pii.Pseudonymizer
+	listener net.Listener
+	agg      *aggregator.Aggregator
+}
+
+// Start connects everything and declares the streams and tables. Errors are
+// one line each: what could not be reached, and where.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error) {
+	h := &Hub{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			h.close()
+		}
+	}()
+	if h.reg, err = schema.Load(schemas.FS); err != nil {
+		return nil, err
+	}
+	if h.pseudo, err = pii.New([]byte(cfg.PIIKey)); err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	// ClickHouse first: when it is unreachable, that is the one line the operator sees.
+	if slices.Contains(cfg.ServiceList(), ServiceAggregator) {
+		if h.store, err = chstore.Open(dctx, cfg.ClickHouseDSN); err != nil {
+			return nil, fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
+		}
+		if err := h.store.Migrate(dctx, h.reg); err != nil {
+			return nil, fmt.Errorf("clickhouse migrations: %w", err)
+		}
+	}
+	url := cfg.NATSURL
+	opts := []nats.Option{nats.Name("iochub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if url == "" {
+		interval, always, _ := cfg.SyncSetting()
+		h.srv, err = natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: cfg.storeDir(), SyncInterval: interval, SyncAlways: always})
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.InProcessServer(h.srv))
+		log.Info("embedded JetStream started", zap.String("store", cfg.storeDir()), zap.String("listen", cfg.NATSListen))
+	}
+	if h.nc, err = nats.Connect(url, opts...); err != nil {
+		return nil, fmt.Errorf("nats %s: %w", url, err)
+	}
+	if h.js, err = jetstream.New(h.nc); err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	limits := natsjs.StreamLimits{EventsMaxBytes: cfg.EventsMaxBytes, DedupWindow: cfg.DedupWindow, AckWait: cfg.AckWait,
+		MaxMsgSize: int32(cfg.File.Gateway.MaxEventBytes)}
+	if err := natsjs.Declare(dctx, h.js, limits); err != nil {
+		return nil, fmt.Errorf("jetstream at %q: %w", displayURL(url), err)
+	}
+	if h.store != nil {
+		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
+	}
+	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	return h, nil
+}
+
+func displayURL(u string) string {
+	if u == "" {
+		return "embedded"
+	}
+	return u
+}
+
+// HTTPAddr is the address the HTTP server listens on.
+func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
+
+// Run serves until ctx is done, then shuts down in order: stop taking
+// requests, let the aggregator write and ack what it holds, close NATS,
+// stop the embedded server.
+func (h *Hub) Run(ctx context.Context) error {
+	defer h.close()
+	mux := http.NewServeMux()
+	if slices.Contains(h.cfg.ServiceList(), ServiceGateway) {
+		gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log).Register(mux)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, http.StatusOK, map[string]string{"status": "up"})
+	})
+	mux.HandleFunc("GET /readyz", h.ready)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { // exits when the server is shut down below
+		if err := hs.Serve(h.listener); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { // exits on ctx done (or another goroutine's error)
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	})
+	if h.agg != nil {
+		g.Go(func() error { return h.agg.Run(gctx) }) // exits on ctx done after flushing
+	}
+	h.log.Info("iochub running", zap.String("http", "http://"+h.HTTPAddr()), zap.Strings("services", h.cfg.ServiceList()))
+	return g.Wait()
+}
+
+func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if _, err := h.js.AccountInfo(ctx); err != nil {
+		checks["jetstream"], ok = err.Error(), false
+	} else {
+		checks["jetstream"] = "ok"
+	}
+	if h.store != nil {
+		if err := h.store.Ping(ctx); err != nil {
+			checks["clickhouse"], ok = err.Error(), false
+		} else {
+			checks["clickhouse"] = "ok"
+		}
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeStatus(w, status, checks)
+}
+
+func writeStatus(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func (h *Hub) close() {
+	if h.listener != nil {
+		_ = h.listener.Close()
+	}
+	if h.nc != nil {
+		_ = h.nc.Drain()
+		for i := 0; i < 100 && !h.nc.IsClosed(); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		h.nc.Close()
+	}
+	if h.store != nil {
+		_ = h.store.Close()
+	}
+	if h.srv != nil {
+		h.srv.Shutdown()
+		h.srv.WaitForShutdown()
+	}
+}
