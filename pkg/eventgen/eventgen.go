@@ -101,7 +101,7 @@ func (g *Generator) Of(typ string) event.Event {
 		data = map[string]any{"report_id": "PAHT-" + id, "category": g.pick("environment", "traffic", "urban_order", "public_service", "security"),
 			"area_code": area, "channel": g.pick("app", "hotline", "web", "zalo"), "status": status, "status_time": g.ts(now),
 			"submitted_at": g.ts(sub), "due_at": g.ts(sub.Add(72 * time.Hour)),
-			"location": map[string]any{"lat": 21 + g.rnd.Float64()/2, "lon": 105.9 + g.rnd.Float64()/2},
+			"location":      map[string]any{"lat": 21 + g.rnd.Float64()/2, "lon": 105.9 + g.rnd.Float64()/2},
 			"reporter_name": "Trần Thị Bình", "reporter_phone": fmt.Sprintf("09%08d", g.rnd.IntN(1e8))}
 		if status == "resolved" {
 			data["resolved_at"], data["satisfaction"] = g.ts(now), 1+g.rnd.IntN(5)
