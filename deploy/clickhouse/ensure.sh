@@ -96,8 +96,9 @@ if [ "$(id -u)" = 0 ] && id clickhouse >/dev/null 2>&1; then
 	run_as=(setpriv --reuid=clickhouse --regid=clickhouse --init-groups)
 fi
 say "starting on 127.0.0.1:$tcp_port, data in $ch_dir"
-nohup "${run_as[@]}" clickhouse-server --config-file="$ch_dir/config.xml" --pid-file="$ch_dir/clickhouse.pid" \
+nohup "${run_as[@]}" clickhouse-server --config-file="$ch_dir/config.xml" \
 	>"$ch_dir/log/stdout.log" 2>&1 </dev/null &
+echo $! >"$ch_dir/clickhouse.pid" # setpriv execs the server: this is its pid
 for _ in $(seq 1 120); do
 	if ping; then
 		say "ready"
