@@ -1,0 +1,565 @@
+// Command iochub-bench measures the hub end to end on this machine and the
+// raw speed of its parts in the same run: `make bench`.
+//
+//  1. JetStream alone: deduplicated async publishes, then a pull consumer
+//     acking each message, on an embedded file-store server.
+//  2. ClickHouse alone: batch inserts of raw rows into a raw table.
+//  3. The hub (bin/iochub run as a child process, embedded JetStream):
+//     concurrent clients post batches of the seven types' mix to the gateway;
+//     events/s accepted (202) and events/s materialized (rows queryable).
+//  4. Freshness at a steady rate: one client posts small batches at a fixed
+//     rate; the latency from the post to the rows being queryable, p50/p99.
+//  5. Peak memory: the hub process's VmHWM.
+//
+// Results are printed as a table and written as JSON to -out.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/gateway"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type options struct {
+	bin        string
+	out        string
+	chServer   string
+	events     int
+	batch      int
+	clients    int
+	rate       int
+	rateSecs   int
+	rawEvents  int
+	natsSync   string
+	keepDB     bool
+	extraFlags string
+}
+
+type result struct {
+	Machine     map[string]string  `json:"machine"`
+	Command     string             `json:"command"`
+	Date        string             `json:"date"`
+	Params      map[string]any     `json:"params"`
+	Figures     map[string]float64 `json:"figures"`
+	FiguresNote map[string]string  `json:"notes"`
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "../../bin/iochub", "the iochub binary to measure")
+	flag.StringVar(&o.out, "out", "../../bench-results", "directory for bench.json")
+	flag.StringVar(&o.chServer, "clickhouse", "clickhouse://127.0.0.1:9000", "ClickHouse server (a database iochub_bench_* is made and dropped)")
+	flag.IntVar(&o.events, "events", 300_000, "events posted in the throughput run")
+	flag.IntVar(&o.batch, "batch", 1000, "events per gateway batch in the throughput run")
+	flag.IntVar(&o.clients, "clients", 4, "concurrent gateway clients in the throughput run")
+	flag.IntVar(&o.rate, "rate", 10_000, "events/s of the freshness run")
+	flag.IntVar(&o.rateSecs, "rate-seconds", 20, "length of the freshness run")
+	flag.IntVar(&o.rawEvents, "raw-events", 200_000, "messages/rows of the JetStream-alone and ClickHouse-alone runs")
+	flag.StringVar(&o.natsSync, "nats-sync", "2m", "--nats-sync of the hub under test")
+	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "iochub-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	res := result{Machine: machine(), Command: "make bench (" + strings.Join(os.Args, " ") + ")", Date: time.Now().UTC().Format(time.RFC3339),
+		Params:  map[string]any{"events": o.events, "batch": o.batch, "clients": o.clients, "rate": o.rate, "rate_seconds": o.rateSecs, "raw_events": o.rawEvents, "nats_sync": o.natsSync},
+		Figures: map[string]float64{}, FiguresNote: map[string]string{}}
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintln(os.Stderr, "== JetStream alone")
+	pub, cons, err := benchJetStream(o)
+	if err != nil {
+		return fmt.Errorf("jetstream alone: %w", err)
+	}
+	res.Figures["raw_jetstream_publish_per_s"], res.Figures["raw_jetstream_consume_per_s"] = pub, cons
+
+	fmt.Fprintln(os.Stderr, "== ClickHouse alone")
+	ins, err := benchClickHouse(o, reg)
+	if err != nil {
+		return fmt.Errorf("clickhouse alone: %w", err)
+	}
+	res.Figures["raw_clickhouse_insert_rows_per_s"] = ins
+
+	fmt.Fprintln(os.Stderr, "== hub: throughput")
+	h, err := startHub(o)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	accepted, materialized, err := benchThroughput(o, h)
+	if err != nil {
+		return fmt.Errorf("throughput: %w", err)
+	}
+	res.Figures["hub_accepted_per_s"], res.Figures["hub_materialized_per_s"] = accepted, materialized
+
+	fmt.Fprintln(os.Stderr, "== hub: freshness at a steady rate")
+	p50, p99, achieved, err := benchFreshness(o, h)
+	if err != nil {
+		return fmt.Errorf("freshness: %w", err)
+	}
+	res.Figures["freshness_p50_ms"], res.Figures["freshness_p99_ms"], res.Figures["freshness_rate_achieved_per_s"] = p50, p99, achieved
+	res.Figures["hub_peak_rss_mb"] = h.peakRSSMB()
+	h.stop()
+
+	print(res)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	return os.WriteFile(filepath.Join(o.out, "bench.json"), b, 0o644)
+}
+
+func print(r result) {
+	f := r.Figures
+	fmt.Printf("\niochub bench — %s, %s cores, %s\n\n", r.Machine["cpu"], r.Machine["cores"], r.Date)
+	fmt.Printf("| measure | hub | raw part, same machine, same run |\n|---|---|---|\n")
+	fmt.Printf("| events/s accepted by the gateway (202) | %.0f | JetStream dedup publish alone: %.0f msg/s |\n", f["hub_accepted_per_s"], f["raw_jetstream_publish_per_s"])
+	fmt.Printf("| events/s materialized in ClickHouse | %.0f | JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s |\n",
+		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
+	fmt.Printf("| post → queryable p50 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p50_ms"])
+	fmt.Printf("| post → queryable p99 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p99_ms"])
+	fmt.Printf("| peak RSS of the hub process | %.0f MB | |\n\n", f["hub_peak_rss_mb"])
+}
+
+func machine() map[string]string {
+	m := map[string]string{"cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version(), "os": runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				m["cpu"] = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m["memory"] = strings.TrimSpace(strings.TrimPrefix(strings.SplitN(string(b), "\n", 2)[0], "MemTotal:"))
+	}
+	if out, err := exec.Command("clickhouse-client", "--query", "SELECT version()").Output(); err == nil {
+		m["clickhouse"] = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// messages makes n event messages of the mix, as the gateway would publish them.
+func messages(n int, seed uint64) ([]event.Event, []*nats.Msg) {
+	g := eventgen.New(seed, fmt.Sprintf("bench%d-%d", seed, time.Now().UnixNano()))
+	evs := make([]event.Event, n)
+	msgs := make([]*nats.Msg, n)
+	for i := range evs {
+		evs[i] = g.Next()
+		body, _ := json.Marshal(evs[i])
+		msgs[i], _ = natsjs.EventMsg(evs[i], body)
+	}
+	return evs, msgs
+}
+
+func benchJetStream(o options) (pubRate, consRate float64, err error) {
+	dir, err := os.MkdirTemp("", "iochub-bench-js")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	interval, always := syncSetting(o.natsSync)
+	srv, err := natsjs.RunEmbedded(natsjs.EmbeddedConfig{StoreDir: dir, SyncInterval: interval, SyncAlways: always})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	ctx := context.Background()
+	if err := natsjs.Declare(ctx, js, natsjs.StreamLimits{}); err != nil {
+		return 0, 0, err
+	}
+	_, msgs := messages(o.rawEvents, 1)
+	start := time.Now()
+	for i := 0; i < len(msgs); i += 1000 {
+		for _, out := range natsjs.PublishAll(ctx, js, msgs[i:min(i+1000, len(msgs))]) {
+			if out.Err != nil {
+				return 0, 0, out.Err
+			}
+		}
+	}
+	pubRate = float64(len(msgs)) / time.Since(start).Seconds()
+	cons, err := js.Consumer(ctx, natsjs.EventsStream, natsjs.AggregatorConsumer)
+	if err != nil {
+		return 0, 0, err
+	}
+	start = time.Now()
+	got := 0
+	for got < len(msgs) {
+		batch, err := cons.Fetch(5000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return 0, 0, err
+		}
+		for m := range batch.Messages() {
+			_ = m.Ack()
+			got++
+		}
+		if batch.Error() != nil && !errors.Is(batch.Error(), nats.ErrTimeout) {
+			return 0, 0, batch.Error()
+		}
+	}
+	consRate = float64(got) / time.Since(start).Seconds()
+	return pubRate, consRate, nil
+}
+
+func syncSetting(s string) (time.Duration, bool) {
+	if s == "always" {
+		return 0, true
+	}
+	d, _ := time.ParseDuration(s)
+	return d, false
+}
+
+func benchClickHouse(o options, reg *schema.Registry) (float64, error) {
+	ctx := context.Background()
+	db := fmt.Sprintf("iochub_bench_raw_%d", time.Now().UnixNano())
+	s, err := chstore.Open(ctx, o.chServer+"/"+db)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); s.Close() }()
+	if err := s.Migrate(ctx, reg); err != nil {
+		return 0, err
+	}
+	// The same mix of types as the hub writes, one insert per table per 5000 events.
+	evs, _ := messages(o.rawEvents, 2)
+	type tb struct {
+		cols []string
+		rows [][]any
+	}
+	var batches []map[string]*tb
+	cur := map[string]*tb{}
+	for i, e := range evs {
+		ty, _ := reg.Lookup(e.Type)
+		data, _ := schema.DecodeData(e.Data)
+		row, err := chstore.Row(ty, e, uint64(i+1), time.Now(), data)
+		if err != nil {
+			return 0, err
+		}
+		t := cur[ty.Name.Table()]
+		if t == nil {
+			t = &tb{cols: chstore.Columns(ty)}
+			cur[ty.Name.Table()] = t
+		}
+		t.rows = append(t.rows, row)
+		if (i+1)%5000 == 0 {
+			batches = append(batches, cur)
+			cur = map[string]*tb{}
+		}
+	}
+	batches = append(batches, cur)
+	start := time.Now()
+	for _, b := range batches {
+		for name, t := range b {
+			if err := s.Insert(ctx, name, t.cols, t.rows); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return float64(len(evs)) / time.Since(start).Seconds(), nil
+}
+
+type hubProc struct {
+	cmd   *exec.Cmd
+	base  string
+	db    string
+	store *chstore.Store
+	dir   string
+	peak  float64
+	once  sync.Once
+	chURL string
+}
+
+const benchToken = "bench-producer-token-0123456789"
+
+func startHub(o options) (*hubProc, error) {
+	dir, err := os.MkdirTemp("", "iochub-bench-hub")
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, "iochub.yaml")
+	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n", gateway.HashToken(benchToken))
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	db := fmt.Sprintf("iochub_bench_%d", time.Now().UnixNano())
+	args := []string{"run", "--config", cfgPath, "--data-dir", dir, "--http-addr", addr, "--nats-listen", "",
+		"--clickhouse-dsn", o.chServer + "/" + db, "--nats-sync", o.natsSync, "--log-level", "warn"}
+	if o.extraFlags != "" {
+		args = append(args, strings.Fields(o.extraFlags)...)
+	}
+	cmd := exec.Command(o.bin, args...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.bin, err)
+	}
+	h := &hubProc{cmd: cmd, base: "http://" + addr, db: db, dir: dir, chURL: o.chServer}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(h.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			h.stop()
+			return nil, errors.New("hub not ready within 30s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.store, err = chstore.Open(context.Background(), o.chServer+"/"+db)
+	if err != nil {
+		h.stop()
+		return nil, err
+	}
+	go h.watchRSS()
+	return h, nil
+}
+
+func (h *hubProc) watchRSS() {
+	for h.cmd.ProcessState == nil {
+		if v := vmHWM(h.cmd.Process.Pid); v > h.peak {
+			h.peak = v
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (h *hubProc) peakRSSMB() float64 {
+	if v := vmHWM(h.cmd.Process.Pid); v > h.peak {
+		h.peak = v
+	}
+	return h.peak
+}
+
+func (h *hubProc) stop() {
+	h.once.Do(func() {
+		_ = h.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = h.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = h.cmd.Process.Kill()
+			<-done
+		}
+		if h.store != nil {
+			_ = h.store.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+h.db)
+			h.store.Close()
+		}
+		os.RemoveAll(h.dir)
+	})
+}
+
+// rows is the number of rows in all raw tables.
+func (h *hubProc) rows(ctx context.Context) (uint64, error) {
+	var parts []string
+	for _, t := range []string{"education_attendance_v1", "feedback_report_v1", "health_bed_occupancy_v1", "health_visit_v1",
+		"publicservice_dossier_v1", "traffic_flow_v1", "traffic_incident_v1"} {
+		parts = append(parts, "SELECT count() AS c FROM "+h.store.Qualified(t))
+	}
+	var n uint64
+	err := h.store.Conn().QueryRow(ctx, "SELECT sum(c) FROM ("+strings.Join(parts, " UNION ALL ")+")").Scan(&n)
+	return n, err
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
+
+func (h *hubProc) post(body []byte) error {
+	req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", gateway.MediaBatch)
+	req.Header.Set("Authorization", "Bearer "+benchToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("gateway answered %d: %.300s", resp.StatusCode, raw)
+	}
+	return nil
+}
+
+func bodies(n, batch int, seed uint64) [][]byte {
+	evs, _ := messages(n, seed)
+	var out [][]byte
+	for i := 0; i < len(evs); i += batch {
+		b, _ := json.Marshal(evs[i:min(i+batch, len(evs))])
+		out = append(out, b)
+	}
+	return out
+}
+
+func benchThroughput(o options, h *hubProc) (accepted, materialized float64, err error) {
+	ctx := context.Background()
+	base, err := h.rows(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	bs := bodies(o.events, o.batch, 3)
+	var next atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < o.clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(bs) {
+					return
+				}
+				if err := h.post(bs[i]); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e, _ := firstErr.Load().(error); e != nil {
+		return 0, 0, e
+	}
+	accepted = float64(o.events) / time.Since(start).Seconds()
+	for {
+		n, err := h.rows(ctx)
+		if err != nil {
+			return 0, 0, err
+		}
+		if n-base >= uint64(o.events) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return 0, 0, fmt.Errorf("only %d of %d events materialized after 10 minutes", n-base, o.events)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	materialized = float64(o.events) / time.Since(start).Seconds()
+	return accepted, materialized, nil
+}
+
+// benchFreshness posts batches of rate/100 events every 10ms and records, for
+// each batch, the time from its post to the moment the total row count shows
+// it (rows arrive in order from a single sender; the poll runs every 5ms).
+func benchFreshness(o options, h *hubProc) (p50, p99, achieved float64, err error) {
+	ctx := context.Background()
+	base, err := h.rows(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	per := max(1, o.rate/100)
+	nb := o.rateSecs * 100
+	bs := bodies(per*nb, per, 4)
+	sent := make([]time.Time, len(bs))
+	var mu sync.Mutex
+	sentCount := 0
+	var lat []float64
+	done := make(chan error, 1)
+	go func() { // the poller
+		seen := 0
+		for seen < len(bs) {
+			n, err := h.rows(ctx)
+			if err != nil {
+				done <- err
+				return
+			}
+			now := time.Now()
+			visible := int((n - base) / uint64(per))
+			mu.Lock()
+			for seen < visible && seen < sentCount {
+				lat = append(lat, float64(now.Sub(sent[seen]).Microseconds())/1000)
+				seen++
+			}
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+		done <- nil
+	}()
+	start := time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	for i, b := range bs {
+		<-tick.C
+		mu.Lock()
+		sent[i] = time.Now()
+		sentCount = i + 1
+		mu.Unlock()
+		if err := h.post(b); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	tick.Stop()
+	achieved = float64(per*nb) / time.Since(start).Seconds()
+	select {
+	case err := <-done:
+		if err != nil {
+			return 0, 0, 0, err
+		}
+	case <-time.After(2 * time.Minute):
+		return 0, 0, 0, errors.New("rows did not all become queryable within 2 minutes")
+	}
+	sort.Float64s(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100], achieved, nil
+}
