@@ -1,10 +1,13 @@
 package event_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iochub/iochub/pkg/event"
 )
@@ -123,7 +126,47 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted what Validate rejects: %v", err)
 		}
 		_, _, _ = event.ParseBatch(b)
+		sameAsMarshal(t, e)
 	})
+}
+
+// sameAsMarshal checks AppendJSON against json.Marshal, and that Parse reads
+// it back to the same event.
+func sameAsMarshal(t *testing.T, e event.Event) {
+	t.Helper()
+	fast := e.AppendJSON(nil)
+	std, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	if err := json.Unmarshal(fast, &a); err != nil {
+		t.Fatalf("AppendJSON wrote invalid JSON %q: %v", fast, err)
+	}
+	_ = json.Unmarshal(std, &b)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("AppendJSON %s\njson.Marshal %s", fast, std)
+	}
+	back, err := event.Parse(fast)
+	if err != nil {
+		t.Fatalf("Parse(AppendJSON) = %v", err)
+	}
+	m := a.(map[string]any)
+	if back.ID != m["id"] || back.Source != m["source"] || !back.Time.Equal(e.Time) {
+		t.Fatalf("round trip changed the event: %+v -> %+v", e, back)
+	}
+}
+
+func TestAppendJSONMatchesMarshal(t *testing.T) {
+	ts := time.Date(2026, 11, 23, 7, 30, 0, 123456789, time.FixedZone("ICT", 7*3600))
+	for _, e := range []event.Event{
+		{SpecVersion: "1.0", ID: "a", Source: "s", Type: "vn.ioc.traffic.flow.v1", Time: ts, Data: json.RawMessage(`{"x":1}`)},
+		{SpecVersion: "1.0", ID: "quote\"back\\slash\nnew\ttab\x01ctl", Source: "Sở Y tế <Hà Nội> & co", Type: "vn.ioc.health.visit.v1",
+			Time: ts.UTC(), DataContentType: "application/json", Subject: "line\u2028sep\u2029", Data: json.RawMessage(`{ "a" : [1, 2] }`)},
+		{SpecVersion: "1.0", ID: "bad utf8 \xff\xfe", Source: "s", Type: "vn.ioc.traffic.flow.v1", Time: ts, Data: json.RawMessage(`{}`)},
+	} {
+		sameAsMarshal(t, e)
+	}
 }
 
 func ExampleParseType() {

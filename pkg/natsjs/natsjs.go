@@ -169,7 +169,7 @@ func ClassifyPublishError(err error) error {
 		return err
 	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || isConnErr(err) {
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrTooManyStalledMsgs) || isConnErr(err) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err

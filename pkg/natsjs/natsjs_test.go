@@ -3,12 +3,14 @@ package natsjs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func msg(t *testing.T, source, id string) *nats.Msg {
@@ -60,4 +62,31 @@ func TestDeclareIsIdempotent(t *testing.T) {
 	srv := natsjstest.Run(t)
 	srv.Declared(t, natsjs.StreamLimits{})
 	srv.Declared(t, natsjs.StreamLimits{})
+}
+
+func TestClassifyPublishError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"stalled async publishes", jetstream.ErrTooManyStalledMsgs, natsjs.ErrUnavailable},
+		{"ack timeout", jetstream.ErrAsyncPublishTimeout, natsjs.ErrUnavailable},
+		{"no stream response", jetstream.ErrNoStreamResponse, natsjs.ErrUnavailable},
+		{"disconnected", nats.ErrDisconnected, natsjs.ErrUnavailable},
+		{"store full", &jetstream.APIError{Code: 503, ErrorCode: 10077}, natsjs.ErrStreamFull},
+		{"other API error", &jetstream.APIError{Code: 400, ErrorCode: 10060}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := natsjs.ClassifyPublishError(fmt.Errorf("publish x: %w", tc.err))
+			if !errors.Is(got, tc.err) {
+				t.Fatalf("%v lost its cause", got)
+			}
+			for _, sentinel := range []error{natsjs.ErrUnavailable, natsjs.ErrStreamFull} {
+				if errors.Is(got, sentinel) != (sentinel == tc.want) {
+					t.Fatalf("errors.Is(%v, %v) = %v", got, sentinel, errors.Is(got, sentinel))
+				}
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,20 @@ type Outcome struct {
 	Err       error  // nil, or matched by ErrStreamFull / ErrUnavailable when it is one of those
 }
 
+// PublishAsyncMaxPending is how many publishes a JetStream context may have
+// awaiting their acks; beyond it PublishAll waits up to PublishStallWait for
+// room, then reports the event as ErrUnavailable (the gateway's 503).
+// Contexts made with NewJetStream use it.
+const (
+	PublishAsyncMaxPending = 16384
+	PublishStallWait       = 5 * time.Second
+)
+
+// NewJetStream is jetstream.New with iochub's publish limits.
+func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	return jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(PublishAsyncMaxPending))
+}
+
 // PublishAll publishes msgs asynchronously and waits for every ack, so a
 // batch costs one round trip rather than one per event. Outcomes are in msgs
 // order.
@@ -42,7 +57,7 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) [
 	out := make([]Outcome, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(streamFor(m.Subject)))
+		f, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(streamFor(m.Subject)), jetstream.WithStallWait(PublishStallWait))
 		if err != nil {
 			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", m.Subject, err))
 			continue

@@ -199,11 +199,7 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 		if e.DataContentType == "" {
 			e.DataContentType = event.ContentTypeJSON
 		}
-		body, err := json.Marshal(e)
-		if err != nil {
-			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "", Rule: "json", Message: err.Error()}}}
-			continue
-		}
+		body := e.AppendJSON(make([]byte, 0, len(e.Data)+256))
 		if len(body) > h.cfg.MaxEventBytes {
 			it.err = &itemError{status: http.StatusRequestEntityTooLarge, errs: []FieldError{{Pointer: "", Rule: "max-event-bytes",
 				Message: fmt.Sprintf("the event is %d bytes, the limit is %d", len(body), h.cfg.MaxEventBytes)}}}

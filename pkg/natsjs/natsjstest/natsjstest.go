@@ -48,7 +48,7 @@ func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 		t.Fatalf("connect to JetStream: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := natsjs.NewJetStream(nc)
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}

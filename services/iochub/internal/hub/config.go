@@ -42,6 +42,7 @@ type Config struct {
 	BatchMaxEvents int
 	BatchMaxWait   time.Duration
 	PIIKey         string
+	DebugAddr      string
 
 	File File // from ConfigFile
 }
@@ -70,6 +71,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AckWait, "ack-wait", 60*time.Second, "how long JetStream waits for the aggregator's ack before redelivering")
 	fs.IntVar(&c.BatchMaxEvents, "batch-max-events", 5000, "aggregator: events per ClickHouse insert at most")
 	fs.DurationVar(&c.BatchMaxWait, "batch-max-wait", 200*time.Millisecond, "aggregator: longest wait before a partial batch is written")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this address (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.PIIKey, "pii-key", "", "key of the personal-data HMAC (prefer the IOCHUB_PII_KEY variable or the config file)")
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"time"
 
@@ -78,7 +79,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	if h.nc, err = nats.Connect(url, opts...); err != nil {
 		return nil, fmt.Errorf("nats %s: %w", url, err)
 	}
-	if h.js, err = jetstream.New(h.nc); err != nil {
+	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	limits := natsjs.StreamLimits{EventsMaxBytes: cfg.EventsMaxBytes, DedupWindow: cfg.DedupWindow, AckWait: cfg.AckWait,
@@ -136,6 +137,16 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.agg != nil {
 		g.Go(func() error { return h.agg.Run(gctx) }) // exits on ctx done after flushing
 	}
+	if h.cfg.DebugAddr != "" {
+		dbg := &http.Server{Addr: h.cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error { // exits when ctx is done
+			go func() { <-gctx.Done(); _ = dbg.Close() }()
+			if err := dbg.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug http: %w", err)
+			}
+			return nil
+		})
+	}
 	h.log.Info("iochub running", zap.String("http", "http://"+h.HTTPAddr()), zap.Strings("services", h.cfg.ServiceList()))
 	return g.Wait()
 }
@@ -162,6 +173,14 @@ func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	writeStatus(w, status, checks)
+}
+
+func debugMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 func writeStatus(w http.ResponseWriter, status int, body any) {
