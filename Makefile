@@ -2,14 +2,14 @@
 SHELL   := /bin/bash
 GO      ?= go
 DATA_DIR ?= .data
-MODULES := pkg schemas services/gateway services/aggregator services/iochub
+MODULES := pkg schemas services/gateway services/aggregator services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
 HTTP_ADDR ?= 127.0.0.1:8080
 # -race where it fits the time budget of `make test`.
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build run test bench lint clickhouse clickhouse-stop clean
+.PHONY: build run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
 
 build: bin/iochub
 
@@ -38,11 +38,18 @@ test: clickhouse
 		echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) test $(RACE) -count=1 -timeout 10m ./...); \
 	done
 
+# The hub end to end beside its parts (bench-results/bench.json), then the
+# validator comparison behind docs/decisions/0001-jsonschema-v6.md.
 bench: build clickhouse
-	cd services/iochub && $(GO) run ./cmd/iochub-bench -out ../../bench-results
+	cd services/iochub && $(GO) run ./cmd/iochub-bench -out ../../bench-results $(BENCH_FLAGS)
+	@$(MAKE) --no-print-directory bench-jsonschema
+
+bench-jsonschema:
+	@mkdir -p bench-results
+	cd tools/jsonschemabench && $(GO) test -run '^$$' -bench . -benchtime 1s . | tee ../../bench-results/jsonschema.txt
 
 lint:
-	@out=$$(gofmt -l pkg schemas services); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l pkg schemas services tools); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
 
 clean:

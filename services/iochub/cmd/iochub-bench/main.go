@@ -33,6 +33,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/iochub/iochub/pkg/chstore"
@@ -311,6 +312,26 @@ type hubProc struct {
 	debug string // the hub's pprof address, if profiling
 }
 
+// firstError keeps the first error reported by concurrent clients.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 func freeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -369,6 +390,7 @@ func startHub(o options) (*hubProc, error) {
 	}
 	cmd := exec.Command(o.bin, args...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.bin, err)
 	}
@@ -498,7 +520,7 @@ func benchThroughput(o options, h *hubProc) (accepted, materialized float64, err
 		}()
 	}
 	var next atomic.Int64
-	var firstErr atomic.Value
+	var firstErr firstError
 	var wg sync.WaitGroup
 	start := time.Now()
 	for c := 0; c < o.clients; c++ {
@@ -511,14 +533,14 @@ func benchThroughput(o options, h *hubProc) (accepted, materialized float64, err
 					return
 				}
 				if err := h.post(bs[i]); err != nil {
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.set(err)
 					return
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if e, _ := firstErr.Load().(error); e != nil {
+	if e := firstErr.get(); e != nil {
 		return 0, 0, e
 	}
 	accepted = float64(o.events) / time.Since(start).Seconds()
@@ -580,7 +602,7 @@ func benchFreshness(o options, h *hubProc) (p50, p99, achieved float64, err erro
 	start := time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
 	var posts sync.WaitGroup
-	var postErr atomic.Value
+	var postErr firstError
 	for i, b := range bs {
 		<-tick.C
 		mu.Lock()
@@ -593,16 +615,16 @@ func benchFreshness(o options, h *hubProc) (p50, p99, achieved float64, err erro
 		go func() {
 			defer posts.Done()
 			if err := h.post(b); err != nil {
-				postErr.CompareAndSwap(nil, err)
+				postErr.set(err)
 			}
 		}()
-		if e, _ := postErr.Load().(error); e != nil {
+		if e := postErr.get(); e != nil {
 			return 0, 0, 0, e
 		}
 	}
 	tick.Stop()
 	posts.Wait()
-	if e, _ := postErr.Load().(error); e != nil {
+	if e := postErr.get(); e != nil {
 		return 0, 0, 0, e
 	}
 	achieved = float64(per*nb) / time.Since(start).Seconds()
