@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -220,9 +221,22 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		tb.rows = append(tb.rows, &pendingRow{msg: m, seq: meta.Sequence.Stream, redeliv: meta.NumDelivered > 1, time: evTime, row: row})
 	}
+	// Tables are independent: write them at once (one INSERT each, as
+	// before), so a batch costs the slowest insert, not the sum of seven.
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for table, tb := range tables {
-		dead = append(dead, a.writeTable(ctx, table, tb)...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if d := a.writeTable(ctx, table, tb); len(d) > 0 {
+				mu.Lock()
+				dead = append(dead, d...)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	a.deadLetter(ctx, dead)
 }
 
