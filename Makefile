@@ -5,6 +5,7 @@ DATA_DIR ?= .data
 MODULES := pkg schemas services/gateway services/aggregator services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
 HTTP_ADDR ?= 127.0.0.1:8080
+CH_DATABASE ?= iochub
 # -race where it fits the time budget of `make test`.
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
@@ -31,7 +32,7 @@ run: build clickhouse
 	@echo "          --data @schemas/health/examples/visit.v1.valid.json http://$(HTTP_ADDR)/v1/events"
 	@echo
 	exec bin/iochub run --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
-		--clickhouse-dsn clickhouse://127.0.0.1:9000/iochub
+		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
 test: clickhouse
 	@set -e; for m in $(MODULES); do \
