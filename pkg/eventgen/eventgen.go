@@ -12,9 +12,10 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 )
 
-// Areas are the area codes events are spread over (a demo province "27" and
-// some of its communes).
-var Areas = []string{"27", "27256", "27259", "27262", "27265", "27268", "27271", "27274"}
+// Areas are the area codes events are spread over: the demo province of
+// deploy/areas/bac-ninh.csv (27) and its eight district-level units. A test
+// of pkg/area checks each is in that file.
+var Areas = []string{"27", "27256", "27258", "27259", "27260", "27261", "27262", "27263", "27264"}
 
 // Mix is the share of each type in Next, in parts per 100.
 var Mix = []struct {
