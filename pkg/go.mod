@@ -6,11 +6,13 @@ replace github.com/iochub/iochub/schemas => ../schemas
 
 require (
 	github.com/ClickHouse/clickhouse-go/v2 v2.50.0
+	github.com/iochub/iochub/kpis v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/schemas v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	go.uber.org/zap v1.28.0
+	golang.org/x/sync v0.24.0
 	golang.org/x/text v0.43.0
 )
 
@@ -38,4 +40,7 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1
 )
+
+replace github.com/iochub/iochub/kpis => ../kpis

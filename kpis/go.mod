@@ -1,0 +1,3 @@
+module github.com/iochub/iochub/kpis
+
+go 1.26.0

@@ -1,0 +1,98 @@
+package kpi
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/template"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Migrate creates each rollup table and the materialized view that keeps it
+// current from its raw table. A rollup created over a raw table that already
+// holds rows is filled from those rows once, before the aggregator starts
+// writing (call Migrate before it runs; see docs/decisions/0004).
+func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string) error {
+	for _, r := range c.Rollups {
+		exists, err := tableExists(ctx, conn, database, r.Table)
+		if err != nil {
+			return err
+		}
+		create, err := expand(r.Create, database)
+		if err != nil {
+			return fmt.Errorf("rollup %s: %w", r.Table, err)
+		}
+		sel, err := expand(r.Select, database)
+		if err != nil {
+			return fmt.Errorf("rollup %s: %w", r.Table, err)
+		}
+		if err := conn.Exec(ctx, create); err != nil {
+			return fmt.Errorf("rollup %s: create table: %w", r.Table, err)
+		}
+		qdb := "`" + database + "`."
+		view := fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)
+		if err := conn.Exec(ctx, view); err != nil {
+			return fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+		}
+		if exists {
+			continue
+		}
+		cols, err := columns(ctx, conn, database, r.Table)
+		if err != nil {
+			return err
+		}
+		fill := fmt.Sprintf("INSERT INTO %s`%s` (%s) SELECT %s FROM (%s)", qdb, r.Table, cols, cols, sel)
+		if err := conn.Exec(ctx, fill); err != nil {
+			return fmt.Errorf("rollup %s: fill from %s: %w", r.Table, r.Source, err)
+		}
+	}
+	return nil
+}
+
+func expand(text, database string) (string, error) {
+	t, err := template.New("").Funcs(template.FuncMap{"db": func() string { return "`" + database + "`" }}).Parse(text)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, nil); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func tableExists(ctx context.Context, conn driver.Conn, database, table string) (bool, error) {
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = @db AND name = @t",
+		namedArgs("db", database, "t", table)...).Scan(&n); err != nil {
+		return false, fmt.Errorf("rollup %s: %w", table, err)
+	}
+	return n > 0, nil
+}
+
+func columns(ctx context.Context, conn driver.Conn, database, table string) (string, error) {
+	rows, err := conn.Query(ctx, "SELECT name FROM system.columns WHERE database = @db AND table = @t", namedArgs("db", database, "t", table)...)
+	if err != nil {
+		return "", fmt.Errorf("rollup %s: columns: %w", table, err)
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return "", err
+		}
+		cols = append(cols, "`"+c+"`")
+	}
+	return strings.Join(cols, ", "), rows.Err()
+}
+
+func namedArgs(kv ...string) []any {
+	var out []any
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, clickhouse.Named(kv[i], kv[i+1]))
+	}
+	return out
+}
