@@ -2,8 +2,9 @@
 SHELL   := /bin/bash
 GO      ?= go
 DATA_DIR ?= .data
-MODULES := pkg schemas services/gateway services/aggregator services/iochub tools/jsonschemabench
+MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
+DEV_READER_TOKEN := dev-reader-token-not-for-production
 HTTP_ADDR ?= 127.0.0.1:8080
 CH_DATABASE ?= iochub
 # -race where it fits the time budget of `make test`.
@@ -31,7 +32,10 @@ run: build clickhouse
 	@echo "  try:  curl -H 'Authorization: Bearer $(DEV_TOKEN)' -H 'Content-Type: application/cloudevents-batch+json' \\"
 	@echo "          --data @schemas/health/examples/visit.v1.valid.json http://$(HTTP_ADDR)/v1/events"
 	@echo
-	exec bin/iochub run --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
+	@echo "  IOC dashboard:      http://$(HTTP_ADDR)/#token=$(DEV_READER_TOKEN)"
+	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; demo data fills the tiles)"
+	@echo
+	exec bin/iochub run --demo --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
 test: clickhouse

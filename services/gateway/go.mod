@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	github.com/iochub/iochub/pkg => ../../pkg
+	github.com/iochub/iochub/kpis => ../../kpis
 	github.com/iochub/iochub/schemas => ../../schemas
 )
 

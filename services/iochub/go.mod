@@ -8,15 +8,19 @@ replace (
 )
 
 replace (
+	github.com/iochub/iochub/kpis => ../../kpis
 	github.com/iochub/iochub/services/aggregator => ../aggregator
 	github.com/iochub/iochub/services/gateway => ../gateway
+	github.com/iochub/iochub/services/iocapi => ../iocapi
 )
 
 require (
+	github.com/iochub/iochub/kpis v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/pkg v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/schemas v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/aggregator v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/gateway v0.0.0-00010101000000-000000000000
+	github.com/iochub/iochub/services/iocapi v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.uber.org/zap v1.28.0

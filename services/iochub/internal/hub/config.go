@@ -15,6 +15,7 @@ import (
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/gateway"
+	"github.com/iochub/iochub/services/iocapi"
 	"gopkg.in/yaml.v3"
 )
 
@@ -22,6 +23,7 @@ import (
 const (
 	ServiceGateway    = "gateway"
 	ServiceAggregator = "aggregator"
+	ServiceIOCAPI     = "iocapi"
 )
 
 // Config is everything `iochub run` takes: flags (each with an IOCHUB_*
@@ -43,6 +45,9 @@ type Config struct {
 	BatchMaxWait   time.Duration
 	PIIKey         string
 	DebugAddr      string
+	AreasFile      string
+	Demo           bool
+	KPIDir         string
 
 	File File // from ConfigFile
 }
@@ -53,6 +58,7 @@ type File struct {
 	// IOCHUB_PII_KEY variable overrides it.
 	PIIKey  string         `yaml:"pii_key"`
 	Gateway gateway.Config `yaml:"gateway"`
+	IOCAPI  iocapi.Config  `yaml:"iocapi"`
 }
 
 // Register binds the flags to c with their defaults: loopback only.
@@ -64,7 +70,10 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.Services, "services", "gateway,aggregator", "services to run in this process, comma-separated: gateway, aggregator")
+	fs.StringVar(&c.Services, "services", "gateway,aggregator,iocapi", "services to run in this process, comma-separated: gateway, aggregator, iocapi (KPI API and dashboard)")
+	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
+	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
+	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
 	fs.StringVar(&c.NATSSync, "nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
 	fs.DurationVar(&c.DedupWindow, "dedup-window", 24*time.Hour, "how long an event identity (source, id) is remembered: a resend within it is a retry, stored once")
 	fs.Int64Var(&c.EventsMaxBytes, "events-max-bytes", 10<<30, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
@@ -92,6 +101,7 @@ func (c *Config) Load() error {
 		c.PIIKey = c.File.PIIKey
 	}
 	c.File.Gateway.Defaults()
+	c.File.IOCAPI.Defaults()
 	return c.Validate()
 }
 
@@ -100,17 +110,17 @@ func (c *Config) Validate() error {
 	var errs []error
 	svcs := c.ServiceList()
 	if len(svcs) == 0 {
-		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator"))
+		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator, iocapi"))
 	}
 	for _, s := range svcs {
-		if s != ServiceGateway && s != ServiceAggregator {
-			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator)", s))
+		if s != ServiceGateway && s != ServiceAggregator && s != ServiceIOCAPI {
+			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator, iocapi)", s))
 		}
 	}
 	if c.NATSURL == "" && c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir is required for the embedded NATS server"))
 	}
-	if c.ClickHouseDSN == "" && slices.Contains(svcs, ServiceAggregator) {
+	if c.ClickHouseDSN == "" && (slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI)) {
 		errs = append(errs, errors.New("--clickhouse-dsn is required"))
 	}
 	if _, _, err := c.SyncSetting(); err != nil {
@@ -124,6 +134,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.File.Gateway.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.File.IOCAPI.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if slices.Contains(svcs, ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {
+		errs = append(errs, errors.New("iocapi: no readers in the config file: no one could read KPIs (see deploy/iochub.example.yaml)"))
 	}
 	if slices.Contains(svcs, ServiceGateway) && len(c.File.Gateway.Producers) == 0 {
 		errs = append(errs, errors.New("gateway: no producers in the config file: no one could send events (see deploy/iochub.example.yaml)"))

@@ -11,18 +11,24 @@ import (
 	"slices"
 	"time"
 
+	"github.com/iochub/iochub/kpis"
+	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/gateway"
+	"github.com/iochub/iochub/services/iocapi"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+	"io/fs"
+	"os"
 )
 
 // Hub is a started iochub process.
@@ -37,6 +43,7 @@ type Hub struct {
 	pseudo   *pii.Pseudonymizer
 	listener net.Listener
 	agg      *aggregator.Aggregator
+	api      *iocapi.API
 }
 
 // Start connects everything and declares the streams and tables. Errors are
@@ -56,13 +63,40 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	svcs := cfg.ServiceList()
+	var catalog *kpi.Catalog
+	if slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI) {
+		if catalog, err = loadCatalog(cfg.KPIDir); err != nil {
+			return nil, err
+		}
+	}
 	// ClickHouse first: when it is unreachable, that is the one line the operator sees.
-	if slices.Contains(cfg.ServiceList(), ServiceAggregator) {
+	if slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI) {
 		if h.store, err = chstore.Open(dctx, cfg.ClickHouseDSN); err != nil {
 			return nil, fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
 		}
+	}
+	if slices.Contains(svcs, ServiceAggregator) {
+		// Raw tables, then the rollups over them, before the aggregator writes.
 		if err := h.store.Migrate(dctx, h.reg); err != nil {
 			return nil, fmt.Errorf("clickhouse migrations: %w", err)
+		}
+		if err := catalog.Migrate(dctx, h.store.Conn(), h.store.Database()); err != nil {
+			return nil, fmt.Errorf("clickhouse rollups: %w", err)
+		}
+	}
+	if slices.Contains(svcs, ServiceIOCAPI) {
+		areas, err := area.Load(cfg.AreasFile)
+		if err != nil {
+			return nil, fmt.Errorf("--areas: %w", err)
+		}
+		loc, err := time.LoadLocation(cfg.File.IOCAPI.Timezone)
+		if err != nil {
+			return nil, fmt.Errorf("iocapi timezone: %w", err)
+		}
+		engine := &kpi.Engine{Catalog: catalog, DB: h.store.Conn(), Database: h.store.Database(), Location: loc}
+		if h.api, err = iocapi.New(cfg.File.IOCAPI, catalog, engine, areas, log); err != nil {
+			return nil, err
 		}
 	}
 	url := cfg.NATSURL
@@ -87,13 +121,27 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	if err := natsjs.Declare(dctx, h.js, limits); err != nil {
 		return nil, fmt.Errorf("jetstream at %q: %w", displayURL(url), err)
 	}
-	if h.store != nil {
+	if slices.Contains(svcs, ServiceAggregator) {
 		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
 	}
 	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	return h, nil
+}
+
+// loadCatalog reads the KPI definitions and rollups from dir, or the
+// built-in ones when dir is empty.
+func loadCatalog(dir string) (*kpi.Catalog, error) {
+	fsys := fs.FS(kpis.FS)
+	if dir != "" {
+		fsys = os.DirFS(dir)
+	}
+	c, err := kpi.Load(fsys)
+	if err != nil && dir != "" {
+		return nil, fmt.Errorf("--kpi-dir %s: %w", dir, err)
+	}
+	return c, err
 }
 
 func displayURL(u string) string {
@@ -114,6 +162,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	if slices.Contains(h.cfg.ServiceList(), ServiceGateway) {
 		gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log).Register(mux)
+	}
+	if h.api != nil {
+		h.api.Register(mux)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, map[string]string{"status": "up"})
@@ -136,6 +187,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	})
 	if h.agg != nil {
 		g.Go(func() error { return h.agg.Run(gctx) }) // exits on ctx done after flushing
+	}
+	if h.cfg.Demo {
+		g.Go(func() error { h.runDemo(gctx); return nil })
 	}
 	if h.cfg.DebugAddr != "" {
 		dbg := &http.Server{Addr: h.cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}

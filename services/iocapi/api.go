@@ -1,0 +1,346 @@
+// Package iocapi serves the IOC: the KPI catalogue and values
+// (GET /v1/kpis, GET /v1/kpis/{name}), the area reference data
+// (GET /v1/areas) and the dashboard at /, to readers holding a bearer token
+// from the config file.
+package iocapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/kpi"
+	"go.uber.org/zap"
+)
+
+// Problem types, the "type" member of a problem document.
+const (
+	ProblemBadParameter = "urn:iochub:problem:bad-parameter"
+	ProblemUnknownKPI   = "urn:iochub:problem:unknown-kpi"
+	ProblemUnauthorized = "urn:iochub:problem:unauthorized"
+	ProblemForbidden    = "urn:iochub:problem:forbidden"
+	ProblemUnavailable  = "urn:iochub:problem:unavailable"
+)
+
+// KPIs answers KPI requests; *kpi.Engine is one.
+type KPIs interface {
+	Check(r kpi.Request) (*kpi.Def, error)
+	Run(ctx context.Context, r kpi.Request) (*kpi.Def, *kpi.Result, error)
+	Freshness(ctx context.Context, d *kpi.Def) (kpi.Freshness, error)
+}
+
+// API is the iocapi HTTP handler set.
+type API struct {
+	cfg     Config
+	catalog *kpi.Catalog
+	kpis    KPIs
+	areas   *area.List
+	loc     *time.Location
+	log     *zap.Logger
+	now     func() time.Time
+}
+
+// New builds the API. cfg must have passed Validate.
+func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap.Logger) (*API, error) {
+	cfg.Defaults()
+	loc, err := time.LoadLocation(cfg.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("iocapi timezone %q: %w", cfg.Timezone, err)
+	}
+	return &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: loc, log: log, now: time.Now}, nil
+}
+
+// Register mounts the API and the dashboard on mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/kpis", a.auth(a.catalogue))
+	mux.HandleFunc("GET /v1/kpis/{name}", a.auth(a.kpi))
+	mux.HandleFunc("GET /v1/areas", a.auth(a.listAreas))
+	mux.HandleFunc("GET /v1/whoami", a.auth(a.whoami))
+	static, _ := fs.Sub(webFS, "web")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /", withHeaders(files))
+}
+
+func withHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+type problemDoc struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func problem(w http.ResponseWriter, status int, typ, title, detail string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(problemDoc{Type: typ, Title: title, Status: status, Detail: detail})
+}
+
+type readerKey struct{}
+
+func (a *API) auth(next func(http.ResponseWriter, *http.Request, *Reader)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if h == "" || !ok || strings.TrimSpace(tok) == "" {
+			problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Missing bearer token", "send Authorization: Bearer <reader token>")
+			return
+		}
+		sum := HashToken(strings.TrimSpace(tok))
+		for i := range a.cfg.Readers {
+			if subtle.ConstantTimeCompare([]byte(sum), []byte(a.cfg.Readers[i].TokenSHA256)) == 1 {
+				next(w, r, &a.cfg.Readers[i])
+				return
+			}
+		}
+		problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Unknown token", "the bearer token is not a reader token of this hub")
+	}
+}
+
+func (a *API) whoami(w http.ResponseWriter, _ *http.Request, rd *Reader) {
+	writeJSON(w, http.StatusOK, map[string]string{"name": rd.Name, "role": rd.Role})
+}
+
+func (a *API) catalogue(w http.ResponseWriter, _ *http.Request, rd *Reader) {
+	out := []*kpi.Def{}
+	for _, n := range a.catalog.Names() {
+		d, _ := a.catalog.Def(n)
+		if rd.Sees(d.Sector) {
+			out = append(out, d)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"kpis": out})
+}
+
+func (a *API) listAreas(w http.ResponseWriter, _ *http.Request, _ *Reader) {
+	writeJSON(w, http.StatusOK, map[string]any{"areas": a.areas.All()})
+}
+
+// KPIResponse is the JSON answer of GET /v1/kpis/{name}.
+type KPIResponse struct {
+	Name        string              `json:"name"`
+	Title       kpi.Text            `json:"title"`
+	Unit        kpi.Text            `json:"unit"`
+	Format      string              `json:"format"`
+	From        time.Time           `json:"from"`
+	To          time.Time           `json:"to"`
+	Granularity string              `json:"granularity"`
+	Filters     map[string][]string `json:"filters"`
+	By          string              `json:"by,omitempty"`
+	kpi.Result
+	Freshness kpi.Freshness `json:"freshness"`
+}
+
+func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
+	name := r.PathValue("name")
+	d, err := a.catalog.Def(name)
+	if err != nil {
+		problem(w, http.StatusBadRequest, ProblemUnknownKPI, "Unknown KPI", fmt.Sprintf("no KPI is called %q; GET /v1/kpis lists them", name))
+		return
+	}
+	if !rd.Sees(d.Sector) {
+		problem(w, http.StatusForbidden, ProblemForbidden, "Not your sector",
+			fmt.Sprintf("reader %q (role %s) may not read %s KPIs", rd.Name, rd.Role, d.Sector))
+		return
+	}
+	req, format, err := a.parse(r.URL.Query(), d)
+	if err == nil {
+		_, err = a.kpis.Check(req)
+	}
+	if err != nil {
+		problem(w, http.StatusBadRequest, ProblemBadParameter, "Bad parameter", strings.TrimPrefix(err.Error(), kpi.ErrBadRequest.Error()+": "))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	_, res, err := a.kpis.Run(ctx, req)
+	if err != nil {
+		a.log.Error("kpi query failed", zap.String("kpi", name), zap.Error(err))
+		problem(w, http.StatusServiceUnavailable, ProblemUnavailable, "KPI query failed", "the KPI store did not answer; try again")
+		return
+	}
+	fresh, err := a.kpis.Freshness(ctx, d)
+	if err != nil {
+		a.log.Warn("kpi freshness failed", zap.String("kpi", name), zap.Error(err))
+	}
+	if format == "csv" {
+		writeCSV(w, d, res, a.loc)
+		return
+	}
+	filters := req.Filters
+	if v := r.URL.Query().Get("area"); v != "" {
+		filters = mapsClone(filters)
+		filters["area"] = []string{v} // as asked, not expanded
+	}
+	writeJSON(w, http.StatusOK, KPIResponse{Name: d.Name, Title: d.Title, Unit: d.Unit, Format: d.Format, From: req.From.In(a.loc), To: req.To.In(a.loc),
+		Granularity: req.Granularity, Filters: filters, By: req.By, Result: *localize(res, a.loc), Freshness: fresh})
+}
+
+func mapsClone(m map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func localize(res *kpi.Result, loc *time.Location) *kpi.Result {
+	for i := range res.Series {
+		res.Series[i].T = res.Series[i].T.In(loc)
+	}
+	return res
+}
+
+// MaxFilterValues bounds how many values one dimension filter may list.
+const MaxFilterValues = 100
+
+// parse reads the query string. Errors wrap kpi.ErrBadRequest and name the
+// parameter.
+func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", kpi.ErrBadRequest, fmt.Sprintf(format, args...))
+	}
+	req := kpi.Request{Name: d.Name, Filters: map[string][]string{}}
+	now := a.now()
+	var err error
+	for k := range q {
+		switch k {
+		case "from", "to", "granularity", "by", "format":
+		default:
+			if !slices.Contains(kpi.Dimensions, k) {
+				return req, "", bad("unknown parameter %q (from, to, granularity, by, format and the dimensions %s)", k, strings.Join(d.DimensionNames, ", "))
+			}
+		}
+		if len(q[k]) > 1 {
+			return req, "", bad("%s is given %d times; give it once (several values: comma-separated)", k, len(q[k]))
+		}
+	}
+	req.To = now
+	if v := q.Get("to"); v != "" {
+		if req.To, err = a.parseTime(v); err != nil {
+			return req, "", bad("to: %v", err)
+		}
+	}
+	req.From = req.To.Add(-7 * 24 * time.Hour)
+	if v := q.Get("from"); v != "" {
+		if req.From, err = a.parseTime(v); err != nil {
+			return req, "", bad("from: %v", err)
+		}
+	}
+	req.Granularity = q.Get("granularity")
+	if req.Granularity == "" {
+		req.Granularity = d.Granularities[0]
+		if d.Allows("day") {
+			req.Granularity = "day"
+		}
+	} else if !slices.Contains(kpi.Granularities, req.Granularity) {
+		return req, "", bad("granularity %q: want hour, day or month", req.Granularity)
+	}
+	req.By = q.Get("by")
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		return req, "", bad("format %q: want json or csv", format)
+	}
+	for _, dim := range kpi.Dimensions {
+		v := q.Get(dim)
+		if !q.Has(dim) {
+			continue
+		}
+		vals := strings.Split(v, ",")
+		if v == "" || slices.Contains(vals, "") {
+			return req, "", bad("%s is empty", dim)
+		}
+		if len(vals) > MaxFilterValues {
+			return req, "", bad("%s lists %d values; at most %d", dim, len(vals), MaxFilterValues)
+		}
+		if dim == "area" {
+			if vals, err = a.expandAreas(vals); err != nil {
+				return req, "", bad("area: %v", err)
+			}
+		}
+		req.Filters[dim] = vals
+	}
+	return req, format, nil
+}
+
+// expandAreas checks each code against the reference data and adds every
+// unit within it, so area=27 (the province) covers its districts.
+func (a *API) expandAreas(codes []string) ([]string, error) {
+	var out []string
+	for _, c := range codes {
+		if _, err := a.areas.Lookup(c); err != nil {
+			if errors.Is(err, area.ErrUnknown) {
+				return nil, fmt.Errorf("unknown area %q (GET /v1/areas lists the codes)", c)
+			}
+			return nil, err
+		}
+		for _, x := range a.areas.All() {
+			if a.areas.Within(x.Code, c) && !slices.Contains(out, x.Code) {
+				out = append(out, x.Code)
+			}
+		}
+	}
+	return out, nil
+}
+
+// parseTime takes RFC 3339 or a local date (yyyy-mm-dd: its midnight).
+func (a *API) parseTime(v string) (time.Time, error) {
+	if t, err := time.ParseInLocation(time.DateOnly, v, a.loc); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2026-11-23) nor an RFC 3339 time (2026-11-23T08:00:00+07:00)", v)
+	}
+	return t, nil
+}
+
+// writeCSV writes part,key,value rows: the series (key: bucket start), the
+// total, then the breakdown (key: the dimension's value). Empty value: none.
+func writeCSV(w http.ResponseWriter, d *kpi.Def, res *kpi.Result, loc *time.Location) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s.csv"`, d.Name))
+	cw := csv.NewWriter(w)
+	num := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'f', -1, 64)
+	}
+	_ = cw.Write([]string{"part", "key", "value"})
+	for _, p := range res.Series {
+		_ = cw.Write([]string{"series", p.T.In(loc).Format(time.RFC3339), num(p.Value)})
+	}
+	_ = cw.Write([]string{"total", "", num(res.Total)})
+	for _, p := range res.Breakdown {
+		_ = cw.Write([]string{"breakdown", p.Key, num(p.Value)})
+	}
+	cw.Flush()
+}

@@ -1,0 +1,190 @@
+package iocapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/kpis"
+	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/kpi"
+	"github.com/iochub/iochub/services/iocapi"
+	"go.uber.org/zap"
+)
+
+// fakeKPIs checks requests like the real engine and answers a fixed series,
+// recording what it was asked.
+type fakeKPIs struct {
+	engine *kpi.Engine
+	last   kpi.Request
+}
+
+func (f *fakeKPIs) Check(r kpi.Request) (*kpi.Def, error) { return f.engine.Check(r) }
+func (f *fakeKPIs) Run(_ context.Context, r kpi.Request) (*kpi.Def, *kpi.Result, error) {
+	d, err := f.engine.Check(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	f.last = r
+	v := 1234.5
+	res := &kpi.Result{Total: &v}
+	for _, b := range kpi.Buckets(r.From, r.To, r.Granularity, vn) {
+		res.Series = append(res.Series, kpi.Point{T: b, Value: &v})
+	}
+	if r.By != "" {
+		res.Breakdown = []kpi.Part{{Key: "27256", Value: &v}}
+	}
+	return d, res, nil
+}
+func (f *fakeKPIs) Freshness(context.Context, *kpi.Def) (kpi.Freshness, error) { return kpi.Freshness{}, nil }
+
+var vn, _ = time.LoadLocation("Asia/Ho_Chi_Minh")
+
+const (
+	leaderToken = "leader-token"
+	healthToken = "health-token"
+)
+
+func newServer(t *testing.T) (*httptest.Server, *fakeKPIs) {
+	t.Helper()
+	cat, err := kpi.Load(kpis.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	areas, err := area.Load("../../deploy/areas/bac-ninh.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := iocapi.Config{Readers: []iocapi.Reader{
+		{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(leaderToken), Role: "leader"},
+		{Name: "so-y-te", TokenSHA256: iocapi.HashToken(healthToken), Role: "health"},
+	}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeKPIs{engine: &kpi.Engine{Catalog: cat}}
+	api, err := iocapi.New(cfg, cat, f, areas, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv, f
+}
+
+func get(t *testing.T, srv *httptest.Server, path, token string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b), res.Header
+}
+
+// TestBadParametersAndTokens: each bad request gets its status and a detail
+// naming what is wrong.
+func TestBadParametersAndTokens(t *testing.T) {
+	srv, _ := newServer(t)
+	const ok = "/v1/kpis/health.visits?from=2026-11-01&to=2026-11-08&granularity=day"
+	for _, c := range []struct {
+		name, path, token string
+		status            int
+		detail            string
+	}{
+		{"no token", ok, "", 401, "Bearer"},
+		{"wrong token", ok, "nope", 401, "not a reader token"},
+		{"another sector's KPI", "/v1/kpis/traffic.incidents", healthToken, 403, "may not read traffic"},
+		{"unknown KPI", "/v1/kpis/health.nope", leaderToken, 400, `no KPI is called "health.nope"`},
+		{"from after to", "/v1/kpis/health.visits?from=2026-11-08&to=2026-11-01", leaderToken, 400, "from (2026-11-08T00:00:00+07:00) must be before to"},
+		{"unknown area", ok + "&area=99999", leaderToken, 400, `unknown area "99999"`},
+		{"granularity not allowed", "/v1/kpis/education.schools_not_reported?granularity=hour", leaderToken, 400, `granularity "hour": education.schools_not_reported allows day`},
+		{"unknown granularity", ok + "x", leaderToken, 400, `granularity "dayx"`},
+		{"range too long", "/v1/kpis/health.visits?from=2026-01-01&to=2026-03-01&granularity=hour", leaderToken, 400, "longer than the 31 days allowed at granularity hour"},
+		{"bad time", "/v1/kpis/health.visits?from=yesterday", leaderToken, 400, `from: "yesterday" is neither a date`},
+		{"dimension not allowed", ok + "&category=x", leaderToken, 400, `cannot be filtered by "category"`},
+		{"unknown parameter", ok + "&colour=red", leaderToken, 400, `unknown parameter "colour"`},
+		{"bad breakdown", ok + "&by=school", leaderToken, 400, "by=school"},
+		{"bad format", ok + "&format=xml", leaderToken, 400, `format "xml"`},
+		{"catalogue without token", "/v1/kpis", "", 401, "Bearer"},
+		{"areas without token", "/v1/areas", "", 401, "Bearer"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, body, h := get(t, srv, c.path, c.token)
+			if status != c.status {
+				t.Fatalf("status %d, want %d: %s", status, c.status, body)
+			}
+			var doc struct{ Title, Detail string }
+			if err := json.Unmarshal([]byte(body), &doc); err != nil || !strings.Contains(doc.Title+": "+doc.Detail, c.detail) {
+				t.Errorf("body %s does not say %q", body, c.detail)
+			}
+			if ct := h.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+}
+
+func TestCatalogueAreasAndCSV(t *testing.T) {
+	srv, f := newServer(t)
+	status, body, _ := get(t, srv, "/v1/kpis", healthToken)
+	var cat struct {
+		KPIs []struct {
+			Name   string
+			Sector string
+			Title  kpi.Text
+		}
+	}
+	if status != 200 || json.Unmarshal([]byte(body), &cat) != nil || len(cat.KPIs) == 0 {
+		t.Fatalf("catalogue: %d %s", status, body)
+	}
+	for _, k := range cat.KPIs {
+		if k.Sector != "health" || k.Title.VI == "" || k.Title.EN == "" {
+			t.Errorf("health reader sees %+v", k)
+		}
+	}
+	status, body, _ = get(t, srv, "/v1/kpis", leaderToken)
+	if status != 200 || !strings.Contains(body, "traffic.incidents") || !strings.Contains(body, "health.visits") {
+		t.Errorf("leader catalogue: %d %s", status, body)
+	}
+	status, body, _ = get(t, srv, "/v1/areas", healthToken)
+	if status != 200 || !strings.Contains(body, `"code":"27261","name_vi":"Thành phố Từ Sơn","level":"district","parent":"27"`) {
+		t.Errorf("areas: %d %s", status, body)
+	}
+	// area=27 (the province) covers its nine units; the answer echoes 27.
+	status, body, _ = get(t, srv, "/v1/kpis/health.visits?from=2026-11-01&to=2026-11-03&area=27&by=area", healthToken)
+	if status != 200 || len(f.last.Filters["area"]) != 9 || !strings.Contains(body, `"area":["27"]`) || !strings.Contains(body, `"unit":{"vi":"lượt","en":"visits"}`) {
+		t.Errorf("json: %d %s; filters %v", status, body, f.last.Filters)
+	}
+	status, body, h := get(t, srv, "/v1/kpis/health.visits?from=2026-11-01&to=2026-11-03&format=csv&by=area", healthToken)
+	want := "part,key,value\nseries,2026-11-01T00:00:00+07:00,1234.5\nseries,2026-11-02T00:00:00+07:00,1234.5\ntotal,,1234.5\nbreakdown,27256,1234.5\n"
+	if status != 200 || body != want || !strings.HasPrefix(h.Get("Content-Type"), "text/csv") {
+		t.Errorf("csv: %d %q, want %q", status, body, want)
+	}
+}
+
+func TestDashboardIsServedFromTheBinary(t *testing.T) {
+	srv, _ := newServer(t)
+	for _, p := range []string{"/", "/app.js", "/app.css"} {
+		status, body, _ := get(t, srv, p, "")
+		if status != 200 || len(body) < 100 {
+			t.Errorf("%s: %d (%d bytes)", p, status, len(body))
+		}
+		body = strings.ReplaceAll(body, "http://www.w3.org/2000/svg", "") // a namespace name, not an address
+		if strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+			t.Errorf("%s refers to an outside address: no CDN in a closed data centre", p)
+		}
+	}
+}

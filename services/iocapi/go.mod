@@ -1,0 +1,36 @@
+module github.com/iochub/iochub/services/iocapi
+
+go 1.26.0
+
+replace (
+	github.com/iochub/iochub/kpis => ../../kpis
+	github.com/iochub/iochub/pkg => ../../pkg
+	github.com/iochub/iochub/schemas => ../../schemas
+)
+
+require (
+	github.com/iochub/iochub/kpis v0.0.0-00010101000000-000000000000
+	github.com/iochub/iochub/pkg v0.0.0-00010101000000-000000000000
+	go.uber.org/zap v1.28.0
+)
+
+require (
+	github.com/ClickHouse/ch-go v0.74.0 // indirect
+	github.com/ClickHouse/clickhouse-go/v2 v2.50.0 // indirect
+	github.com/andybalholm/brotli v1.2.6 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/go-faster/city v1.0.1 // indirect
+	github.com/go-faster/errors v0.7.1 // indirect
+	github.com/google/uuid v1.6.0 // indirect
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/paulmach/orb v0.13.0 // indirect
+	github.com/pierrec/lz4/v4 v4.1.27 // indirect
+	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/shopspring/decimal v1.5.0 // indirect
+	go.opentelemetry.io/otel v1.47.0 // indirect
+	go.opentelemetry.io/otel/trace v1.47.0 // indirect
+	go.uber.org/multierr v1.11.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
+)
