@@ -11,7 +11,7 @@ CH_DATABASE ?= iochub
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: build run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
+.PHONY: chromium build run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
 
 build: bin/iochub
 
@@ -38,7 +38,7 @@ run: build clickhouse
 	exec bin/iochub run --demo --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
-test: clickhouse
+test: clickhouse chromium
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) vet ./... && $(GO) test $(RACE) -count=1 -timeout 10m ./...); \
 	done
@@ -52,6 +52,15 @@ bench: build clickhouse
 bench-jsonschema:
 	@mkdir -p bench-results
 	cd tools/jsonschemabench && $(GO) test -run '^$$' -bench . -benchtime 1s . | tee ../../bench-results/jsonschema.txt
+
+# Debian's chromium for the dashboard's browser tests (installed when missing
+# and we are root; otherwise says how).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "chromium: installing Debian's chromium package"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-noto-core >/dev/null; \
+		else echo "chromium: missing; install it with: sudo apt-get install chromium fonts-noto-core"; exit 1; fi; }
 
 lint:
 	@out=$$(gofmt -l pkg schemas services tools); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

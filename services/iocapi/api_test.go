@@ -41,7 +41,9 @@ func (f *fakeKPIs) Run(_ context.Context, r kpi.Request) (*kpi.Def, *kpi.Result,
 	}
 	return d, res, nil
 }
-func (f *fakeKPIs) Freshness(context.Context, *kpi.Def) (kpi.Freshness, error) { return kpi.Freshness{}, nil }
+func (f *fakeKPIs) Freshness(context.Context, *kpi.Def) (kpi.Freshness, error) {
+	return kpi.Freshness{}, nil
+}
 
 var vn, _ = time.LoadLocation("Asia/Ho_Chi_Minh")
 

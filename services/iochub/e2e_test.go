@@ -42,11 +42,21 @@ var tables = []string{"education_attendance_v1", "feedback_report_v1", "health_b
 // startHub runs the whole hub in this process, as `iochub run` would.
 func startHub(t *testing.T, dsn string) string {
 	t.Helper()
+	return startHubWith(t, dsn, nil)
+}
+
+// startHubWith starts a hub in this process; change, when not nil, adjusts
+// the config first.
+func startHubWith(t *testing.T, dsn string, change func(*hub.Config)) string {
+	t.Helper()
 	cfg := hub.Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), ClickHouseDSN: dsn, LogLevel: "info",
 		Services: "gateway,aggregator", NATSSync: "2m", DedupWindow: time.Hour, EventsMaxBytes: 1 << 30,
 		AckWait: 5 * time.Second, BatchMaxEvents: 2000, BatchMaxWait: 50 * time.Millisecond, PIIKey: e2ePIIKey}
 	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: gateway.HashToken(e2eToken), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
 	cfg.File.Gateway.Defaults()
+	if change != nil {
+		change(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -182,12 +182,13 @@ function build() {
   });
   const bd = document.getElementById('bd-kpi');
   bd.replaceChildren();
+  const keep = bd.dataset.chosen || 'publicservice.dossiers_received';
   Object.values(state.catalog).filter((d) => d.dimensions.includes('area')).forEach((d) => bd.append(el('option', { value: d.name }, d.title[state.lang])));
+  if (state.catalog[keep]) bd.value = keep;
 }
 
-function label(def, win) {
-  const suffix = win === 'open' ? ' ' + t('nowSuffix') : '';
-  return def.title[state.lang] + suffix;
+function label(def) {
+  return def.title[state.lang];
 }
 
 async function refresh() {
@@ -300,6 +301,7 @@ function init() {
   document.getElementById('lang').addEventListener('click', () => {
     state.lang = state.lang === 'vi' ? 'en' : 'vi'; build(); applyLang(); refresh().catch(() => {});
   });
+  document.getElementById('bd-kpi').addEventListener('change', (ev) => { ev.target.dataset.chosen = ev.target.value; });
   ['period', 'area', 'from', 'to', 'bd-kpi'].forEach((id) => document.getElementById(id).addEventListener('change', () => {
     document.getElementById('custom-range').hidden = document.getElementById('period').value !== 'custom';
     refresh().catch(() => {});

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/kpi"
+	"github.com/iochub/iochub/pkg/kpi/kpitest"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
+	"github.com/iochub/iochub/services/iocapi"
+)
+
+const (
+	readerToken = "kpi-test-leader-token"
+	healthToken = "kpi-test-health-token"
+)
+
+// startKPIHub starts gateway, aggregator and iocapi, posts the kpitest
+// events through the gateway (retries, resends under new ids, late and
+// out-of-order changes included, in three batches in their order) and
+// waits until ClickHouse holds every distinct event.
+func startKPIHub(t *testing.T) string {
+	t.Helper()
+	dsn := chstoretest.NewDatabase(t)
+	base := startHubWith(t, dsn, func(c *hub.Config) {
+		c.Services = "gateway,aggregator,iocapi"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.IOCAPI.Readers = []iocapi.Reader{
+			{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(readerToken), Role: "leader"},
+			{Name: "so-y-te", TokenSHA256: iocapi.HashToken(healthToken), Role: "health"},
+		}
+		c.File.IOCAPI.Defaults()
+	})
+	evs := kpitest.Events()
+	for i := 0; i < 3; i++ {
+		postBatch(t, base, evs[i*len(evs)/3:(i+1)*len(evs)/3])
+	}
+	s, err := chstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := uint64(len(kpitest.Unique()))
+	waitFor(t, "every distinct event in ClickHouse", 30*time.Second, func() bool {
+		c, err := storeCounts(s)
+		return err == nil && total(c) == want
+	})
+	return base
+}
+
+func getJSON(t *testing.T, u, token string, into any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(into); err != nil {
+		t.Fatalf("%s: %v", u, err)
+	}
+	return res.StatusCode
+}
+
+// TestKPIsThroughTheHub: the hand-computed values of every KPI, asked of
+// iocapi over HTTP after the events went through the gateway, JetStream and
+// the aggregator.
+func TestKPIsThroughTheHub(t *testing.T) {
+	base := startKPIHub(t)
+	for _, x := range kpitest.Expectations {
+		t.Run(x.String(), func(t *testing.T) {
+			q := url.Values{"from": {kpitest.From.Format(time.RFC3339)}, "to": {kpitest.To.Format(time.RFC3339)}, "granularity": {x.Granularity}}
+			for dim, vals := range x.Filters {
+				q.Set(dim, strings.Join(vals, ","))
+			}
+			if x.By != "" {
+				q.Set("by", x.By)
+			}
+			var got iocapi.KPIResponse
+			if status := getJSON(t, base+"/v1/kpis/"+x.KPI+"?"+q.Encode(), readerToken, &got); status != http.StatusOK {
+				t.Fatalf("status %d", status)
+			}
+			checkResult(t, x, &got.Result)
+			if got.Freshness.LastIngestTime == nil {
+				t.Error("no freshness")
+			}
+		})
+	}
+	var p struct{ Status int }
+	if getJSON(t, base+"/v1/kpis/traffic.incidents", healthToken, &p); p.Status != http.StatusForbidden {
+		t.Errorf("health reader asking a traffic KPI: %d, want 403", p.Status)
+	}
+}
+
+func checkResult(t *testing.T, x kpitest.Expect, res *kpi.Result) {
+	t.Helper()
+	show := func(p *float64) string {
+		if p == nil {
+			return "null"
+		}
+		return fmt.Sprint(*p)
+	}
+	same := func(a, b *float64) bool {
+		if a == nil || b == nil {
+			return a == nil && b == nil
+		}
+		return *a-*b < 1e-9 && *b-*a < 1e-9
+	}
+	if len(res.Series) != len(x.Series) {
+		t.Fatalf("series has %d points, want %d", len(res.Series), len(x.Series))
+	}
+	for i, want := range x.Series {
+		if !same(res.Series[i].Value, want) {
+			t.Errorf("series[%d] = %s, want %s", i, show(res.Series[i].Value), show(want))
+		}
+	}
+	if !same(res.Total, x.Total) {
+		t.Errorf("total = %s, want %s", show(res.Total), show(x.Total))
+	}
+	for k, want := range x.Breakdown {
+		found := false
+		for _, p := range res.Breakdown {
+			if p.Key == k && same(p.Value, &want) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("breakdown %s: want %v in %+v", k, want, res.Breakdown)
+		}
+	}
+}
+
+// chromium is Debian's chromium, installed by `make test` (make chromium).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("IOCHUB_TEST_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := exec.LookPath(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no headless Chromium: `make chromium` installs Debian's chromium package (or set IOCHUB_TEST_CHROMIUM)")
+	return ""
+}
+
+// TestDashboardInHeadlessChromium loads the dashboard against a hub holding
+// the kpitest events, checks the tiles show the hand-computed totals written
+// the Vietnamese way and the charts have their bars, switches to English,
+// and saves screenshots to docs/img/.
+func TestDashboardInHeadlessChromium(t *testing.T) {
+	exe := chromium(t)
+	base := startKPIHub(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.WindowSize(1400, 1900), chromedp.Flag("lang", "vi-VN"))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	// The period of the event set: 2–4 November 2026, whole days.
+	page := base + "/#token=" + readerToken + "&from=2026-11-02&to=2026-11-04"
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	text := func(css string) string {
+		return eval(fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(missing)"}).textContent`, css))
+	}
+	waitLoaded := func(after string) {
+		t.Helper()
+		expr := fmt.Sprintf(`Number(document.body.dataset.loaded || "0") > %s`, after)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+			t.Fatalf("dashboard did not load: %v (status: %s)", err, text("#status"))
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
+		t.Fatalf("load dashboard: %v", err)
+	}
+	waitLoaded("0")
+	tile := func(kpi string) string { return text(fmt.Sprintf(`.tile[data-kpi="%s"] .value`, kpi)) }
+	want := map[string]string{
+		"publicservice.dossiers_received": "5", "publicservice.on_time_rate": "50", "publicservice.online_share": "60",
+		"publicservice.overdue_now": "1", "feedback.reports_open": "1", "feedback.resolve_hours_median": "12",
+		"feedback.resolved_within_deadline": "50", "feedback.satisfaction": "3", "health.visits": "5", "health.emergencies": "2",
+		"health.bed_occupancy": "76,3", "health.wait_minutes": "22,5", "education.attendance_rate": "92,7",
+		"education.schools_not_reported": "3", "traffic.incidents": "3", "traffic.casualties": "4",
+		"traffic.vehicles_per_hour": "166,7", "traffic.mean_speed": "29",
+	}
+	for k, w := range want {
+		if got := tile(k); got != w {
+			t.Errorf("tile %s shows %q, want %q", k, got, w)
+		}
+	}
+	bars := eval(`String(document.querySelectorAll('svg.chart rect.bar').length)`)
+	charts := eval(`String(document.querySelectorAll('svg.chart[data-points="3"]').length)`)
+	if charts != "5" || bars != "15" {
+		t.Errorf("%s charts of 3 days with %s bars; want 5 charts, 15 bars", charts, bars)
+	}
+	if status := text("#status"); !strings.Contains(status, "02/11/2026 – 04/11/2026") {
+		t.Errorf("status %q does not give the period as dd/mm/yyyy", status)
+	}
+	if title := text("h1"); title != "Trung tâm giám sát, điều hành thông minh" {
+		t.Errorf("title %q: not Vietnamese by default", title)
+	}
+	if rows := eval(`Array.from(document.querySelectorAll('#bd-table tbody tr')).map((r) => r.textContent).join(' | ')`); rows !=
+		"Thành phố Bắc Ninh2 hồ sơ | Huyện Yên Phong1 hồ sơ | Thành phố Từ Sơn2 hồ sơ" {
+		t.Errorf("breakdown of dossiers received by area: %q", rows)
+	}
+	shot(t, ctx, "dashboard-vi.png")
+
+	loaded := eval(`document.body.dataset.loaded`)
+	eval(`document.getElementById('lang').click(), ""`)
+	waitLoaded(loaded)
+	title, label, occupancy := text("h1"), text(`.tile[data-kpi="publicservice.dossiers_received"] .label`), tile("health.bed_occupancy")
+	if title != "Intelligent Operations Center" || label != "Dossiers received" || occupancy != "76.3" {
+		t.Errorf("in English: title %q, label %q, occupancy %q", title, label, occupancy)
+	}
+	shot(t, ctx, "dashboard-en.png")
+}
+
+func shot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir := filepath.Join("..", "..", "docs", "img")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
