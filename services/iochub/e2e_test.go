@@ -385,7 +385,30 @@ func TestAggregatorKilledMidStreamLeavesCountsExact(t *testing.T) {
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	})
 	assertExact(t, store, want)
+	assertRollupsMatchRaw(t, store)
 	agg.kill(t)
+}
+
+// assertRollupsMatchRaw checks the counter rollups hold each raw row once:
+// the views saw every insert the kills interrupted and retried, and no row
+// twice.
+func assertRollupsMatchRaw(t *testing.T, s *chstore.Store) {
+	t.Helper()
+	for _, c := range []struct{ rollup, sum, raw string }{
+		{"kpi_visit_hourly", "visits", "health_visit_v1"},
+		{"kpi_flow_hourly", "windows", "traffic_flow_v1"},
+	} {
+		var inRollup, inRaw uint64
+		if err := s.Conn().QueryRow(context.Background(), "SELECT sum("+c.sum+") FROM "+s.Qualified(c.rollup)).Scan(&inRollup); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified(c.raw)).Scan(&inRaw); err != nil {
+			t.Fatal(err)
+		}
+		if inRollup != inRaw || inRaw == 0 {
+			t.Errorf("%s counts %d rows of %s, which has %d", c.rollup, inRollup, c.raw, inRaw)
+		}
+	}
 }
 
 func storeCounts(s *chstore.Store) (map[string]uint64, error) {

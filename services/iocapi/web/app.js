@@ -199,7 +199,7 @@ async function refresh() {
     const def = state.catalog[x.kpi]; if (!def) return;
     const tile = document.querySelector(`.tile[data-kpi="${x.kpi}"]`);
     let f = from; let tt = to;
-    if (x.window === 'open') f = addDays(to, -365);
+    if (x.window === 'open') f = addDays(to, -90);
     if (x.window === 'lastday') { f = dayStart(new Date(to.getTime() - 1000)); }
     const g = pickGran(x.kpi, x.window === 'open' ? 'month' : 'day');
     jobs.push(api(kpiURL(x.kpi, f, tt, g)).then((r) => {

@@ -49,18 +49,22 @@ import (
 )
 
 type options struct {
-	bin        string
-	out        string
-	chServer   string
-	events     int
-	batch      int
-	clients    int
-	rate       int
-	rateSecs   int
-	rawEvents  int
-	natsSync   string
-	extraFlags string
-	profile    string
+	bin         string
+	out         string
+	chServer    string
+	events      int
+	batch       int
+	clients     int
+	rate        int
+	rateSecs    int
+	rawEvents   int
+	natsSync    string
+	extraFlags  string
+	profile     string
+	phases      string
+	kpiEvents   int
+	kpiRepeats  int
+	keepKPIData bool
 }
 
 type result struct {
@@ -86,6 +90,10 @@ func main() {
 	flag.StringVar(&o.natsSync, "nats-sync", "2m", "--nats-sync of the hub under test")
 	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
 	flag.StringVar(&o.profile, "profile", "", "if set, save the hub's CPU profile of the throughput run to this file (read it with go tool pprof)")
+	flag.StringVar(&o.phases, "phases", "pipeline,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), kpi (dashboard query latency)")
+	flag.IntVar(&o.kpiEvents, "kpi-events", 10_000_000, "raw events behind the KPI query bench")
+	flag.IntVar(&o.kpiRepeats, "kpi-repeats", 20, "timed runs of each dashboard query")
+	flag.BoolVar(&o.keepKPIData, "keep-kpi-data", false, "keep the KPI bench database (iochub_bench_kpi_*) for a look afterwards")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "iochub-bench:", err)
@@ -102,6 +110,22 @@ func run(o options) error {
 		return err
 	}
 
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	if strings.Contains(o.phases, "kpi") {
+		fmt.Fprintf(os.Stderr, "== KPI queries over %d events\n", o.kpiEvents)
+		figs, qs, err := benchKPIs(o, reg)
+		if err != nil {
+			return fmt.Errorf("kpi queries: %w", err)
+		}
+		if err := writeKPIResults(o, figs, qs); err != nil {
+			return err
+		}
+	}
+	if !strings.Contains(o.phases, "pipeline") {
+		return nil
+	}
 	fmt.Fprintln(os.Stderr, "== JetStream alone")
 	pub, cons, err := benchJetStream(o)
 	if err != nil {
