@@ -18,8 +18,8 @@ import (
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
-	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/iocapi"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
 
 const (
