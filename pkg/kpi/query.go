@@ -202,6 +202,9 @@ func (e *Engine) query(ctx context.Context, d *Def, ra renderArgs, args []any, b
 		epochs[i] = uint32(b.Unix())
 	}
 	args = append(slices.Clip(args), clickhouse.Named("buckets", epochs))
+	// Entity KPIs read ReplacingMergeTree rollups with FINAL and filter the
+	// latest state outside it: no predicate may be pushed below FINAL.
+	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"enable_optimize_predicate_expression": 0}))
 	rs, err := e.DB.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("kpi %s: %w", d.Name, err)
