@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,14 @@ import (
 
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/services/iocapi"
 )
 
 // TestMakeRunServes runs the README's `make run` from the repository root,
 // as a newcomer would, and follows what it prints: the gateway URL and the
-// dev token take the README's example batch, and its events become rows.
+// dev token take the README's example batch, and its events become rows;
+// the dashboard URL and the reader token it prints serve the dashboard, and
+// the demo data gives every KPI of the dashboard's default view a value.
 func TestMakeRunServes(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Fatal("make is not installed")
@@ -55,21 +59,27 @@ func TestMakeRunServes(t *testing.T) {
 	})
 
 	// What make run prints: the URL and the token, before the hub starts.
-	var url, token string
+	var gatewayURL, token, dashboard, reader string
 	sc := bufio.NewScanner(out)
-	for sc.Scan() && (url == "" || token == "") {
+	for sc.Scan() && (gatewayURL == "" || token == "" || dashboard == "" || reader == "") {
 		line := strings.TrimSpace(sc.Text())
 		t.Log("make run: " + line)
 		if v, ok := strings.CutPrefix(line, "iochub gateway:"); ok {
-			url = strings.TrimSpace(v)
+			gatewayURL = strings.TrimSpace(v)
 		}
 		if v, ok := strings.CutPrefix(line, "dev producer token:"); ok {
 			token = strings.TrimSpace(v)
 		}
+		if v, ok := strings.CutPrefix(line, "IOC dashboard:"); ok {
+			dashboard = strings.TrimSpace(v)
+		}
+		if v, ok := strings.CutPrefix(line, "dev reader token:"); ok {
+			reader = strings.Fields(v)[0]
+		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
-	if want := "http://" + addr + "/v1/events"; url != want || token == "" {
-		t.Fatalf("make run printed gateway %q and token %q; want gateway %q and a token", url, token, want)
+	if want := "http://" + addr + "/v1/events"; gatewayURL != want || token == "" {
+		t.Fatalf("make run printed gateway %q and token %q; want gateway %q and a token", gatewayURL, token, want)
 	}
 
 	example, err := os.ReadFile(filepath.Join(root, "schemas/health/examples/visit.v1.valid.json"))
@@ -78,7 +88,7 @@ func TestMakeRunServes(t *testing.T) {
 	}
 	var status int
 	waitFor(t, "make run to serve the gateway", 3*time.Minute, func() bool {
-		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(example)))
+		req, _ := http.NewRequest(http.MethodPost, gatewayURL, strings.NewReader(string(example)))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
 		resp, err := http.DefaultClient.Do(req)
@@ -99,11 +109,49 @@ func TestMakeRunServes(t *testing.T) {
 	defer s.Close()
 	var n uint64
 	waitFor(t, "the example's rows", time.Minute, func() bool {
-		n, err = s.Count(context.Background(), "health_visit_v1")
+		err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified("health_visit_v1")+
+			" WHERE source = '/health/his/27-bvdk'").Scan(&n)
 		return err == nil && n > 0
 	})
 	if n != 2 {
-		t.Fatalf("health_visit_v1 has %d rows, want the example's 2", n)
+		t.Fatalf("health_visit_v1 has %d rows of the example, want 2", n)
+	}
+
+	if want := "http://" + addr + "/#token=" + reader; dashboard != want || reader == "" {
+		t.Fatalf("make run printed dashboard %q and reader token %q; want %q", dashboard, reader, want)
+	}
+	resp, err := http.Get(dashboard)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var cat struct{ KPIs []struct{ Name string } }
+	if getJSON(t, "http://"+addr+"/v1/kpis", reader, &cat); len(cat.KPIs) < 15 {
+		t.Fatalf("the reader token sees %d KPIs", len(cat.KPIs))
+	}
+	// The dashboard's default view: the last 7 days; open-now tiles over 90.
+	var missing []string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(2 * time.Second) {
+		missing = missing[:0]
+		for _, k := range cat.KPIs {
+			days := 7
+			if k.Name == "publicservice.overdue_now" || k.Name == "feedback.reports_open" {
+				days = 90
+			}
+			from := time.Now().AddDate(0, 0, -days).Format(time.RFC3339)
+			var r iocapi.KPIResponse
+			status := getJSON(t, "http://"+addr+"/v1/kpis/"+k.Name+"?from="+url.QueryEscape(from), reader, &r)
+			// Schools not reported may rightly be 0 over a week.
+			if status != http.StatusOK || r.Total == nil || (*r.Total == 0 && k.Name != "education.schools_not_reported") {
+				missing = append(missing, k.Name)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no demo data behind %v", missing)
+		}
 	}
 }
 
