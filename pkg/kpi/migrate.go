@@ -96,3 +96,40 @@ func namedArgs(kv ...string) []any {
 	}
 	return out
 }
+
+// Compact merges, with OPTIMIZE … FINAL, every partition of a
+// ReplacingMergeTree rollup that has more than one active part, so that
+// each entity is one row again and the FINAL reads of the KPI queries merge
+// little (docs/decisions/0004). Values are the same before and after; only
+// the time to read them changes. It returns how many partitions it merged.
+func (c *Catalog) Compact(ctx context.Context, conn driver.Conn, database string) (int, error) {
+	n := 0
+	for _, r := range c.Rollups {
+		if !strings.Contains(r.Create, "ReplacingMergeTree") {
+			continue
+		}
+		rows, err := conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = @db AND table = @t AND active GROUP BY partition_id HAVING count() > 1",
+			namedArgs("db", database, "t", r.Table)...)
+		if err != nil {
+			return n, fmt.Errorf("rollup %s: parts: %w", r.Table, err)
+		}
+		var parts []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return n, err
+			}
+			parts = append(parts, p)
+		}
+		rows.Close()
+		for _, p := range parts {
+			q := fmt.Sprintf("OPTIMIZE TABLE `%s`.`%s` PARTITION ID '%s' FINAL", database, r.Table, strings.ReplaceAll(p, "'", ""))
+			if err := conn.Exec(ctx, q); err != nil {
+				return n, fmt.Errorf("rollup %s: compact partition %s: %w", r.Table, p, err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -44,6 +44,7 @@ type Hub struct {
 	listener net.Listener
 	agg      *aggregator.Aggregator
 	api      *iocapi.API
+	catalog  *kpi.Catalog
 }
 
 // Start connects everything and declares the streams and tables. Errors are
@@ -76,6 +77,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 			return nil, fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
 		}
 	}
+	h.catalog = catalog
 	if slices.Contains(svcs, ServiceAggregator) {
 		// Raw tables, then the rollups over them, before the aggregator writes.
 		if err := h.store.Migrate(dctx, h.reg); err != nil {
@@ -128,6 +130,30 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	return h, nil
+}
+
+// compactRollups compacts the entity rollups every --rollup-compact-interval
+// until ctx is done. A failure is logged and tried again next time: the
+// KPIs stay exact without it, only slower.
+func (h *Hub) compactRollups(ctx context.Context) {
+	t := time.NewTicker(h.cfg.CompactEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		n, err := h.catalog.Compact(ctx, h.store.Conn(), h.store.Database())
+		if err != nil {
+			h.log.Warn("rollup compaction failed; KPIs stay exact, queries slower", zap.Error(err))
+			continue
+		}
+		if n > 0 {
+			h.log.Info("rollups compacted", zap.Int("partitions", n), zap.Duration("took", time.Since(start)))
+		}
+	}
 }
 
 // loadCatalog reads the KPI definitions and rollups from dir, or the
@@ -187,6 +213,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	})
 	if h.agg != nil {
 		g.Go(func() error { return h.agg.Run(gctx) }) // exits on ctx done after flushing
+	}
+	if h.agg != nil && h.cfg.CompactEvery > 0 {
+		g.Go(func() error { h.compactRollups(gctx); return nil })
 	}
 	if h.cfg.Demo {
 		g.Go(func() error { h.runDemo(gctx); return nil })
