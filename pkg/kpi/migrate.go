@@ -98,7 +98,8 @@ func namedArgs(kv ...string) []any {
 }
 
 // Compact merges, with OPTIMIZE … FINAL, every partition of a
-// ReplacingMergeTree rollup that has more than one active part, so that
+// ReplacingMergeTree rollup that has more than one active part or a part
+// never merged (an INSERT does not replace rows within itself), so that
 // each entity is one row again and the FINAL reads of the KPI queries merge
 // little (docs/decisions/0004). Values are the same before and after; only
 // the time to read them changes. It returns how many partitions it merged.
@@ -108,7 +109,7 @@ func (c *Catalog) Compact(ctx context.Context, conn driver.Conn, database string
 		if !strings.Contains(r.Create, "ReplacingMergeTree") {
 			continue
 		}
-		rows, err := conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = @db AND table = @t AND active GROUP BY partition_id HAVING count() > 1",
+		rows, err := conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = @db AND table = @t AND active GROUP BY partition_id HAVING count() > 1 OR min(level) = 0",
 			namedArgs("db", database, "t", r.Table)...)
 		if err != nil {
 			return n, fmt.Errorf("rollup %s: parts: %w", r.Table, err)
