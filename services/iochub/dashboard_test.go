@@ -53,9 +53,17 @@ func startKPIHub(t *testing.T) string {
 	}
 	defer s.Close()
 	want := uint64(len(kpitest.Unique()))
-	waitFor(t, "every distinct event in ClickHouse", 30*time.Second, func() bool {
+	// The raw rows, then no INSERT still running: a raw block is visible a
+	// moment before the block the views write in the same INSERT.
+	waitFor(t, "every distinct event in ClickHouse and its rollups", 30*time.Second, func() bool {
 		c, err := storeCounts(s)
-		return err == nil && total(c) == want
+		if err != nil || total(c) != want {
+			return false
+		}
+		var running uint64
+		err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM system.processes WHERE query LIKE ?",
+			"INSERT INTO `"+s.Database()+"`%").Scan(&running)
+		return err == nil && running == 0
 	})
 	return base
 }
