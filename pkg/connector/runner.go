@@ -1,0 +1,237 @@
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// CheckpointBucket is the JetStream key-value bucket of the connectors'
+// checkpoints, one key per connector.
+const CheckpointBucket = "IOC_CONNECTORS"
+
+// HeaderRecordKey names the record of a connector's dead letter.
+const HeaderRecordKey = "Iochub-Record-Key"
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+
+// Runner moves one source's records into IOC_EVENTS.
+type Runner struct {
+	Name     string // the connector: checkpoint key, event id prefix, dead-letter subject
+	Source   Source
+	Map      Mapper
+	Registry *schema.Registry
+	Pseudo   *pii.Pseudonymizer
+	JS       jetstream.JetStream
+	Log      *zap.Logger
+	// MinBackoff and MaxBackoff bound the wait after a failure (defaults
+	// 200 ms and 30 s); it doubles on each failure in a row.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Checkpoints opens (creating it if needed) the checkpoint bucket.
+func Checkpoints(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: CheckpointBucket,
+		Description: "iochub: where each connector resumes", History: 5, Storage: jetstream.FileStorage})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint bucket %s: %w", CheckpointBucket, err)
+	}
+	return kv, nil
+}
+
+// Run reads, maps, validates and publishes until ctx is done. It returns
+// only for a configuration error or when ctx is done (nil).
+func (r *Runner) Run(ctx context.Context) error {
+	if !nameRE.MatchString(r.Name) {
+		return fmt.Errorf("connector name %q: use lower-case letters, digits, - and _", r.Name)
+	}
+	if r.MinBackoff == 0 {
+		r.MinBackoff = 200 * time.Millisecond
+	}
+	if r.MaxBackoff == 0 {
+		r.MaxBackoff = 30 * time.Second
+	}
+	log := r.Log.With(zap.String("connector", r.Name))
+	b := backoff{min: r.MinBackoff, max: r.MaxBackoff}
+	var kv jetstream.KeyValue
+	for kv == nil {
+		var err error
+		if kv, err = Checkpoints(ctx, r.JS); err != nil {
+			log.Warn("checkpoints unavailable; retrying", zap.Error(err))
+			if !b.wait(ctx) {
+				return nil
+			}
+		}
+	}
+	connected := false
+	defer func() {
+		if connected {
+			_ = r.Source.Close()
+		}
+	}()
+	for ctx.Err() == nil {
+		if !connected {
+			cp, err := r.checkpoint(ctx, kv)
+			if err == nil {
+				err = r.Source.Connect(ctx, cp)
+			}
+			if err != nil {
+				log.Warn("source not connected; backing off", zap.Error(err), zap.Duration("wait", b.next()))
+				if !b.wait(ctx) {
+					return nil
+				}
+				continue
+			}
+			connected = true
+			log.Info("source connected", zap.String("checkpoint", cp))
+		}
+		rec, err := r.Source.Read(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Warn("source read failed; reconnecting after a backoff", zap.Error(err), zap.Duration("wait", b.next()))
+			_ = r.Source.Close()
+			connected = false
+			if !b.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		if err := r.handle(ctx, kv, rec, &b, log); err != nil {
+			return nil // ctx done while retrying
+		}
+		b.reset()
+	}
+	return nil
+}
+
+func (r *Runner) checkpoint(ctx context.Context, kv jetstream.KeyValue) (string, error) {
+	e, err := kv.Get(ctx, r.Name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("checkpoint: %w", err)
+	}
+	return string(e.Value()), nil
+}
+
+// handle publishes or dead-letters rec, stores its cursor and acks it,
+// retrying JetStream until it answers. It fails only when ctx is done.
+func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, b *backoff, log *zap.Logger) error {
+	msg := r.message(rec)
+	for {
+		_, err := r.JS.PublishMsg(ctx, msg)
+		if err == nil || isDuplicate(err) {
+			break
+		}
+		log.Warn("publish failed; retrying", zap.String("record", rec.Key), zap.Error(err))
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+	for {
+		_, err := kv.PutString(ctx, r.Name, rec.Cursor)
+		if err == nil {
+			break
+		}
+		log.Warn("checkpoint failed; retrying", zap.Error(err))
+		if !b.wait(ctx) {
+			return ctx.Err()
+		}
+	}
+	if err := r.Source.Ack(ctx, rec); err != nil {
+		log.Warn("source ack failed", zap.String("record", rec.Key), zap.Error(err))
+	}
+	return nil
+}
+
+func isDuplicate(err error) bool { return err != nil && strings.Contains(err.Error(), "duplicate") }
+
+// message is the event message for rec, or its dead letter.
+func (r *Runner) message(rec Record) *nats.Msg {
+	id := EventID(r.Name, rec)
+	e, err := r.Map(rec)
+	if err != nil {
+		return r.deadLetter(rec, id, "mapping: "+err.Error())
+	}
+	e.ID = id
+	if e.SpecVersion == "" {
+		e.SpecVersion = "1.0"
+	}
+	e.DataContentType = event.ContentTypeJSON
+	ty, err := r.Registry.Lookup(e.Type)
+	if err != nil {
+		return r.deadLetter(rec, id, "mapping: "+err.Error())
+	}
+	data, err := schema.DecodeData(e.Data)
+	if err == nil {
+		err = ty.Validate(data)
+	}
+	if err != nil {
+		return r.deadLetter(rec, id, "validation: "+err.Error())
+	}
+	if len(ty.PII) > 0 && r.Pseudo.Apply(ty, data) {
+		if e.Data, err = json.Marshal(data); err != nil {
+			return r.deadLetter(rec, id, "pseudonymization: "+err.Error())
+		}
+	}
+	m, err := natsjs.EventMsg(e, e.AppendJSON(nil))
+	if err != nil {
+		return r.deadLetter(rec, id, "mapping: "+err.Error())
+	}
+	m.Header.Set(natsjs.HeaderPseudonymized, "hmac-sha256")
+	return m
+}
+
+func (r *Runner) deadLetter(rec Record, id, reason string) *nats.Msg {
+	m := nats.NewMsg("dlq.connector." + r.Name)
+	m.Data = rec.Data
+	m.Header.Set(natsjs.HeaderMsgID, "dlq-"+id)
+	m.Header.Set(natsjs.HeaderDLQReason, reason)
+	m.Header.Set(natsjs.HeaderDLQStage, "connector:"+r.Name)
+	m.Header.Set(natsjs.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339))
+	m.Header.Set(HeaderRecordKey, rec.Key)
+	return m
+}
+
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		return b.min
+	}
+	return b.cur
+}
+
+// wait sleeps the current backoff, doubles it, and reports false when ctx
+// ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.next()
+	b.cur = min(d*2, b.max)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (b *backoff) reset() { b.cur = 0 }
