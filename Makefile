@@ -2,7 +2,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 DATA_DIR ?= .data
-MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/iochub tools/jsonschemabench
+MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/connectors services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
 DEV_READER_TOKEN := dev-reader-token-not-for-production
 HTTP_ADDR ?= 127.0.0.1:8080

@@ -1,0 +1,151 @@
+package education_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/connector/connectortest"
+	"github.com/iochub/iochub/services/connectors/education"
+)
+
+func rec(header, row string) connector.Record {
+	return connector.Record{Key: "f.csv:2", Version: "x@1795392000", Data: []byte(header + "\n" + row)}
+}
+
+const header = "ma_truong,ten_truong,ma_dia_ban,cap_hoc,ngay,si_so,co_mat,vang_co_phep,vang_khong_phep"
+
+func TestMapRows(t *testing.T) {
+	for _, c := range []struct {
+		name, header, row, err string
+		want                   map[string]any
+	}{
+		{"primary", header, `TH-DB,"Trường Tiểu học Đình Bảng",27261,Tiểu học,23/11/2026,512,498,9,5`, "",
+			map[string]any{"school_code": "TH-DB", "school_name": "Trường Tiểu học Đình Bảng", "area_code": "27261", "level": "primary",
+				"date": "2026-11-23", "enrolled": 512.0, "present": 498.0, "absent_excused": 9.0, "absent_unexcused": 5.0}},
+		{"level code", header, "MN-LT,Trường Mầm non Lương Tài,27264,Mầm non,01/12/2026,100,90,5,5", "", map[string]any{"level": "preschool", "date": "2026-12-01"}},
+		{"columns in another order", "ngay,ma_truong,ten_truong,ma_dia_ban,cap_hoc,si_so,co_mat,vang_co_phep,vang_khong_phep",
+			"23/11/2026,THPT-HV,Trường THPT Hàn Thuyên,27256,THPT,900,870,20,10", "", map[string]any{"level": "upper_secondary", "present": 870.0}},
+		{"not a number", header, "TH-DB,X,27261,THCS,23/11/2026,120,abc,1,0", `co_mat "abc" is not a count`, nil},
+		{"bad date", header, "TH-DB,X,27261,THCS,2026-11-23,120,100,1,0", `ngay "2026-11-23" is not a date dd/mm/yyyy`, nil},
+		{"bad level", header, "TH-DB,X,27261,Đại học,23/11/2026,120,100,1,0", `cap_hoc "Đại học"`, nil},
+		{"more present than enrolled", header, "TH-DB,X,27261,THCS,23/11/2026,120,130,0,0", "co_mat 130 is more than si_so 120", nil},
+		{"short row", header, "TH-DB,X,27261", "3 fields, the header has 9", nil},
+		{"missing column", "ma_truong,ten_truong", "TH-DB,X", "column ma_dia_ban is missing", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := education.Map(rec(c.header, c.row))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), "f.csv:2") {
+					t.Fatalf("error %v, want one naming f.csv:2 and %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]any
+			_ = json.Unmarshal(e.Data, &got)
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Errorf("%s = %v, want %v", k, got[k], v)
+				}
+			}
+			if e.Type != "vn.ioc.education.attendance.v1" || !e.Time.Equal(time.Unix(1795392000, 0)) {
+				t.Errorf("type %s, time %s", e.Type, e.Time)
+			}
+		})
+	}
+}
+
+// TestReadsTheExportFormat reads the fixture as exported (byte-order mark,
+// CRLF, quoted Vietnamese names): one good row, one malformed naming line 3.
+func TestReadsTheExportFormat(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := os.ReadFile("testdata/20261123_TH-DB.csv")
+	_ = os.WriteFile(filepath.Join(dir, "20261123_TH-DB.csv"), b, 0o644)
+	s := &education.Source{Dir: dir, Poll: 10 * time.Millisecond}
+	ctx := context.Background()
+	if err := s.Connect(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := s.Read(ctx)
+	r2, _ := s.Read(ctx)
+	if _, err := education.Map(r1); err != nil {
+		t.Errorf("line 2: %v", err)
+	}
+	if _, err := education.Map(r2); err == nil || !strings.Contains(err.Error(), "20261123_TH-DB.csv:3") {
+		t.Errorf("line 3: %v", err)
+	}
+	_ = s.Ack(ctx, r1)
+	_ = s.Ack(ctx, r2)
+	if _, err := os.Stat(filepath.Join(dir, "done", "20261123_TH-DB.csv")); err != nil {
+		t.Errorf("the file was not moved to done/: %v", err)
+	}
+}
+
+// dirSystem drops exports into a directory; down means the directory is gone.
+type dirSystem struct {
+	mu   sync.Mutex
+	dir  string
+	away string
+	n    int
+}
+
+func (d *dirSystem) Source(*testing.T) connector.Source {
+	return &education.Source{Dir: d.dir, Poll: 20 * time.Millisecond}
+}
+func (d *dirSystem) Map() connector.Mapper { return education.Map }
+func (d *dirSystem) write(t *testing.T, row string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.n++
+	dir := d.dir
+	if _, err := os.Stat(dir); err != nil {
+		dir = d.away
+	}
+	name := fmt.Sprintf("%06d_S%d.csv", d.n, d.n)
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(strings.Join(education.Columns, ",")+"\n"+row+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+func (d *dirSystem) Add(t *testing.T, n int) {
+	for range n {
+		i := d.n + 1
+		d.write(t, fmt.Sprintf("S%d,Trường số %d,27256,THCS,%02d/11/2026,400,%d,5,5", i, i, 1+i%28, 380+i%10))
+	}
+}
+func (d *dirSystem) AddMalformed(t *testing.T) { d.write(t, "S0,Trường hỏng,27256,THCS,hôm nay,400,380,5,5") }
+func (d *dirSystem) SetAvailable(t *testing.T, up bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	from, to := d.away, d.dir
+	if !up {
+		from, to = d.dir, d.away
+	}
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, "education-csv", func(t *testing.T) connectortest.System {
+		root := t.TempDir()
+		d := &dirSystem{dir: filepath.Join(root, "exports"), away: filepath.Join(root, "exports-offline")}
+		if err := os.Mkdir(d.dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	})
+}
