@@ -126,7 +126,9 @@ func (d *dirSystem) Add(t *testing.T, n int) {
 		d.write(t, fmt.Sprintf("S%d,Trường số %d,27256,THCS,%02d/11/2026,400,%d,5,5", i, i, 1+i%28, 380+i%10))
 	}
 }
-func (d *dirSystem) AddMalformed(t *testing.T) { d.write(t, "S0,Trường hỏng,27256,THCS,hôm nay,400,380,5,5") }
+func (d *dirSystem) AddMalformed(t *testing.T) {
+	d.write(t, "S0,Trường hỏng,27256,THCS,hôm nay,400,380,5,5")
+}
 func (d *dirSystem) SetAvailable(t *testing.T, up bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
