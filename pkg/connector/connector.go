@@ -30,7 +30,9 @@ type Record struct {
 	Key, Version string
 	// Cursor is where the source resumes after this record once it is
 	// handled: the Runner stores it as the checkpoint and gives it back to
-	// Connect after a restart.
+	// Connect after a restart. A push source (a webhook, whose sender
+	// resends what was not acked) leaves it empty; the checkpoint then names
+	// the last record handled.
 	Cursor string
 	// Data is the record as read, kept in the dead letter when it cannot
 	// be mapped or validated.

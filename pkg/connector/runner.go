@@ -143,8 +143,12 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 			return ctx.Err()
 		}
 	}
+	cp := rec.Cursor
+	if cp == "" { // a push source resumes nowhere; the checkpoint names the last record handled
+		cp = "last:" + msg.Header.Get(natsjs.HeaderMsgID)
+	}
 	for {
-		_, err := kv.PutString(ctx, r.Name, rec.Cursor)
+		_, err := kv.PutString(ctx, r.Name, cp)
 		if err == nil {
 			break
 		}

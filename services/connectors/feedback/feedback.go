@@ -1,0 +1,287 @@
+// Package feedback takes the citizen field-report portal's webhook: a POST
+// for every status change of a report, signed with HMAC-SHA256 over the
+// body (header X-Signature: sha256=<hex>). A request with a missing or bad
+// signature gets 401 and publishes nothing. A signed request is answered
+// 202 only once its event is in JetStream (or dead-lettered), so the portal
+// resends whatever the hub did not take (503 with Retry-After).
+//
+// The portal's body:
+//
+//	{"ma_phan_anh": "PA-2026-000123", "linh_vuc": "moi_truong", "ma_dia_ban": "27256",
+//	 "kenh": "app", "trang_thai": "da_xu_ly", "thoi_diem": "2026-11-23T09:00:00+07:00",
+//	 "thoi_diem_gui": "…", "han_xu_ly": "…", "thoi_diem_xu_ly": "…", "don_vi_xu_ly": "UBND-27256",
+//	 "danh_gia": 4, "vi_tri": {"lat": 21.18, "lon": 106.07},
+//	 "nguoi_phan_anh": {"ho_ten": "…", "so_dien_thoai": "…"}}
+package feedback
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/event"
+)
+
+// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
+const SignatureHeader = "X-Signature"
+
+// MaxBody bounds a webhook body.
+const MaxBody = 256 << 10
+
+// Sign is the SignatureHeader value of body under secret.
+func Sign(secret, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// Webhook is the portal's webhook: an http.Handler and the connector's
+// Source.
+type Webhook struct {
+	Secret []byte
+	// Wait bounds how long a request waits for its event to be stored
+	// before it is answered 503 (default 10 s).
+	Wait time.Duration
+
+	mu   sync.Mutex
+	open bool
+	in   chan delivery
+}
+
+type delivery struct {
+	rec  connector.Record
+	done chan struct{}
+}
+
+func (w *Webhook) inbox() chan delivery {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.in == nil {
+		w.in = make(chan delivery)
+	}
+	return w.in
+}
+
+func problem(rw http.ResponseWriter, status int, detail string) {
+	if status == http.StatusServiceUnavailable {
+		rw.Header().Set("Retry-After", "2")
+	}
+	rw.Header().Set("Content-Type", "application/problem+json")
+	rw.WriteHeader(status)
+	_ = json.NewEncoder(rw).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": detail})
+}
+
+// ServeHTTP checks the signature, then hands the body to the runner and
+// waits until it is stored.
+func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		problem(rw, http.StatusMethodNotAllowed, "POST the report's status change")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		problem(rw, http.StatusBadRequest, "reading the body: "+err.Error())
+		return
+	}
+	if len(body) > MaxBody {
+		problem(rw, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", MaxBody))
+		return
+	}
+	sig := r.Header.Get(SignatureHeader)
+	if sig == "" {
+		problem(rw, http.StatusUnauthorized, "missing "+SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>")
+		return
+	}
+	if !hmac.Equal([]byte(sig), []byte(Sign(w.Secret, body))) {
+		problem(rw, http.StatusUnauthorized, SignatureHeader+" does not match the body")
+		return
+	}
+	var head struct {
+		Code    string `json:"ma_phan_anh"`
+		State   string `json:"trang_thai"`
+		Changed string `json:"thoi_diem"`
+	}
+	_ = json.Unmarshal(body, &head) // a malformed body is the mapper's to reject, with the raw body kept
+	key := head.Code
+	if key == "" {
+		sum := sha256.Sum256(body)
+		key = "unparsed-" + hex.EncodeToString(sum[:8])
+	}
+	d := delivery{rec: connector.Record{Key: key, Version: head.State + "@" + head.Changed, Data: body}, done: make(chan struct{})}
+	d.rec.Ref = d.done
+	w.mu.Lock()
+	open := w.open
+	w.mu.Unlock()
+	wait := w.Wait
+	if wait <= 0 {
+		wait = 10 * time.Second
+	}
+	if !open {
+		problem(rw, http.StatusServiceUnavailable, "the hub is not taking reports now; send it again")
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case w.inbox() <- d:
+	case <-t.C:
+		problem(rw, http.StatusServiceUnavailable, "the hub is busy; send it again")
+		return
+	case <-r.Context().Done():
+		return
+	}
+	select {
+	case <-d.done:
+		rw.WriteHeader(http.StatusAccepted)
+	case <-t.C:
+		problem(rw, http.StatusServiceUnavailable, "not stored in time; send it again (it will count once)")
+	case <-r.Context().Done():
+	}
+}
+
+// Connect starts taking requests; a push source has no checkpoint.
+func (w *Webhook) Connect(context.Context, string) error {
+	w.mu.Lock()
+	w.open = true
+	w.mu.Unlock()
+	return nil
+}
+
+// Read waits for the next signed request.
+func (w *Webhook) Read(ctx context.Context) (connector.Record, error) {
+	select {
+	case d := <-w.inbox():
+		return d.rec, nil
+	case <-ctx.Done():
+		return connector.Record{}, ctx.Err()
+	}
+}
+
+// Ack answers the request 202.
+func (w *Webhook) Ack(_ context.Context, r connector.Record) error {
+	if done, ok := r.Ref.(chan struct{}); ok {
+		close(done)
+	}
+	return nil
+}
+
+// Close stops taking requests: they get 503 until Connect.
+func (w *Webhook) Close() error {
+	w.mu.Lock()
+	w.open = false
+	w.mu.Unlock()
+	return nil
+}
+
+// States maps the portal's trang_thai to the schema's status.
+var States = map[string]string{"tiep_nhan": "submitted", "da_phan_cong": "assigned", "dang_xu_ly": "in_progress", "da_xu_ly": "resolved", "tu_choi": "rejected"}
+
+// Channels maps kenh to the schema's channel.
+var Channels = map[string]string{"app": "app", "tong_dai": "hotline", "hotline": "hotline", "web": "web", "zalo": "zalo"}
+
+// Map turns the portal's body into a feedback.report event.
+func Map(r connector.Record) (event.Event, error) {
+	var in struct {
+		Code      string   `json:"ma_phan_anh"`
+		Field     string   `json:"linh_vuc"`
+		Area      string   `json:"ma_dia_ban"`
+		Channel   string   `json:"kenh"`
+		State     string   `json:"trang_thai"`
+		Changed   string   `json:"thoi_diem"`
+		Submitted string   `json:"thoi_diem_gui"`
+		Due       string   `json:"han_xu_ly"`
+		Resolved  string   `json:"thoi_diem_xu_ly"`
+		Agency    string   `json:"don_vi_xu_ly"`
+		Rating    *int     `json:"danh_gia"`
+		Where     *latLon  `json:"vi_tri"`
+		Reporter  *contact `json:"nguoi_phan_anh"`
+	}
+	if err := json.Unmarshal(r.Data, &in); err != nil {
+		return event.Event{}, fmt.Errorf("body is not the portal's JSON: %w", err)
+	}
+	var errs []error
+	need := func(name, v string) {
+		if strings.TrimSpace(v) == "" {
+			errs = append(errs, fmt.Errorf("%s is missing", name))
+		}
+	}
+	need("ma_phan_anh", in.Code)
+	need("linh_vuc", in.Field)
+	need("ma_dia_ban", in.Area)
+	status, ok := States[in.State]
+	if !ok {
+		errs = append(errs, fmt.Errorf("trang_thai %q: want one of tiep_nhan, da_phan_cong, dang_xu_ly, da_xu_ly, tu_choi", in.State))
+	}
+	channel, ok := Channels[in.Channel]
+	if !ok {
+		errs = append(errs, fmt.Errorf("kenh %q: want app, tong_dai, web or zalo", in.Channel))
+	}
+	times := map[string]string{}
+	for name, v := range map[string]string{"thoi_diem": in.Changed, "thoi_diem_gui": in.Submitted, "han_xu_ly": in.Due, "thoi_diem_xu_ly": in.Resolved} {
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q is not an RFC 3339 time", name, v))
+			continue
+		}
+		times[name] = t.UTC().Format(time.RFC3339)
+	}
+	need("thoi_diem", times["thoi_diem"])
+	need("thoi_diem_gui", times["thoi_diem_gui"])
+	if err := errors.Join(errs...); err != nil {
+		return event.Event{}, err
+	}
+	data := map[string]any{"report_id": in.Code, "category": in.Field, "area_code": in.Area, "channel": channel, "status": status,
+		"status_time": times["thoi_diem"], "submitted_at": times["thoi_diem_gui"]}
+	if in.Agency != "" {
+		data["agency_code"] = in.Agency
+	}
+	if v, ok := times["han_xu_ly"]; ok {
+		data["due_at"] = v
+	}
+	if v, ok := times["thoi_diem_xu_ly"]; ok {
+		data["resolved_at"] = v
+	}
+	if in.Rating != nil {
+		data["satisfaction"] = *in.Rating
+	}
+	if in.Where != nil {
+		data["location"] = map[string]any{"lat": in.Where.Lat, "lon": in.Where.Lon}
+	}
+	if in.Reporter != nil {
+		if in.Reporter.Name != "" {
+			data["reporter_name"] = in.Reporter.Name
+		}
+		if in.Reporter.Phone != "" {
+			data["reporter_phone"] = in.Reporter.Phone
+		}
+	}
+	b, err := json.Marshal(data)
+	if err != nil {
+		return event.Event{}, err
+	}
+	at, _ := time.Parse(time.RFC3339, times["thoi_diem"])
+	return event.Event{Source: "/feedback/portal", Type: "vn.ioc.feedback.report.v1", Subject: in.Area, Time: at, Data: b}, nil
+}
+
+type latLon struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+type contact struct {
+	Name  string `json:"ho_ten"`
+	Phone string `json:"so_dien_thoai"`
+}

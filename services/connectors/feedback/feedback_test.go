@@ -1,0 +1,232 @@
+package feedback_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/connector/connectortest"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/connectors/feedback"
+	"go.uber.org/zap/zaptest"
+)
+
+var secret = []byte("portal-webhook-secret")
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMapPortalBodies(t *testing.T) {
+	reg, _ := schema.Load(schemas.FS)
+	ty, _ := reg.Lookup("vn.ioc.feedback.report.v1")
+	for _, c := range []struct {
+		file string
+		want map[string]any
+		err  []string
+	}{
+		{"resolved.json", map[string]any{"report_id": "PA-2026-000123", "status": "resolved", "channel": "zalo", "satisfaction": 4.0,
+			"status_time": "2026-11-23T08:30:00Z", "submitted_at": "2026-11-22T01:05:00Z", "resolved_at": "2026-11-23T08:30:00Z",
+			"agency_code": "UBND-27256", "reporter_phone": "0912345678"}, nil},
+		{"submitted.json", map[string]any{"status": "submitted", "channel": "hotline", "area_code": "27261"}, nil},
+		{"bad-state.json", nil, []string{`trang_thai "dong"`, `kenh "thu"`, `thoi_diem "hôm qua"`}},
+	} {
+		t.Run(c.file, func(t *testing.T) {
+			e, err := feedback.Map(connector.Record{Data: fixture(t, c.file)})
+			if c.err != nil {
+				for _, w := range c.err {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v does not name %s", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, _ := schema.DecodeData(e.Data)
+			if err := ty.Validate(data); err != nil {
+				t.Fatalf("mapped event is not valid: %v", err)
+			}
+			for k, v := range c.want {
+				if got := data.(map[string]any)[k]; fmt.Sprint(got) != fmt.Sprint(v) {
+					t.Errorf("%s = %v, want %v", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+func post(t *testing.T, url string, body []byte, sig string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if sig != "" {
+		req.Header.Set(feedback.SignatureHeader, sig)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+// TestBadSignatureGets401AndPublishesNothing runs the webhook under a real
+// runner and JetStream: unsigned and wrongly signed bodies get 401 and
+// leave both streams empty; the same body signed right gets 202 and is
+// stored.
+func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
+	srv := natsjstest.Run(t)
+	_, js := srv.Declared(t, natsjs.StreamLimits{})
+	reg, _ := schema.Load(schemas.FS)
+	ps, _ := pii.New([]byte("connector-test-key-0123456789"))
+	w := &feedback.Webhook{Secret: secret, Wait: 5 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := &connector.Runner{Name: "feedback-portal", Source: w, Map: feedback.Map, Registry: reg, Pseudo: ps, JS: js, Log: zaptest.NewLogger(t)}
+	go func() { _ = r.Run(ctx) }()
+	hs := httptest.NewServer(w)
+	defer hs.Close()
+	body := fixture(t, "resolved.json")
+	count := func(stream string) uint64 {
+		s, _ := js.Stream(context.Background(), stream)
+		info, _ := s.Info(context.Background())
+		return info.State.Msgs
+	}
+	for name, sig := range map[string]string{
+		"missing":        "",
+		"wrong secret":   feedback.Sign([]byte("another-secret"), body),
+		"not hex":        "sha256=zz",
+		"other body":     feedback.Sign(secret, append([]byte(" "), body...)),
+		"without prefix": strings.TrimPrefix(feedback.Sign(secret, body), "sha256="),
+	} {
+		if status := post(t, hs.URL, body, sig); status != http.StatusUnauthorized {
+			t.Errorf("%s signature: %d, want 401", name, status)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n, d := count(natsjs.EventsStream), count(natsjs.DLQStream); n != 0 || d != 0 {
+		t.Fatalf("after bad signatures: %d events, %d dead letters; want none", n, d)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	status := 0
+	for status != http.StatusAccepted && time.Now().Before(deadline) {
+		if status = post(t, hs.URL, body, feedback.Sign(secret, body)); status != http.StatusAccepted {
+			time.Sleep(50 * time.Millisecond) // the runner may not have connected yet: 503
+		}
+	}
+	if status != http.StatusAccepted || count(natsjs.EventsStream) != 1 {
+		t.Fatalf("signed body: %d, %d events", status, count(natsjs.EventsStream))
+	}
+	s, _ := js.Stream(context.Background(), natsjs.EventsStream)
+	m, _ := s.GetMsg(context.Background(), 1)
+	if bytes.Contains(m.Data, []byte("0912345678")) || bytes.Contains(m.Data, []byte("Nguyễn Thị Hoa")) {
+		t.Error("the reporter's phone or name reached NATS in clear")
+	}
+}
+
+// portal is the field-report portal: it sends each queued body, signed,
+// until the hub answers 202; down, it sends nothing.
+type portal struct {
+	mu      sync.Mutex
+	queue   [][]byte
+	up      bool
+	n       int
+	current *feedback.Webhook
+	url     string
+}
+
+func (p *portal) Source(*testing.T) connector.Source {
+	w := &feedback.Webhook{Secret: secret, Wait: 2 * time.Second}
+	p.mu.Lock()
+	p.current = w
+	p.mu.Unlock()
+	return w
+}
+func (p *portal) Map() connector.Mapper { return feedback.Map }
+func (p *portal) Add(_ *testing.T, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for range n {
+		p.n++
+		b, _ := json.Marshal(map[string]any{"ma_phan_anh": fmt.Sprintf("PA-%06d", p.n), "linh_vuc": "moi_truong", "ma_dia_ban": "27256",
+			"kenh": "app", "trang_thai": "tiep_nhan", "thoi_diem": "2026-11-23T07:00:00+07:00", "thoi_diem_gui": "2026-11-23T07:00:00+07:00"})
+		p.queue = append(p.queue, b)
+	}
+}
+func (p *portal) AddMalformed(*testing.T) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.queue = append(p.queue, []byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`))
+}
+func (p *portal) SetAvailable(_ *testing.T, up bool) { p.mu.Lock(); p.up = up; p.mu.Unlock() }
+
+// send delivers the queue in order, one body at a time, resending on any
+// answer but 202.
+func (p *portal) send(ctx context.Context) {
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		var body []byte
+		if p.up && len(p.queue) > 0 {
+			body = p.queue[0]
+		}
+		p.mu.Unlock()
+		if body == nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
+		req.Header.Set(feedback.SignatureHeader, feedback.Sign(secret, body))
+		res, err := http.DefaultClient.Do(req)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusAccepted {
+				p.mu.Lock()
+				p.queue = p.queue[1:]
+				p.mu.Unlock()
+				continue
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	connectortest.Run(t, "feedback-portal", func(t *testing.T) connectortest.System {
+		p := &portal{up: true}
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p.mu.Lock()
+			cur := p.current
+			p.mu.Unlock()
+			if cur == nil {
+				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			}
+			cur.ServeHTTP(w, r)
+		}))
+		t.Cleanup(hs.Close)
+		p.url = hs.URL
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go p.send(ctx)
+		return p
+	})
+}
