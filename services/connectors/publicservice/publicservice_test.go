@@ -117,4 +117,3 @@ func TestConformance(t *testing.T) {
 		return &apiSystem{api: api, url: hs.URL}
 	})
 }
-
