@@ -20,6 +20,10 @@ type EmbeddedConfig struct {
 	SyncInterval time.Duration
 	SyncAlways   bool
 	MaxPayload   int32
+	// MQTTListen, when set (host:port, port -1 for a random one), opens the
+	// server's MQTT listener: traffic sensors publish there, and their
+	// messages are NATS subjects (topic a/b/c is subject a.b.c).
+	MQTTListen string
 }
 
 // RunEmbedded starts a JetStream server and waits until it is ready. Connect
@@ -53,6 +57,17 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded nats: listen port %q: %w", port, err)
 		}
 		opts.Host, opts.Port = host, p
+	}
+	if cfg.MQTTListen != "" {
+		host, port, err := net.SplitHostPort(cfg.MQTTListen)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: mqtt listen address %q: %w", cfg.MQTTListen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("embedded nats: mqtt listen port %q: %w", port, err)
+		}
+		opts.MQTT.Host, opts.MQTT.Port = host, p
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

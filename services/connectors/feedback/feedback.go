@@ -1,6 +1,6 @@
 // Package feedback takes the citizen field-report portal's webhook: a POST
 // for every status change of a report, signed with HMAC-SHA256 over the
-// body (header X-Signature: sha256=<hex>). A request with a missing or bad
+// body (header X-Signature: sha256=<hex>; see connector.Webhook). A request with a missing or bad
 // signature gets 401 and publishes nothing. A signed request is answered
 // 202 only once its event is in JetStream (or dead-lettered), so the portal
 // resends whatever the hub did not take (503 with Retry-After).
@@ -15,172 +15,30 @@
 package feedback
 
 import (
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/event"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
-const SignatureHeader = "X-Signature"
-
-// MaxBody bounds a webhook body.
-const MaxBody = 256 << 10
-
-// Sign is the SignatureHeader value of body under secret.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+// NewWebhook is the portal's webhook under secret (see connector.Webhook).
+func NewWebhook(secret []byte) *connector.Webhook {
+	return &connector.Webhook{Secret: secret, Identify: Identify}
 }
 
-// Webhook is the portal's webhook: an http.Handler and the connector's
-// Source.
-type Webhook struct {
-	Secret []byte
-	// Wait bounds how long a request waits for its event to be stored
-	// before it is answered 503 (default 10 s).
-	Wait time.Duration
-
-	mu   sync.Mutex
-	open bool
-	in   chan delivery
-}
-
-type delivery struct {
-	rec  connector.Record
-	done chan struct{}
-}
-
-func (w *Webhook) inbox() chan delivery {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.in == nil {
-		w.in = make(chan delivery)
-	}
-	return w.in
-}
-
-func problem(rw http.ResponseWriter, status int, detail string) {
-	if status == http.StatusServiceUnavailable {
-		rw.Header().Set("Retry-After", "2")
-	}
-	rw.Header().Set("Content-Type", "application/problem+json")
-	rw.WriteHeader(status)
-	_ = json.NewEncoder(rw).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": detail})
-}
-
-// ServeHTTP checks the signature, then hands the body to the runner and
-// waits until it is stored.
-func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		problem(rw, http.StatusMethodNotAllowed, "POST the report's status change")
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
-	if err != nil {
-		problem(rw, http.StatusBadRequest, "reading the body: "+err.Error())
-		return
-	}
-	if len(body) > MaxBody {
-		problem(rw, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", MaxBody))
-		return
-	}
-	sig := r.Header.Get(SignatureHeader)
-	if sig == "" {
-		problem(rw, http.StatusUnauthorized, "missing "+SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>")
-		return
-	}
-	if !hmac.Equal([]byte(sig), []byte(Sign(w.Secret, body))) {
-		problem(rw, http.StatusUnauthorized, SignatureHeader+" does not match the body")
-		return
-	}
+// Identify reads a body's report code and change: the record's key and version.
+func Identify(body []byte) (key, version string) {
 	var head struct {
 		Code    string `json:"ma_phan_anh"`
 		State   string `json:"trang_thai"`
 		Changed string `json:"thoi_diem"`
 	}
-	_ = json.Unmarshal(body, &head) // a malformed body is the mapper's to reject, with the raw body kept
-	key := head.Code
-	if key == "" {
-		sum := sha256.Sum256(body)
-		key = "unparsed-" + hex.EncodeToString(sum[:8])
-	}
-	d := delivery{rec: connector.Record{Key: key, Version: head.State + "@" + head.Changed, Data: body}, done: make(chan struct{})}
-	d.rec.Ref = d.done
-	w.mu.Lock()
-	open := w.open
-	w.mu.Unlock()
-	wait := w.Wait
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	if !open {
-		problem(rw, http.StatusServiceUnavailable, "the hub is not taking reports now; send it again")
-		return
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case w.inbox() <- d:
-	case <-t.C:
-		problem(rw, http.StatusServiceUnavailable, "the hub is busy; send it again")
-		return
-	case <-r.Context().Done():
-		return
-	}
-	select {
-	case <-d.done:
-		rw.WriteHeader(http.StatusAccepted)
-	case <-t.C:
-		problem(rw, http.StatusServiceUnavailable, "not stored in time; send it again (it will count once)")
-	case <-r.Context().Done():
-	}
-}
-
-// Connect starts taking requests; a push source has no checkpoint.
-func (w *Webhook) Connect(context.Context, string) error {
-	w.mu.Lock()
-	w.open = true
-	w.mu.Unlock()
-	return nil
-}
-
-// Read waits for the next signed request.
-func (w *Webhook) Read(ctx context.Context) (connector.Record, error) {
-	select {
-	case d := <-w.inbox():
-		return d.rec, nil
-	case <-ctx.Done():
-		return connector.Record{}, ctx.Err()
-	}
-}
-
-// Ack answers the request 202.
-func (w *Webhook) Ack(_ context.Context, r connector.Record) error {
-	if done, ok := r.Ref.(chan struct{}); ok {
-		close(done)
-	}
-	return nil
-}
-
-// Close stops taking requests: they get 503 until Connect.
-func (w *Webhook) Close() error {
-	w.mu.Lock()
-	w.open = false
-	w.mu.Unlock()
-	return nil
+	_ = json.Unmarshal(body, &head)
+	return head.Code, head.State + "@" + head.Changed
 }
 
 // States maps the portal's trang_thai to the schema's status.

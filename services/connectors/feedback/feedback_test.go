@@ -79,7 +79,7 @@ func post(t *testing.T, url string, body []byte, sig string) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if sig != "" {
-		req.Header.Set(feedback.SignatureHeader, sig)
+		req.Header.Set(connector.SignatureHeader, sig)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -98,7 +98,7 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	_, js := srv.Declared(t, natsjs.StreamLimits{})
 	reg, _ := schema.Load(schemas.FS)
 	ps, _ := pii.New([]byte("connector-test-key-0123456789"))
-	w := &feedback.Webhook{Secret: secret, Wait: 5 * time.Second}
+	w := feedback.NewWebhook(secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &connector.Runner{Name: "feedback-portal", Source: w, Map: feedback.Map, Registry: reg, Pseudo: ps, JS: js, Log: zaptest.NewLogger(t)}
@@ -113,10 +113,10 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	}
 	for name, sig := range map[string]string{
 		"missing":        "",
-		"wrong secret":   feedback.Sign([]byte("another-secret"), body),
+		"wrong secret":   connector.Sign([]byte("another-secret"), body),
 		"not hex":        "sha256=zz",
-		"other body":     feedback.Sign(secret, append([]byte(" "), body...)),
-		"without prefix": strings.TrimPrefix(feedback.Sign(secret, body), "sha256="),
+		"other body":     connector.Sign(secret, append([]byte(" "), body...)),
+		"without prefix": strings.TrimPrefix(connector.Sign(secret, body), "sha256="),
 	} {
 		if status := post(t, hs.URL, body, sig); status != http.StatusUnauthorized {
 			t.Errorf("%s signature: %d, want 401", name, status)
@@ -129,7 +129,7 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	status := 0
 	for status != http.StatusAccepted && time.Now().Before(deadline) {
-		if status = post(t, hs.URL, body, feedback.Sign(secret, body)); status != http.StatusAccepted {
+		if status = post(t, hs.URL, body, connector.Sign(secret, body)); status != http.StatusAccepted {
 			time.Sleep(50 * time.Millisecond) // the runner may not have connected yet: 503
 		}
 	}
@@ -150,12 +150,13 @@ type portal struct {
 	queue   [][]byte
 	up      bool
 	n       int
-	current *feedback.Webhook
+	current *connector.Webhook
 	url     string
 }
 
 func (p *portal) Source(*testing.T) connector.Source {
-	w := &feedback.Webhook{Secret: secret, Wait: 2 * time.Second}
+	w := feedback.NewWebhook(secret)
+	w.Wait = 2 * time.Second
 	p.mu.Lock()
 	p.current = w
 	p.mu.Unlock()
@@ -194,7 +195,7 @@ func (p *portal) send(ctx context.Context) {
 			continue
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
-		req.Header.Set(feedback.SignatureHeader, feedback.Sign(secret, body))
+		req.Header.Set(connector.SignatureHeader, connector.Sign(secret, body))
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			res.Body.Close()
