@@ -21,6 +21,7 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/feedback"
+	"github.com/iochub/iochub/services/connectors/simulate"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -143,15 +144,13 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	}
 }
 
-// portal is the field-report portal: it sends each queued body, signed,
-// until the hub answers 202; down, it sends nothing.
+// portal is the field-report portal: a signed webhook sender in front of
+// whichever webhook the current runner serves.
 type portal struct {
 	mu      sync.Mutex
-	queue   [][]byte
-	up      bool
+	sender  *simulate.WebhookSender
 	n       int
 	current *connector.Webhook
-	url     string
 }
 
 func (p *portal) Source(*testing.T) connector.Source {
@@ -170,49 +169,17 @@ func (p *portal) Add(_ *testing.T, n int) {
 		p.n++
 		b, _ := json.Marshal(map[string]any{"ma_phan_anh": fmt.Sprintf("PA-%06d", p.n), "linh_vuc": "moi_truong", "ma_dia_ban": "27256",
 			"kenh": "app", "trang_thai": "tiep_nhan", "thoi_diem": "2026-11-23T07:00:00+07:00", "thoi_diem_gui": "2026-11-23T07:00:00+07:00"})
-		p.queue = append(p.queue, b)
+		p.sender.Queue(b)
 	}
 }
 func (p *portal) AddMalformed(*testing.T) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.queue = append(p.queue, []byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`))
+	p.sender.Queue([]byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`))
 }
-func (p *portal) SetAvailable(_ *testing.T, up bool) { p.mu.Lock(); p.up = up; p.mu.Unlock() }
-
-// send delivers the queue in order, one body at a time, resending on any
-// answer but 202.
-func (p *portal) send(ctx context.Context) {
-	for ctx.Err() == nil {
-		p.mu.Lock()
-		var body []byte
-		if p.up && len(p.queue) > 0 {
-			body = p.queue[0]
-		}
-		p.mu.Unlock()
-		if body == nil {
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(body))
-		req.Header.Set(connector.SignatureHeader, connector.Sign(secret, body))
-		res, err := http.DefaultClient.Do(req)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusAccepted {
-				p.mu.Lock()
-				p.queue = p.queue[1:]
-				p.mu.Unlock()
-				continue
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func (p *portal) SetAvailable(_ *testing.T, up bool) { p.sender.SetDown(!up) }
 
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "feedback-portal", func(t *testing.T) connectortest.System {
-		p := &portal{up: true}
+		p := &portal{}
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p.mu.Lock()
 			cur := p.current
@@ -224,10 +191,10 @@ func TestConformance(t *testing.T) {
 			cur.ServeHTTP(w, r)
 		}))
 		t.Cleanup(hs.Close)
-		p.url = hs.URL
+		p.sender = &simulate.WebhookSender{URL: hs.URL, Secret: secret}
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		go p.send(ctx)
+		go p.sender.Run(ctx)
 		return p
 	})
 }
