@@ -13,24 +13,15 @@
 package education
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/services/connectors/csvdir"
 )
 
 // Columns is the header of an export, in order.
@@ -42,173 +33,14 @@ var Levels = map[string]string{
 	"preschool": "preschool", "primary": "primary", "lower_secondary": "lower_secondary", "upper_secondary": "upper_secondary",
 }
 
-// Source reads the exports in Dir, oldest name first, every Poll.
-type Source struct {
-	Dir  string
-	Poll time.Duration // default 2 s
-
-	skipFile string // from the checkpoint: this file's lines up to skipLine are done
-	skipLine int
-	file     string   // the file being read
-	lines    [][]byte // its rows, after the header
-	header   []byte
-	next     int // index in lines of the next row
-	modTime  time.Time
-}
-
-type ref struct {
-	file string
-	last bool
-}
-
-// Connect checks the directory is there and resumes after the checkpoint
-// "<file>:<line>".
-func (s *Source) Connect(_ context.Context, checkpoint string) error {
-	if st, err := os.Stat(s.Dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: export directory %s: %v", connector.ErrUnavailable, s.Dir, err)
-	}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "done"), 0o755); err != nil {
-		return fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	s.file, s.lines, s.skipFile, s.skipLine = "", nil, "", 0
-	if checkpoint != "" {
-		i := strings.LastIndexByte(checkpoint, ':')
-		n, err := strconv.Atoi(checkpoint[i+1:])
-		if i < 0 || err != nil {
-			return fmt.Errorf("checkpoint %q: want <file>:<line>", checkpoint)
-		}
-		s.skipFile, s.skipLine = checkpoint[:i], n
-	}
-	return nil
-}
-
-// Read returns the next row, waiting for a file to arrive.
-func (s *Source) Read(ctx context.Context) (connector.Record, error) {
-	poll := s.Poll
-	if poll <= 0 {
-		poll = 2 * time.Second
-	}
-	for {
-		if s.file != "" && s.next < len(s.lines) {
-			i := s.next
-			s.next++
-			lineNo := i + 2 // the header is line 1
-			data := append(append(append([]byte(nil), s.header...), '\n'), s.lines[i]...)
-			sum := sha256.Sum256(s.lines[i])
-			return connector.Record{
-				Key:     fmt.Sprintf("%s:%d", s.file, lineNo),
-				Version: hex.EncodeToString(sum[:8]) + "@" + strconv.FormatInt(s.modTime.Unix(), 10),
-				Cursor:  fmt.Sprintf("%s:%d", s.file, lineNo),
-				Data:    data,
-				Ref:     ref{file: s.file, last: s.next == len(s.lines)},
-			}, nil
-		}
-		if s.file != "" { // a file with no rows left to send (empty, or all done before a restart)
-			if err := s.finish(s.file); err != nil {
-				return connector.Record{}, err
-			}
-			s.file = ""
-		}
-		name, err := s.oldest()
-		if err != nil {
-			return connector.Record{}, err
-		}
-		if name == "" {
-			select {
-			case <-ctx.Done():
-				return connector.Record{}, ctx.Err()
-			case <-time.After(poll):
-			}
-			continue
-		}
-		if err := s.open(name); err != nil {
-			return connector.Record{}, err
-		}
-	}
-}
-
-func (s *Source) oldest() (string, error) {
-	entries, err := os.ReadDir(s.Dir)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if !e.IsDir() && strings.HasSuffix(strings.ToLower(e.Name()), ".csv") {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return "", nil
-	}
-	return names[0], nil
-}
-
-func (s *Source) open(name string) error {
-	path := filepath.Join(s.Dir, name)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a byte-order mark from spreadsheet tools
-	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
-	all := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	s.file, s.modTime, s.header, s.lines, s.next = name, st.ModTime().Truncate(time.Second), all[0], all[1:], 0
-	if len(b) == 0 {
-		s.lines = nil
-	}
-	if name == s.skipFile {
-		s.next = min(max(s.skipLine-1, 0), len(s.lines)) // line n is lines[n-2]; resume after it
-	}
-	return nil
-}
-
-// Ack moves a file into done/ once its last row is handled.
-func (s *Source) Ack(_ context.Context, r connector.Record) error {
-	if rf, ok := r.Ref.(ref); ok && rf.last {
-		if err := s.finish(rf.file); err != nil {
-			return err
-		}
-		if s.file == rf.file {
-			s.file = ""
-		}
-	}
-	return nil
-}
-
-func (s *Source) finish(name string) error {
-	err := os.Rename(filepath.Join(s.Dir, name), filepath.Join(s.Dir, "done", name))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("move %s to done/: %w", name, err)
-	}
-	return nil
-}
-
-// Close does nothing: files are opened and read whole in Read.
-func (s *Source) Close() error { return nil }
+// Source reads the exports (see csvdir).
+type Source = csvdir.Source
 
 // Map turns one row (with its file's header) into an attendance event.
 func Map(r connector.Record) (event.Event, error) {
-	rd := csv.NewReader(bytes.NewReader(r.Data))
-	rd.FieldsPerRecord = -1
-	rows, err := rd.ReadAll()
-	if err != nil || len(rows) != 2 {
-		return event.Event{}, fmt.Errorf("%s: not a CSV row under a header: %v", r.Key, err)
-	}
-	head, row := rows[0], rows[1]
-	col := map[string]string{}
-	for i, h := range head {
-		if i < len(row) {
-			col[strings.TrimSpace(strings.ToLower(h))] = strings.TrimSpace(row[i])
-		}
-	}
-	if len(row) != len(head) {
-		return event.Event{}, fmt.Errorf("%s: %d fields, the header has %d", r.Key, len(row), len(head))
+	col, err := csvdir.Row(r)
+	if err != nil {
+		return event.Event{}, err
 	}
 	for _, c := range Columns {
 		if _, ok := col[c]; !ok {
@@ -234,11 +66,9 @@ func Map(r connector.Record) (event.Event, error) {
 	if nums["co_mat"] > nums["si_so"] {
 		return event.Event{}, fmt.Errorf("%s: co_mat %d is more than si_so %d", r.Key, nums["co_mat"], nums["si_so"])
 	}
-	at := time.Now().UTC()
-	if i := strings.LastIndexByte(r.Version, '@'); i >= 0 {
-		if sec, err := strconv.ParseInt(r.Version[i+1:], 10, 64); err == nil {
-			at = time.Unix(sec, 0).UTC() // the export's time: a later export of the same day replaces an earlier one
-		}
+	at, ok := csvdir.ExportTime(r) // a later export of the same day replaces an earlier one
+	if !ok {
+		at = time.Now().UTC()
 	}
 	data, err := json.Marshal(map[string]any{"school_code": col["ma_truong"], "school_name": col["ten_truong"], "area_code": col["ma_dia_ban"],
 		"level": level, "date": day.Format(time.DateOnly), "enrolled": nums["si_so"], "present": nums["co_mat"],

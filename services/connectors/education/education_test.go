@@ -7,13 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/connector/connectortest"
 	"github.com/iochub/iochub/services/connectors/education"
+	"github.com/iochub/iochub/services/connectors/simulate"
 )
 
 func rec(header, row string) connector.Record {
@@ -91,63 +91,42 @@ func TestReadsTheExportFormat(t *testing.T) {
 	}
 }
 
-// dirSystem drops exports into a directory; down means the directory is gone.
+// dirSystem is a school management system dropping exports.
 type dirSystem struct {
-	mu   sync.Mutex
-	dir  string
-	away string
-	n    int
+	exp *simulate.ExportDir
+	n   int
 }
 
 func (d *dirSystem) Source(*testing.T) connector.Source {
-	return &education.Source{Dir: d.dir, Poll: 20 * time.Millisecond}
+	return &education.Source{Dir: d.exp.Dir, Poll: 20 * time.Millisecond}
 }
 func (d *dirSystem) Map() connector.Mapper { return education.Map }
-func (d *dirSystem) write(t *testing.T, row string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.n++
-	dir := d.dir
-	if _, err := os.Stat(dir); err != nil {
-		dir = d.away
-	}
-	name := fmt.Sprintf("%06d_S%d.csv", d.n, d.n)
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(strings.Join(education.Columns, ",")+"\n"+row+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		t.Fatal(err)
-	}
-}
 func (d *dirSystem) Add(t *testing.T, n int) {
 	for range n {
-		i := d.n + 1
-		d.write(t, fmt.Sprintf("S%d,Trường số %d,27256,THCS,%02d/11/2026,400,%d,5,5", i, i, 1+i%28, 380+i%10))
+		d.n++
+		if _, err := d.exp.Write(fmt.Sprintf("S%d", d.n), education.Columns,
+			fmt.Sprintf("S%d,Trường số %d,27256,THCS,%02d/11/2026,400,%d,5,5", d.n, d.n, 1+d.n%28, 380+d.n%10)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 func (d *dirSystem) AddMalformed(t *testing.T) {
-	d.write(t, "S0,Trường hỏng,27256,THCS,hôm nay,400,380,5,5")
+	if _, err := d.exp.Write("S0", education.Columns, "S0,Trường hỏng,27256,THCS,hôm nay,400,380,5,5"); err != nil {
+		t.Fatal(err)
+	}
 }
 func (d *dirSystem) SetAvailable(t *testing.T, up bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	from, to := d.away, d.dir
-	if !up {
-		from, to = d.dir, d.away
-	}
-	if err := os.Rename(from, to); err != nil {
+	if err := d.exp.SetDown(!up); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "education-csv", func(t *testing.T) connectortest.System {
-		root := t.TempDir()
-		d := &dirSystem{dir: filepath.Join(root, "exports"), away: filepath.Join(root, "exports-offline")}
-		if err := os.Mkdir(d.dir, 0o755); err != nil {
+		exp := &simulate.ExportDir{Dir: filepath.Join(t.TempDir(), "exports")}
+		if err := os.Mkdir(exp.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		return d
+		return &dirSystem{exp: exp}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/iochub/iochub/pkg/connector/connectortest"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/connectors/csvdir"
 	"github.com/iochub/iochub/services/connectors/health"
 	"github.com/iochub/iochub/services/connectors/simulate"
 )
@@ -144,5 +145,79 @@ func TestConformance(t *testing.T) {
 		t.Cleanup(hs.Close)
 		sys.url = hs.URL
 		return sys
+	})
+}
+
+// TestBedExport reads the bed-occupancy export through csvdir: one good
+// row, one naming its line and both bad fields.
+func TestBedExport(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := os.ReadFile("testdata/beds.csv")
+	_ = os.WriteFile(dir+"/20261123T0800_BV-DK-BN.csv", b, 0o644)
+	s := &csvdir.Source{Dir: dir, Poll: 10 * time.Millisecond}
+	ctx := context.Background()
+	if err := s.Connect(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	r1, _ := s.Read(ctx)
+	r2, _ := s.Read(ctx)
+	e, err := health.MapBeds(r1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, _ := schema.Load(schemas.FS)
+	ty, _ := reg.Lookup("vn.ioc.health.bed_occupancy.v1")
+	data, _ := schema.DecodeData(e.Data)
+	if err := ty.Validate(data); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(data); !strings.Contains(got, "ward:Nội") || !strings.Contains(got, "beds_occupied:97") || !strings.Contains(got, "observed_at:2026-11-23T01:00:00Z") {
+		t.Errorf("mapped %s", got)
+	}
+	_, err = health.MapBeds(r2)
+	for _, w := range []string{":3", `thoi_diem "sáng nay"`, `giuong_dang_dung "x"`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not name %s", err, w)
+		}
+	}
+}
+
+// bedSystem is a hospital dropping bed-occupancy exports.
+type bedSystem struct {
+	exp *simulate.ExportDir
+	n   int
+}
+
+func (b *bedSystem) Source(*testing.T) connector.Source {
+	return &csvdir.Source{Dir: b.exp.Dir, Poll: 20 * time.Millisecond}
+}
+func (b *bedSystem) Map() connector.Mapper { return health.MapBeds }
+func (b *bedSystem) Add(t *testing.T, n int) {
+	for range n {
+		b.n++
+		at := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC).Add(time.Duration(b.n) * time.Hour).Format(time.RFC3339)
+		if _, err := b.exp.Write("BV-DK-BN", health.BedColumns, fmt.Sprintf("BV-DK-BN,27256,Nội,%s,120,%d", at, 60+b.n%50)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+func (b *bedSystem) AddMalformed(t *testing.T) {
+	if _, err := b.exp.Write("BV-DK-BN", health.BedColumns, "BV-DK-BN,27256,Nội,hôm qua,120,nhiều"); err != nil {
+		t.Fatal(err)
+	}
+}
+func (b *bedSystem) SetAvailable(t *testing.T, up bool) {
+	if err := b.exp.SetDown(!up); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBedConformance(t *testing.T) {
+	connectortest.Run(t, "health-beds", func(t *testing.T) connectortest.System {
+		exp := &simulate.ExportDir{Dir: t.TempDir() + "/beds"}
+		if err := os.Mkdir(exp.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return &bedSystem{exp: exp}
 	})
 }
