@@ -5,6 +5,7 @@ DATA_DIR ?= .data
 MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/connectors services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
 DEV_READER_TOKEN := dev-reader-token-not-for-production
+MQTT_PORT ?= 11883
 HTTP_ADDR ?= 127.0.0.1:8080
 CH_DATABASE ?= iochub
 # -race where it fits the time budget of `make test`.
@@ -35,7 +36,7 @@ run: build clickhouse
 	@echo "  IOC dashboard:      http://$(HTTP_ADDR)/#token=$(DEV_READER_TOKEN)"
 	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; demo data fills the tiles)"
 	@echo
-	exec bin/iochub run --demo --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
+	exec bin/iochub run --simulate --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
 test: clickhouse chromium

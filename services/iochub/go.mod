@@ -10,16 +10,19 @@ replace (
 replace (
 	github.com/iochub/iochub/kpis => ../../kpis
 	github.com/iochub/iochub/services/aggregator => ../aggregator
+	github.com/iochub/iochub/services/connectors => ../connectors
 	github.com/iochub/iochub/services/gateway => ../gateway
 	github.com/iochub/iochub/services/iocapi => ../iocapi
 )
 
 require (
+	github.com/ClickHouse/clickhouse-go/v2 v2.50.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/iochub/iochub/kpis v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/pkg v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/schemas v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/aggregator v0.0.0-00010101000000-000000000000
+	github.com/iochub/iochub/services/connectors v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/iocapi v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -31,16 +34,17 @@ require (
 
 require (
 	github.com/ClickHouse/ch-go v0.74.0 // indirect
-	github.com/ClickHouse/clickhouse-go/v2 v2.50.0 // indirect
 	github.com/andybalholm/brotli v1.2.6 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/eclipse/paho.mqtt.golang v1.5.1 // indirect
 	github.com/go-faster/city v1.0.1 // indirect
 	github.com/go-faster/errors v0.7.1 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
@@ -55,6 +59,7 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect

@@ -12,10 +12,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/iochub/iochub/pkg/flagenv"
 	"github.com/iochub/iochub/pkg/logging"
+	"github.com/iochub/iochub/services/connectors/simulate"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
@@ -25,6 +28,10 @@ const usage = `iochub — event hub of the Intelligent Operations Center
 Usage:
   iochub run [flags]     start the hub: embedded JetStream (unless --nats-url),
                          gateway and aggregator; --services picks a subset
+  iochub simulate [flags] run the simulated sector systems (dossier API, FHIR server, CSV
+                         exports, MQTT sensors, portal and incident webhooks) where the
+                         config's connectors read, fed with a demo province, against a
+                         running hub (iochub run --simulate does the same in-process)
   iochub token           make a producer token and the token_sha256 for the config file
   iochub help            this text, and the flags of run
 
@@ -50,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = runHub(ctx, args[1:], stdout, stderr)
+	case "simulate":
+		err = runSimulate(ctx, args[1:], stderr)
 	case "token":
 		err = newToken(stdout)
 	case "help", "-h", "--help", "-help":
@@ -122,6 +131,37 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return h.Run(ctx)
+}
+
+// runSimulate is `iochub simulate`.
+func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("iochub simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg hub.Config
+	var hubURL string
+	fs.StringVar(&cfg.ConfigFile, "config", "deploy/iochub.dev.yaml", "the hub's config file: its connectors say where each system must be")
+	fs.StringVar(&cfg.DataDir, "data-dir", "data", "the hub's --data-dir (${DATA_DIR} in the config file)")
+	fs.StringVar(&cfg.MQTTListen, "mqtt", "127.0.0.1:1883", "the MQTT listener the sensors publish to (the hub's --mqtt-listen)")
+	fs.StringVar(&hubURL, "hub", "http://127.0.0.1:8080", "the hub's HTTP address, for the portal's and incident centre's webhooks")
+	fs.DurationVar(&cfg.SimHistory, "history", 72*time.Hour, "how much of the past to send at start")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := cfg.LoadFile(); err != nil {
+		return err
+	}
+	log, err := logging.New("info")
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	s, err := hub.SimulatedSystems(cfg, strings.TrimRight(hubURL, "/"), log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return simulate.Run(ctx, s)
 }
 
 func newToken(w io.Writer) error {

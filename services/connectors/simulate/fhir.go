@@ -155,7 +155,8 @@ func (s *FHIRServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	self := "http://" + r.Host + r.URL.Path + "?" + q.Encode()
+	asked, _, _ := strings.Cut(r.RequestURI, "?") // as asked, before any prefix was stripped
+	self := "http://" + r.Host + asked + "?" + q.Encode()
 	links := []any{map[string]any{"relation": "self", "url": self}}
 	if end < len(items) {
 		nq := url.Values{}
@@ -163,7 +164,7 @@ func (s *FHIRServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			nq[k] = v
 		}
 		nq.Set("_offset", strconv.Itoa(end))
-		links = append(links, map[string]any{"relation": "next", "url": "http://" + r.Host + r.URL.Path + "?" + nq.Encode()})
+		links = append(links, map[string]any{"relation": "next", "url": "http://" + r.Host + asked + "?" + nq.Encode()})
 	}
 	w.Header().Set("Content-Type", "application/fhir+json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(items),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -63,6 +64,9 @@ func Run(ctx context.Context, s Systems) error {
 	for _, d := range []string{s.AttendanceDir, s.BedsDir} {
 		if d == "" || filepath.Clean(d) == "." {
 			return errors.New("simulated exports need a directory")
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("simulated exports: %w", err)
 		}
 	}
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + s.MQTTAddr).SetClientID(fmt.Sprintf("iochub-sensors-%d", time.Now().UnixNano())).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/connectors"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"gopkg.in/yaml.v3"
@@ -47,6 +48,9 @@ type Config struct {
 	DebugAddr      string
 	AreasFile      string
 	Demo           bool
+	Simulate       bool
+	SimHistory     time.Duration
+	MQTTListen     string
 	CompactEvery   time.Duration
 	KPIDir         string
 
@@ -60,6 +64,9 @@ type File struct {
 	PIIKey  string         `yaml:"pii_key"`
 	Gateway gateway.Config `yaml:"gateway"`
 	IOCAPI  iocapi.Config  `yaml:"iocapi"`
+	// Connectors are the sector systems the hub reads itself (see
+	// services/connectors and deploy/iochub.example.yaml).
+	Connectors connectors.Config `yaml:"connectors"`
 }
 
 // Register binds the flags to c with their defaults: loopback only.
@@ -74,6 +81,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Services, "services", "gateway,aggregator,iocapi", "services to run in this process, comma-separated: gateway, aggregator, iocapi (KPI API and dashboard)")
 	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
 	fs.DurationVar(&c.CompactEvery, "rollup-compact-interval", 10*time.Minute, "aggregator: how often the entity rollups are compacted (OPTIMIZE … FINAL of partitions with several parts) so KPI queries stay fast; 0 never")
+	fs.StringVar(&c.MQTTListen, "mqtt-listen", "", "MQTT listener of the embedded NATS server for traffic sensors (e.g. 127.0.0.1:1883); empty: none")
+	fs.BoolVar(&c.Simulate, "simulate", false, "run simulated sector systems (dossier API, FHIR server, CSV exports, MQTT sensors, webhooks) where the connectors config points, fed with a demo province; for trying the hub, never for production")
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
 	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
 	fs.StringVar(&c.NATSSync, "nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
@@ -88,12 +97,23 @@ func (c *Config) Register(fs *flag.FlagSet) {
 
 // Load reads the config file and checks everything, reporting all problems.
 func (c *Config) Load() error {
+	if err := c.LoadFile(); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+// LoadFile reads the config file alone, with no check of the flags.
+func (c *Config) LoadFile() error {
 	if c.ConfigFile != "" {
 		b, err := os.ReadFile(c.ConfigFile)
 		if err != nil {
 			return fmt.Errorf("config file: %w", err)
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		// ${DATA_DIR} in the file is --data-dir: where the dev config keeps
+		// the simulated systems' exports.
+		text := strings.ReplaceAll(string(b), "${DATA_DIR}", c.DataDir)
+		dec := yaml.NewDecoder(strings.NewReader(text))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c.File); err != nil {
 			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
@@ -104,7 +124,7 @@ func (c *Config) Load() error {
 	}
 	c.File.Gateway.Defaults()
 	c.File.IOCAPI.Defaults()
-	return c.Validate()
+	return c.File.Connectors.Validate()
 }
 
 // Validate reports every problem at once.
@@ -136,6 +156,12 @@ func (c *Config) Validate() error {
 	}
 	if err := c.File.Gateway.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := c.File.Connectors.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.File.Connectors.UsesSensors() && c.NATSURL == "" && c.MQTTListen == "" {
+		errs = append(errs, errors.New("connectors.traffic.sensors: the embedded server needs --mqtt-listen for the sensors to publish to"))
 	}
 	if err := c.File.IOCAPI.Validate(); err != nil {
 		errs = append(errs, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/connectors"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/nats-io/nats-server/v2/server"
@@ -45,6 +46,7 @@ type Hub struct {
 	agg      *aggregator.Aggregator
 	api      *iocapi.API
 	catalog  *kpi.Catalog
+	conns    *connectors.Set
 }
 
 // Start connects everything and declares the streams and tables. Errors are
@@ -105,7 +107,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	opts := []nats.Option{nats.Name("iochub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if url == "" {
 		interval, always, _ := cfg.SyncSetting()
-		h.srv, err = natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: cfg.storeDir(), SyncInterval: interval, SyncAlways: always})
+		h.srv, err = natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: cfg.storeDir(), SyncInterval: interval, SyncAlways: always,
+			MQTTListen: cfg.MQTTListen})
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +125,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		MaxMsgSize: int32(cfg.File.Gateway.MaxEventBytes)}
 	if err := natsjs.Declare(dctx, h.js, limits); err != nil {
 		return nil, fmt.Errorf("jetstream at %q: %w", displayURL(url), err)
+	}
+	if err := cfg.File.Connectors.Prepare(dctx, h.js); err != nil {
+		return nil, err
+	}
+	if h.conns, err = connectors.Build(cfg.File.Connectors, connectors.Deps{NC: h.nc, JS: h.js, Registry: h.reg, Pseudo: h.pseudo, Log: log}); err != nil {
+		return nil, err
 	}
 	if slices.Contains(svcs, ServiceAggregator) {
 		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
@@ -192,6 +201,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.api != nil {
 		h.api.Register(mux)
 	}
+	for path, wh := range h.conns.Webhooks {
+		mux.Handle("POST "+path, wh)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusOK, map[string]string{"status": "up"})
 	})
@@ -216,6 +228,12 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	if h.agg != nil && h.cfg.CompactEvery > 0 {
 		g.Go(func() error { h.compactRollups(gctx); return nil })
+	}
+	for _, r := range h.conns.Runners {
+		g.Go(func() error { return r.Run(gctx) })
+	}
+	if h.cfg.Simulate {
+		g.Go(func() error { return h.simulate(gctx) })
 	}
 	if h.cfg.Demo {
 		g.Go(func() error { h.runDemo(gctx); return nil })
