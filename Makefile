@@ -34,7 +34,7 @@ run: build clickhouse
 	@echo "          --data @schemas/health/examples/visit.v1.valid.json http://$(HTTP_ADDR)/v1/events"
 	@echo
 	@echo "  IOC dashboard:      http://$(HTTP_ADDR)/#token=$(DEV_READER_TOKEN)"
-	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; demo data fills the tiles)"
+	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; simulated sector systems fill the tiles)"
 	@echo
 	exec bin/iochub run --simulate --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
