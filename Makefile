@@ -2,7 +2,7 @@
 SHELL   := /bin/bash
 GO      ?= go
 DATA_DIR ?= .data
-MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/connectors services/iochub tools/jsonschemabench
+MODULES := pkg schemas kpis services/gateway services/aggregator services/iocapi services/connectors services/monitor services/iochub tools/jsonschemabench
 DEV_TOKEN := dev-producer-token-not-for-production
 DEV_READER_TOKEN := dev-reader-token-not-for-production
 MQTT_PORT ?= 11883

@@ -1,0 +1,156 @@
+package monitor
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/iochub/iochub/pkg/schema"
+)
+
+// HashToken is the SHA-256 of an admin token, as stored in token_sha256.
+func HashToken(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+// Register mounts /metrics and the /v1/ops/ API (admin token) on mux; reg
+// is the registry replays validate with.
+func (m *Monitor) Register(mux *http.ServeMux, reg *schema.Registry) {
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		m.WriteMetrics(w)
+	})
+	mux.HandleFunc("GET /v1/ops/snapshot", m.admin(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, m.Snapshot()) }))
+	mux.HandleFunc("GET /v1/ops/streams", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"streams": m.Snapshot().Streams})
+	}))
+	mux.HandleFunc("GET /v1/ops/consumers", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"consumers": m.Snapshot().Consumers})
+	}))
+	mux.HandleFunc("GET /v1/ops/sources", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"sources": m.Snapshot().Sources})
+	}))
+	mux.HandleFunc("GET /v1/ops/alerts", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		firing, hist := m.Alerts()
+		writeJSON(w, 200, map[string]any{"firing": nonNil(firing), "history": nonNil(hist)})
+	}))
+	mux.HandleFunc("GET /v1/ops/dlq", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		n := 200
+		if v := r.URL.Query().Get("limit"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 10000 {
+				problem(w, 400, "limit: want 1 to 10000")
+				return
+			}
+		}
+		writeJSON(w, 200, map[string]any{"stats": m.Snapshot().DLQ, "letters": nonNil(m.ListDLQ(r.Context(), n))})
+	}))
+	mux.HandleFunc("GET /v1/ops/dlq/{seq}", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		seq, err := parseSeq(r.PathValue("seq"))
+		if err != nil {
+			problem(w, 400, "seq: want a stream sequence")
+			return
+		}
+		d, err := m.ShowDLQ(r.Context(), seq)
+		if err != nil {
+			problem(w, 404, err.Error())
+			return
+		}
+		writeJSON(w, 200, d)
+	}))
+	mux.HandleFunc("POST /v1/ops/dlq/{seq}/replay", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		seq, err := parseSeq(r.PathValue("seq"))
+		if err != nil {
+			problem(w, 400, "seq: want a stream sequence")
+			return
+		}
+		if err := m.Replay(r.Context(), seq, reg); err != nil {
+			status := 422
+			if errors.Is(err, errNotFound) {
+				status = 404
+			}
+			problem(w, status, err.Error())
+			return
+		}
+		writeJSON(w, 200, map[string]any{"replayed": 1})
+	}))
+	mux.HandleFunc("POST /v1/ops/dlq/replay", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		n, errs := m.ReplayAll(r.Context(), reg)
+		msgs := []string{}
+		for _, e := range errs {
+			msgs = append(msgs, e.Error())
+		}
+		writeJSON(w, 200, map[string]any{"replayed": n, "failed": msgs})
+	}))
+	mux.HandleFunc("DELETE /v1/ops/dlq/{seq}", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		seq, err := parseSeq(r.PathValue("seq"))
+		if err != nil || seq == 0 {
+			problem(w, 400, "seq: want a stream sequence")
+			return
+		}
+		if err := m.Purge(r.Context(), seq); err != nil {
+			problem(w, 404, err.Error())
+			return
+		}
+		writeJSON(w, 200, map[string]any{"purged": 1})
+	}))
+	mux.HandleFunc("DELETE /v1/ops/dlq", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("confirm") != "all" {
+			problem(w, 400, "purging every dead letter needs ?confirm=all")
+			return
+		}
+		if err := m.Purge(r.Context(), 0); err != nil {
+			problem(w, 503, err.Error())
+			return
+		}
+		writeJSON(w, 200, map[string]any{"purged": "all"})
+	}))
+}
+
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}
+
+func (m *Monitor) admin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
+			problem(w, 401, "send Authorization: Bearer <admin token>")
+			return
+		}
+		sum := HashToken(strings.TrimSpace(tok))
+		for _, a := range m.cfg.Admins {
+			if subtle.ConstantTimeCompare([]byte(sum), []byte(a.TokenSHA256)) == 1 {
+				next(w, r)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
+		problem(w, 401, "the bearer token is not an admin token of this hub")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func problem(w http.ResponseWriter, status int, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:iochub:problem:ops", "title": http.StatusText(status), "status": status,
+		"detail": fmt.Sprint(detail)})
+}

@@ -1,0 +1,385 @@
+// Package monitor watches the hub's streams for the operators: per stream
+// (messages, bytes, first and last time, rate), per consumer (pending = lag,
+// ack pending, redelivered, last active), per source (events per minute,
+// dead letters per minute, last event, freshness against an expected
+// interval), the dead-letter stream (depth, by reason and type) and
+// ClickHouse; it evaluates alerts on them and serves it all as JSON under
+// /v1/ops/ and as Prometheus metrics at /metrics.
+package monitor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Config is the monitor part of the config file.
+type Config struct {
+	// Interval between samples (default 5 s).
+	Interval time.Duration `yaml:"interval"`
+	// Sources: a source prefix and how often it must send; silent longer,
+	// the source_silent alert fires.
+	Sources map[string]time.Duration `yaml:"sources"`
+	// LagWindow: the aggregator's lag must grow for this long before
+	// lag_growing fires (default 1 min).
+	LagWindow time.Duration `yaml:"lag_window"`
+	// DiskFullPercent of the JetStream store's limit fires disk_nearly_full
+	// (default 90).
+	DiskFullPercent float64 `yaml:"disk_full_percent"`
+	// AlertWebhook, if set, gets a POST of every alert change.
+	AlertWebhook string `yaml:"alert_webhook"`
+	// Admins may replay and purge dead letters over the API.
+	Admins []Admin `yaml:"admins"`
+}
+
+// Admin is an operator token (its SHA-256) for the dead-letter API.
+type Admin struct {
+	Name        string `yaml:"name"`
+	TokenSHA256 string `yaml:"token_sha256"`
+}
+
+// Pinger checks the event store answers; chstore.Store is one.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// StreamStat is one stream.
+type StreamStat struct {
+	Name       string    `json:"name"`
+	Messages   uint64    `json:"messages"`
+	Bytes      uint64    `json:"bytes"`
+	FirstTime  time.Time `json:"first_time"`
+	LastTime   time.Time `json:"last_time"`
+	LastSeq    uint64    `json:"last_seq"`
+	RatePerSec float64   `json:"rate_per_sec"` // new messages per second over the last interval
+}
+
+// ConsumerStat is one durable consumer.
+type ConsumerStat struct {
+	Stream      string     `json:"stream"`
+	Name        string     `json:"name"`
+	Pending     uint64     `json:"pending"` // the lag: messages not yet delivered
+	AckPending  int        `json:"ack_pending"`
+	Redelivered int        `json:"redelivered"`
+	LastActive  *time.Time `json:"last_active"`
+}
+
+// SourceStat is one event source.
+type SourceStat struct {
+	Source           string     `json:"source"`
+	Events           uint64     `json:"events_total"`
+	EventsPerMin     float64    `json:"events_per_min"`
+	Rejected         uint64     `json:"rejected_total"`
+	RejectedPerMin   float64    `json:"rejected_per_min"`
+	LastEventTime    *time.Time `json:"last_event_time"`
+	ExpectedInterval string     `json:"expected_interval,omitempty"`
+	Freshness        string     `json:"freshness"` // ok, late, unknown (no expectation)
+}
+
+// DLQStat is the dead-letter stream.
+type DLQStat struct {
+	Depth    uint64            `json:"depth"`
+	ByReason map[string]uint64 `json:"by_reason"`
+	ByType   map[string]uint64 `json:"by_type"`
+}
+
+// StoreStat is ClickHouse as the monitor sees it.
+type StoreStat struct {
+	Reachable bool   `json:"reachable"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Snapshot is one sample of everything.
+type Snapshot struct {
+	At        time.Time      `json:"at"`
+	Streams   []StreamStat   `json:"streams"`
+	Consumers []ConsumerStat `json:"consumers"`
+	Sources   []SourceStat   `json:"sources"`
+	DLQ       DLQStat        `json:"dlq"`
+	Store     StoreStat      `json:"clickhouse"`
+	Storage   struct {
+		Used  uint64 `json:"used_bytes"`
+		Limit int64  `json:"limit_bytes"`
+	} `json:"jetstream_storage"`
+}
+
+// Monitor samples and alerts.
+type Monitor struct {
+	cfg   Config
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store Pinger
+	log   *zap.Logger
+	now   func() time.Time
+
+	mu      sync.Mutex
+	snap    Snapshot
+	prev    map[string]uint64 // stream -> last seq at the previous sample
+	lag     []lagSample
+	sources map[string]*sourceCounter
+	dlqSeen uint64
+	dlqInit bool
+	alerts  map[string]*Alert
+	history []AlertEvent
+	sub     *nats.Subscription
+}
+
+type lagSample struct {
+	at      time.Time
+	pending uint64
+}
+
+type sourceCounter struct {
+	events, rejected uint64
+	last             time.Time
+	window           []minuteCount // per-sample counts for the per-minute rates
+}
+
+type minuteCount struct {
+	at               time.Time
+	events, rejected uint64
+}
+
+// New makes a monitor; store may be nil.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, store Pinger, log *zap.Logger) *Monitor {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 5 * time.Second
+	}
+	if cfg.LagWindow <= 0 {
+		cfg.LagWindow = time.Minute
+	}
+	if cfg.DiskFullPercent <= 0 {
+		cfg.DiskFullPercent = 90
+	}
+	return &Monitor{cfg: cfg, nc: nc, js: js, store: store, log: log, now: time.Now, prev: map[string]uint64{},
+		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{}}
+}
+
+// Run samples every interval until ctx is done. It also counts events per
+// source by listening to the event subjects (a plain subscription: it takes
+// nothing from the work queue) and dead letters as they arrive.
+func (m *Monitor) Run(ctx context.Context) error {
+	sub, err := m.nc.Subscribe("ioc.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), false) })
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	dsub, err := m.nc.Subscribe("dlq.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), true) })
+	if err != nil {
+		return err
+	}
+	defer dsub.Unsubscribe()
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		m.Sample(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// sourceOf finds the CloudEvents source in an event's JSON without decoding
+// it all: the monitor must cost little per event.
+func sourceOf(b []byte) string {
+	i := bytes.Index(b, []byte(`"source":"`))
+	if i < 0 {
+		i = bytes.Index(b, []byte(`"source": "`))
+		if i < 0 {
+			return "(unknown)"
+		}
+		i++
+	}
+	b = b[i+10:]
+	j := bytes.IndexByte(b, '"')
+	if j < 0 {
+		return "(unknown)"
+	}
+	return string(b[:j])
+}
+
+func (m *Monitor) count(source string, rejected bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.sources[source]
+	if c == nil {
+		c = &sourceCounter{}
+		m.sources[source] = c
+	}
+	if rejected {
+		c.rejected++
+		return
+	}
+	c.events++
+	c.last = m.now()
+}
+
+// Sample reads the streams, consumers and store, then evaluates alerts.
+func (m *Monitor) Sample(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	now := m.now()
+	var s Snapshot
+	s.At = now
+	names := []string{natsjs.EventsStream, natsjs.DLQStream, "IOC_SENSORS"}
+	for _, name := range names {
+		st, err := m.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ss := StreamStat{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes, FirstTime: info.State.FirstTime,
+			LastTime: info.State.LastTime, LastSeq: info.State.LastSeq}
+		m.mu.Lock()
+		if p, ok := m.prev[name]; ok && !m.snap.At.IsZero() {
+			if dt := now.Sub(m.snap.At).Seconds(); dt > 0 && ss.LastSeq >= p {
+				ss.RatePerSec = float64(ss.LastSeq-p) / dt
+			}
+		}
+		m.prev[name] = ss.LastSeq
+		m.mu.Unlock()
+		s.Streams = append(s.Streams, ss)
+		for cname := range consumersOf(ctx, st) {
+			c, err := st.Consumer(ctx, cname)
+			if err != nil {
+				continue
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				continue
+			}
+			cs := ConsumerStat{Stream: name, Name: cname, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
+			if ci.Delivered.Last != nil {
+				t := *ci.Delivered.Last
+				cs.LastActive = &t
+			}
+			s.Consumers = append(s.Consumers, cs)
+		}
+		if name == natsjs.DLQStream {
+			s.DLQ = m.dlqStats(ctx, st, info.State.LastSeq)
+		}
+	}
+	if ai, err := m.js.AccountInfo(ctx); err == nil {
+		s.Storage.Used, s.Storage.Limit = ai.Store, ai.Limits.MaxStore
+	}
+	if m.store != nil {
+		if err := m.store.Ping(ctx); err != nil {
+			s.Store = StoreStat{Reachable: false, Error: err.Error()}
+		} else {
+			s.Store.Reachable = true
+		}
+	}
+	m.mu.Lock()
+	s.Sources = m.sourceStats(now)
+	m.snap = s
+	m.mu.Unlock()
+	m.evaluate(ctx, s)
+}
+
+func consumersOf(ctx context.Context, st jetstream.Stream) map[string]bool {
+	out := map[string]bool{}
+	l := st.ConsumerNames(ctx)
+	for n := range l.Name() {
+		out[n] = true
+	}
+	return out
+}
+
+// dlqStats counts dead letters by reason (its first words) and type.
+func (m *Monitor) dlqStats(ctx context.Context, st jetstream.Stream, last uint64) DLQStat {
+	out := DLQStat{ByReason: map[string]uint64{}, ByType: map[string]uint64{}}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		return out
+	}
+	out.Depth = info.State.Msgs
+	for subj, n := range info.State.Subjects {
+		out.ByType[strings.TrimPrefix(subj, "dlq.")] += n
+	}
+	for _, d := range m.listDLQ(ctx, 500) {
+		out.ByReason[reasonKind(d.Reason)]++
+	}
+	return out
+}
+
+// reasonKind is the part of a reason before its details, to group by.
+func reasonKind(r string) string {
+	if i := strings.IndexAny(r, ":("); i > 0 {
+		return strings.TrimSpace(r[:i])
+	}
+	if len(r) > 60 {
+		return r[:60]
+	}
+	return r
+}
+
+func (m *Monitor) sourceStats(now time.Time) []SourceStat {
+	var out []SourceStat
+	seen := map[string]bool{}
+	for src, c := range m.sources {
+		c.window = append(c.window, minuteCount{at: now, events: c.events, rejected: c.rejected})
+		for len(c.window) > 1 && now.Sub(c.window[0].at) > time.Minute {
+			c.window = c.window[1:]
+		}
+		ss := SourceStat{Source: src, Events: c.events, Rejected: c.rejected, Freshness: "unknown"}
+		if first := c.window[0]; now.Sub(first.at) > 0 {
+			mins := now.Sub(first.at).Minutes()
+			ss.EventsPerMin = float64(c.events-first.events) / mins
+			ss.RejectedPerMin = float64(c.rejected-first.rejected) / mins
+		}
+		if !c.last.IsZero() {
+			t := c.last
+			ss.LastEventTime = &t
+		}
+		if prefix, every, ok := m.expectation(src); ok {
+			seen[prefix] = true
+			ss.ExpectedInterval = every.String()
+			ss.Freshness = "ok"
+			if c.last.IsZero() || now.Sub(c.last) > every {
+				ss.Freshness = "late"
+			}
+		}
+		out = append(out, ss)
+	}
+	for prefix, every := range m.cfg.Sources { // expected and never heard from
+		if !seen[prefix] {
+			out = append(out, SourceStat{Source: prefix, ExpectedInterval: every.String(), Freshness: "late"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
+}
+
+// expectation is the longest configured prefix of src.
+func (m *Monitor) expectation(src string) (string, time.Duration, bool) {
+	best, every := "", time.Duration(0)
+	for p, d := range m.cfg.Sources {
+		if strings.HasPrefix(src, p) && len(p) > len(best) {
+			best, every = p, d
+		}
+	}
+	return best, every, best != ""
+}
+
+// Snapshot is the latest sample.
+func (m *Monitor) Snapshot() Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snap
+}
+
+var errNotFound = errors.New("not found")

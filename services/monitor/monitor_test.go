@@ -1,0 +1,359 @@
+package monitor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/monitor"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/zap/zaptest"
+)
+
+func setup(t *testing.T, cfg monitor.Config) (*monitor.Monitor, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv := natsjstest.Run(t)
+	nc, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
+	cfg.Admins = append(cfg.Admins, monitor.Admin{Name: "ops", TokenSHA256: monitor.HashToken(adminToken)})
+	return monitor.New(cfg, nc, js, nil, zaptest.NewLogger(t)), nc, js
+}
+
+const adminToken = "ops-admin-token"
+
+func publish(t *testing.T, js jetstream.JetStream, evs ...event.Event) {
+	t.Helper()
+	var msgs []*nats.Msg
+	for _, e := range evs {
+		m, err := natsjs.EventMsg(e, e.AppendJSON(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	for _, o := range natsjs.PublishAll(context.Background(), js, msgs) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+}
+
+func firing(m *monitor.Monitor, name string) *monitor.Alert {
+	alerts, _ := m.Alerts()
+	for _, a := range alerts {
+		if a.Name == name {
+			return &a
+		}
+	}
+	return nil
+}
+
+// TestStalledAggregatorRaisesLagAlert: nothing consumes IOC_EVENTS while
+// events keep coming; the aggregator's pending count grows and, after the
+// lag window, lag_growing fires; once the backlog is taken, it resolves.
+func TestStalledAggregatorRaisesLagAlert(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{LagWindow: 400 * time.Millisecond})
+	ctx := context.Background()
+	g := eventgen.New(1, "lag")
+	var pend []uint64
+	for range 6 {
+		publish(t, js, g.Next(), g.Next(), g.Next())
+		m.Sample(ctx)
+		for _, c := range m.Snapshot().Consumers {
+			if c.Name == natsjs.AggregatorConsumer {
+				pend = append(pend, c.Pending)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(pend) != 6 || pend[5] != 18 || pend[0] != 3 {
+		t.Fatalf("pending over the samples: %v", pend)
+	}
+	a := firing(m, monitor.AlertLagGrowing)
+	if a == nil || !strings.Contains(a.Message, "grew") {
+		t.Fatalf("lag_growing not firing: %+v", a)
+	}
+	// The aggregator catches up: pending drops, the alert resolves.
+	c, _ := js.Consumer(ctx, natsjs.EventsStream, natsjs.AggregatorConsumer)
+	batch, _ := c.Fetch(18, jetstream.FetchMaxWait(2*time.Second))
+	for msg := range batch.Messages() {
+		_ = msg.Ack()
+	}
+	time.Sleep(100 * time.Millisecond)
+	m.Sample(ctx)
+	if firing(m, monitor.AlertLagGrowing) != nil {
+		t.Error("lag_growing still firing after the backlog was taken")
+	}
+	_, hist := m.Alerts()
+	if len(hist) < 2 || hist[len(hist)-1].State != "resolved" {
+		t.Errorf("history %+v", hist)
+	}
+}
+
+// TestSilentSourceRaisesFreshnessAlert: a source expected every 300 ms
+// sends once, then falls silent.
+func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
+	var notified []byte
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		notified = b.Bytes()
+	}))
+	defer hook.Close()
+	m, _, js := setup(t, monitor.Config{Sources: map[string]time.Duration{"/health/his/": 300 * time.Millisecond, "/education/sms": time.Hour},
+		AlertWebhook: hook.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = m.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond) // subscribed
+	g := eventgen.New(2, "fresh")
+	publish(t, js, g.Of("vn.ioc.health.visit.v1"))
+	time.Sleep(100 * time.Millisecond)
+	m.Sample(context.Background())
+	for _, s := range m.Snapshot().Sources {
+		if strings.HasPrefix(s.Source, "/health/his/") && (s.Freshness != "ok" || s.Events != 1) {
+			t.Fatalf("just after its event: %+v", s)
+		}
+	}
+	if a := firing(m, monitor.AlertSourceSilent); a == nil || a.Subject != "/education/sms" {
+		t.Fatalf("a source never heard from is not reported silent: %+v", a)
+	}
+	time.Sleep(400 * time.Millisecond)
+	m.Sample(context.Background())
+	alerts, _ := m.Alerts()
+	silent := 0
+	for _, a := range alerts {
+		if a.Name == monitor.AlertSourceSilent && strings.HasPrefix(a.Subject, "/health/his/") {
+			silent++
+		}
+	}
+	if silent != 1 {
+		t.Fatalf("source_silent for the hospital: %+v", alerts)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if !bytes.Contains(notified, []byte(monitor.AlertSourceSilent)) {
+		t.Errorf("the alert webhook got %s", notified)
+	}
+}
+
+// fixedRegistry is the schemas with health.visit's kind allowing
+// "telehealth": the schema fix the dead letters wait for.
+func fixedRegistry(t *testing.T) *schema.Registry {
+	t.Helper()
+	mfs := fstest.MapFS{}
+	_ = fs.WalkDir(schemas.FS, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := fs.ReadFile(schemas.FS, p)
+		if p == "health/visit.v1.json" {
+			b = bytes.Replace(b, []byte(`"emergency"`), []byte(`"emergency", "telehealth"`), 1)
+		}
+		mfs[p] = &fstest.MapFile{Data: b}
+		return nil
+	})
+	reg, err := schema.Load(mfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
+	data, _ := schema.DecodeData([]byte(`{"visit_id":"x","facility_code":"F","area_code":"27256","kind":"telehealth","age_band":"25-44","sex":"male","insured":true,"started_at":"2026-11-23T01:00:00Z"}`))
+	if err := ty.Validate(data); err != nil {
+		t.Fatalf("the fixed schema does not take telehealth: %v", err)
+	}
+	return reg
+}
+
+// TestDeadLettersReplayedExactlyOnceAfterASchemaFix: visits of a kind the
+// schema does not know are dead-lettered by the aggregator with the
+// reason; after the schema is fixed, a replay puts each into ClickHouse
+// once and a second replay adds nothing.
+func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{})
+	ctx := context.Background()
+	store := chstoretest.Open(t)
+	strict, _ := schema.Load(schemas.FS)
+	fixed := fixedRegistry(t)
+	if err := store.Migrate(ctx, fixed); err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := pii.New([]byte("monitor-test-pii-key-0123456789"))
+	runAgg := func(reg *schema.Registry) (stop func()) {
+		actx, cancel := context.WithCancel(ctx)
+		agg := aggregator.New(aggregator.Config{BatchMaxEvents: 100, BatchMaxWait: 20 * time.Millisecond, AckWait: 2 * time.Second}, js, store, reg, ps, zaptest.NewLogger(t))
+		done := make(chan struct{})
+		go func() { _ = agg.Run(actx); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	m.Sample(ctx)
+	stop := runAgg(strict)
+	g := eventgen.New(3, "tele")
+	var evs []event.Event
+	for i := range 5 {
+		e := g.Of("vn.ioc.health.visit.v1")
+		var d map[string]any
+		_ = json.Unmarshal(e.Data, &d)
+		d["kind"] = "telehealth"
+		e.Data, _ = json.Marshal(d)
+		e.ID = "tele-" + string(rune('a'+i))
+		evs = append(evs, e)
+	}
+	publish(t, js, evs...)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(m.ListDLQ(ctx, 100)) < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	letters := m.ListDLQ(ctx, 100)
+	if len(letters) != 5 {
+		t.Fatalf("%d dead letters, want 5", len(letters))
+	}
+	for _, d := range letters {
+		if !strings.Contains(d.Reason, "/kind") || d.Stage != "aggregator" || !d.Replayable || d.Type != "vn.ioc.health.visit.v1" {
+			t.Errorf("dead letter %+v", d)
+		}
+	}
+	m.Sample(ctx)
+	if firing(m, monitor.AlertDeadLetters) == nil {
+		t.Error("dead_letters_arriving not firing")
+	}
+	if s := m.Snapshot().DLQ; s.Depth != 5 || s.ByType["health.visit.v1"] != 5 {
+		t.Errorf("dlq stats %+v", s)
+	}
+	// Before the fix a replay is refused and the letter stays.
+	if err := m.Replay(ctx, letters[0].Seq, strict); err == nil || !strings.Contains(err.Error(), "still fails") {
+		t.Fatalf("replay before the fix: %v", err)
+	}
+	stop = runAgg(fixed)
+	defer stop()
+	// Over the API, with the admin token.
+	api := http.NewServeMux()
+	m.Register(api, fixed)
+	hs := httptest.NewServer(api)
+	defer hs.Close()
+	replay := func() map[string]any {
+		req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/ops/dlq/replay", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&out)
+		return out
+	}
+	if out := replay(); out["replayed"] != float64(5) {
+		t.Fatalf("first replay: %v", out)
+	}
+	count := func() uint64 {
+		var n uint64
+		_ = store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Qualified("health_visit_v1")+" WHERE kind = 'telehealth'").Scan(&n)
+		return n
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for count() < 5 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := replay(); out["replayed"] != float64(0) {
+		t.Fatalf("second replay: %v", out)
+	}
+	// Replaying the same event again straight onto NATS is a duplicate too.
+	time.Sleep(500 * time.Millisecond)
+	if n := count(); n != 5 {
+		t.Fatalf("%d telehealth rows after two replays, want 5", n)
+	}
+	req, _ := http.NewRequest(http.MethodPost, hs.URL+"/v1/ops/dlq/replay", nil)
+	if res, _ := http.DefaultClient.Do(req); res.StatusCode != 401 {
+		t.Errorf("replay without a token: %d", res.StatusCode)
+	}
+}
+
+// TestMetricsParseAndMatchTheJSON: /metrics is valid Prometheus text and
+// its figures are the JSON view's.
+func TestMetricsParseAndMatchTheJSON(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{Sources: map[string]time.Duration{"/traffic/": time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = m.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	g := eventgen.New(4, "metrics")
+	for range 7 {
+		publish(t, js, g.Next())
+	}
+	publish(t, js, g.Of("vn.ioc.traffic.flow.v1"))
+	time.Sleep(200 * time.Millisecond)
+	m.Sample(context.Background())
+	mux := http.NewServeMux()
+	m.Register(mux, nil)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v\n%s", err, rec.Body.String())
+	}
+	snap := m.Snapshot()
+	value := func(fam string, labels map[string]string) (float64, bool) {
+		f, ok := fams[fam]
+		if !ok {
+			return 0, false
+		}
+	next:
+		for _, mt := range f.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if want, ok := labels[l.GetName()]; ok && want != l.GetValue() {
+					continue next
+				}
+			}
+			if mt.GetGauge() != nil {
+				return mt.GetGauge().GetValue(), true
+			}
+			return mt.GetCounter().GetValue(), true
+		}
+		return 0, false
+	}
+	checked := 0
+	for _, st := range snap.Streams {
+		if v, ok := value("iochub_stream_messages", map[string]string{"stream": st.Name}); !ok || v != float64(st.Messages) {
+			t.Errorf("iochub_stream_messages{stream=%s} = %v, JSON %d", st.Name, v, st.Messages)
+		}
+		checked++
+	}
+	for _, c := range snap.Consumers {
+		if v, ok := value("iochub_consumer_pending_messages", map[string]string{"consumer": c.Name}); !ok || v != float64(c.Pending) || c.Pending != 8 {
+			t.Errorf("iochub_consumer_pending_messages{consumer=%s} = %v, JSON %d (want 8)", c.Name, v, c.Pending)
+		}
+		checked++
+	}
+	total := 0.0
+	for _, s := range snap.Sources {
+		v, ok := value("iochub_source_events_total", map[string]string{"source": s.Source})
+		if !ok || v != float64(s.Events) {
+			t.Errorf("iochub_source_events_total{source=%s} = %v, JSON %d", s.Source, v, s.Events)
+		}
+		total += v
+		checked++
+	}
+	if total != 8 || checked < 4 {
+		t.Errorf("%v events counted over the sources (want 8), %d figures checked", total, checked)
+	}
+}
