@@ -13,6 +13,7 @@ replace (
 	github.com/iochub/iochub/services/connectors => ../connectors
 	github.com/iochub/iochub/services/gateway => ../gateway
 	github.com/iochub/iochub/services/iocapi => ../iocapi
+	github.com/iochub/iochub/services/monitor => ../monitor
 )
 
 require (
@@ -25,6 +26,7 @@ require (
 	github.com/iochub/iochub/services/connectors v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/gateway v0.0.0-00010101000000-000000000000
 	github.com/iochub/iochub/services/iocapi v0.0.0-00010101000000-000000000000
+	github.com/iochub/iochub/services/monitor v0.0.0-00010101000000-000000000000
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	go.uber.org/zap v1.28.0

@@ -32,6 +32,7 @@ Usage:
                          exports, MQTT sensors, portal and incident webhooks) where the
                          config's connectors read, fed with a demo province, against a
                          running hub (iochub run --simulate does the same in-process)
+  iochub dlq list|show|replay|purge   the dead letters (iochub dlq for its usage)
   iochub token           make a producer token and the token_sha256 for the config file
   iochub help            this text, and the flags of run
 
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = runHub(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		err = runDLQ(ctx, args[1:], stdout, stderr)
 	case "simulate":
 		err = runSimulate(ctx, args[1:], stderr)
 	case "token":
@@ -162,6 +165,13 @@ func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return simulate.Run(ctx, s)
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func newToken(w io.Writer) error {

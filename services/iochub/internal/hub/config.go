@@ -17,6 +17,7 @@ import (
 	"github.com/iochub/iochub/services/connectors"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
+	"github.com/iochub/iochub/services/monitor"
 	"gopkg.in/yaml.v3"
 )
 
@@ -25,6 +26,7 @@ const (
 	ServiceGateway    = "gateway"
 	ServiceAggregator = "aggregator"
 	ServiceIOCAPI     = "iocapi"
+	ServiceMonitor    = "monitor"
 )
 
 // Config is everything `iochub run` takes: flags (each with an IOCHUB_*
@@ -67,6 +69,8 @@ type File struct {
 	// Connectors are the sector systems the hub reads itself (see
 	// services/connectors and deploy/iochub.example.yaml).
 	Connectors connectors.Config `yaml:"connectors"`
+	// Monitor: expected source intervals, alert webhook, admin tokens.
+	Monitor monitor.Config `yaml:"monitor"`
 }
 
 // Register binds the flags to c with their defaults: loopback only.
@@ -78,7 +82,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.Services, "services", "gateway,aggregator,iocapi", "services to run in this process, comma-separated: gateway, aggregator, iocapi (KPI API and dashboard)")
+	fs.StringVar(&c.Services, "services", "gateway,aggregator,iocapi,monitor", "services to run in this process, comma-separated: gateway, aggregator, iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts)")
 	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
 	fs.DurationVar(&c.CompactEvery, "rollup-compact-interval", 10*time.Minute, "aggregator: how often the entity rollups are compacted (OPTIMIZE … FINAL of partitions with several parts) so KPI queries stay fast; 0 never")
 	fs.StringVar(&c.MQTTListen, "mqtt-listen", "", "MQTT listener of the embedded NATS server for traffic sensors (e.g. 127.0.0.1:1883); empty: none")
@@ -132,11 +136,11 @@ func (c *Config) Validate() error {
 	var errs []error
 	svcs := c.ServiceList()
 	if len(svcs) == 0 {
-		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator, iocapi"))
+		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator, iocapi, monitor"))
 	}
 	for _, s := range svcs {
-		if s != ServiceGateway && s != ServiceAggregator && s != ServiceIOCAPI {
-			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator, iocapi)", s))
+		if s != ServiceGateway && s != ServiceAggregator && s != ServiceIOCAPI && s != ServiceMonitor {
+			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator, iocapi, monitor)", s))
 		}
 	}
 	if c.NATSURL == "" && c.DataDir == "" {

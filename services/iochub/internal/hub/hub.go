@@ -23,6 +23,7 @@ import (
 	"github.com/iochub/iochub/services/connectors"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
+	"github.com/iochub/iochub/services/monitor"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +48,7 @@ type Hub struct {
 	api      *iocapi.API
 	catalog  *kpi.Catalog
 	conns    *connectors.Set
+	mon      *monitor.Monitor
 }
 
 // Start connects everything and declares the streams and tables. Errors are
@@ -132,6 +134,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	if h.conns, err = connectors.Build(cfg.File.Connectors, connectors.Deps{NC: h.nc, JS: h.js, Registry: h.reg, Pseudo: h.pseudo, Log: log}); err != nil {
 		return nil, err
 	}
+	if slices.Contains(svcs, ServiceMonitor) {
+		var ping monitor.Pinger
+		if h.store != nil {
+			ping = h.store
+		}
+		h.mon = monitor.New(cfg.File.Monitor, h.nc, h.js, ping, log.With(zap.String("component", "monitor")))
+	}
 	if slices.Contains(svcs, ServiceAggregator) {
 		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
 	}
@@ -201,6 +210,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	if h.api != nil {
 		h.api.Register(mux)
 	}
+	if h.mon != nil {
+		h.mon.Register(mux, h.reg)
+	}
 	for path, wh := range h.conns.Webhooks {
 		mux.Handle("POST "+path, wh)
 	}
@@ -231,6 +243,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	for _, r := range h.conns.Runners {
 		g.Go(func() error { return r.Run(gctx) })
+	}
+	if h.mon != nil {
+		g.Go(func() error { return h.mon.Run(gctx) })
 	}
 	if h.cfg.Simulate {
 		g.Go(func() error { return h.simulate(gctx) })

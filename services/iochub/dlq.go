@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/schemas"
+	"github.com/iochub/iochub/services/monitor"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+)
+
+const dlqUsage = `Usage:
+  iochub dlq list [--limit N]        the newest dead letters: sequence, time, type, event, reason
+  iochub dlq show SEQ                one dead letter: headers and the original event
+  iochub dlq replay SEQ | --all      validate with this binary's schemas and publish again, the
+                                     event's identity kept (a second replay cannot count twice)
+  iochub dlq purge SEQ | --all       delete
+Flags: --nats-url (default nats://127.0.0.1:4222, the hub's --nats-listen; IOCHUB_NATS_URL).
+The same over HTTP with an admin token: GET /v1/ops/dlq, GET /v1/ops/dlq/{seq},
+POST /v1/ops/dlq/{seq}/replay, POST /v1/ops/dlq/replay, DELETE /v1/ops/dlq/{seq}.
+`
+
+// runDLQ is `iochub dlq`.
+func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, dlqUsage)
+		return errUsage
+	}
+	fs := flag.NewFlagSet("iochub dlq "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("nats-url", envOr("IOCHUB_NATS_URL", "nats://127.0.0.1:4222"), "the hub's NATS server")
+	limit := fs.Int("limit", 50, "list: how many")
+	all := fs.Bool("all", false, "replay or purge: every dead letter")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	var seq uint64
+	if a := fs.Arg(0); a != "" {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("dlq %s: %q is not a sequence number (see iochub dlq list)", args[0], a)
+		}
+		seq = n
+	}
+	nc, err := nats.Connect(*url, nats.Name("iochub dlq"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", *url, err)
+	}
+	defer nc.Close()
+	js, err := natsjs.NewJetStream(nc)
+	if err != nil {
+		return err
+	}
+	m := monitor.New(monitor.Config{}, nc, js, nil, zap.NewNop())
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	switch args[0] {
+	case "list":
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tTYPE\tSOURCE / ID\tREASON")
+		for _, d := range m.ListDLQ(ctx, *limit) {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s / %s\t%s\n", d.Seq, d.Time.Format(time.RFC3339), d.Subject, d.Source, d.ID, d.Reason)
+		}
+		return tw.Flush()
+	case "show":
+		if seq == 0 {
+			return errors.New("dlq show: give the sequence (see iochub dlq list)")
+		}
+		d, err := m.ShowDLQ(ctx, seq)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	case "replay":
+		reg, err := schema.Load(schemas.FS)
+		if err != nil {
+			return err
+		}
+		if *all {
+			n, errs := m.ReplayAll(ctx, reg)
+			fmt.Fprintf(stdout, "replayed %d\n", n)
+			for _, e := range errs {
+				fmt.Fprintf(stdout, "not replayed: %v\n", e)
+			}
+			return nil
+		}
+		if seq == 0 {
+			return errors.New("dlq replay: give a sequence or --all")
+		}
+		if err := m.Replay(ctx, seq, reg); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "replayed %d\n", seq)
+		return nil
+	case "purge":
+		if !*all && seq == 0 {
+			return errors.New("dlq purge: give a sequence or --all")
+		}
+		if err := m.Purge(ctx, seq); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "purged")
+		return nil
+	}
+	fmt.Fprint(stderr, dlqUsage)
+	return errUsage
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
+	"github.com/nats-io/nats.go"
+)
+
+// TestDLQCommand: events that fail validation, published straight onto
+// NATS, are listed by `iochub dlq list` with their reasons; a replay that
+// still fails leaves them; purge empties the stream.
+func TestDLQCommand(t *testing.T) {
+	bin := iochubBinary(t)
+	natsAddr := "127.0.0.1:" + freePort(t)
+	startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) { c.NATSListen = natsAddr })
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.NewJetStream(nc)
+	g := eventgen.New(9, "dlqcmd")
+	for i := range 3 {
+		e := g.Of("vn.ioc.health.visit.v1")
+		e.Data = []byte(`{"visit_id": "V` + string(rune('0'+i)) + `", "kind": "telehealth"}`)
+		m, _ := natsjs.EventMsg(e, e.AppendJSON(nil))
+		if _, err := js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dlq := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		cmd := exec.Command(bin, append([]string{"dlq", args[0], "--nats-url", "nats://" + natsAddr}, args[1:]...)...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("iochub dlq %v: %v\n%s", args, err, out.String())
+		}
+		return out.String()
+	}
+	var list string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if list = dlq("list"); strings.Count(list, "dlq.health.visit.v1") == 3 {
+			break
+		}
+	}
+	if strings.Count(list, "dlq.health.visit.v1") != 3 || !strings.Contains(list, "required") {
+		t.Fatalf("dlq list:\n%s", list)
+	}
+	if out := dlq("show", "1"); !strings.Contains(out, `"original_subject": "ioc.health.visit.v1"`) || !strings.Contains(out, "telehealth") {
+		t.Errorf("dlq show 1:\n%s", out)
+	}
+	if out := dlq("replay", "--all"); !strings.Contains(out, "replayed 0") || strings.Count(out, "still fails the current schema") != 3 {
+		t.Errorf("dlq replay --all:\n%s", out)
+	}
+	dlq("purge", "--all")
+	if out := dlq("list"); strings.Contains(out, "dlq.health") {
+		t.Errorf("after purge:\n%s", out)
+	}
+}
