@@ -70,6 +70,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)
 	mux.Handle("GET /", withHeaders(files))
+	mux.Handle("GET /ops", withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "ops.html") // the operators' page; its data needs an admin token (/v1/ops)
+	})))
 }
 
 func withHeaders(h http.Handler) http.Handler {

@@ -37,6 +37,9 @@ func (m *Monitor) Register(mux *http.ServeMux, reg *schema.Registry) {
 	mux.HandleFunc("GET /v1/ops/sources", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"sources": m.Snapshot().Sources})
 	}))
+	mux.HandleFunc("GET /v1/ops/rates", m.admin(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"rates": nonNil(m.Rates())})
+	}))
 	mux.HandleFunc("GET /v1/ops/alerts", m.admin(func(w http.ResponseWriter, r *http.Request) {
 		firing, hist := m.Alerts()
 		writeJSON(w, 200, map[string]any{"firing": nonNil(firing), "history": nonNil(hist)})

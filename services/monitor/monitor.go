@@ -130,7 +130,14 @@ type Monitor struct {
 	dlqInit bool
 	alerts  map[string]*Alert
 	history []AlertEvent
-	sub     *nats.Subscription
+	rates   []RatePoint
+}
+
+// RatePoint is the events accepted and dead-lettered per second at a sample.
+type RatePoint struct {
+	At          time.Time `json:"t"`
+	Events      float64   `json:"events_per_sec"`
+	DeadLetters float64   `json:"dead_letters_per_sec"`
 }
 
 type lagSample struct {
@@ -214,7 +221,7 @@ func (m *Monitor) count(source string, rejected bool) {
 	defer m.mu.Unlock()
 	c := m.sources[source]
 	if c == nil {
-		c = &sourceCounter{}
+		c = &sourceCounter{window: []minuteCount{{at: m.now()}}} // counted from zero
 		m.sources[source] = c
 	}
 	if rejected {
@@ -286,6 +293,19 @@ func (m *Monitor) Sample(ctx context.Context) {
 	m.mu.Lock()
 	s.Sources = m.sourceStats(now)
 	m.snap = s
+	rp := RatePoint{At: now}
+	for _, st := range s.Streams {
+		switch st.Name {
+		case natsjs.EventsStream:
+			rp.Events = st.RatePerSec
+		case natsjs.DLQStream:
+			rp.DeadLetters = st.RatePerSec
+		}
+	}
+	m.rates = append(m.rates, rp)
+	for len(m.rates) > 0 && now.Sub(m.rates[0].At) > time.Hour {
+		m.rates = m.rates[1:]
+	}
 	m.mu.Unlock()
 	m.evaluate(ctx, s)
 }
@@ -336,11 +356,12 @@ func (m *Monitor) sourceStats(now time.Time) []SourceStat {
 			c.window = c.window[1:]
 		}
 		ss := SourceStat{Source: src, Events: c.events, Rejected: c.rejected, Freshness: "unknown"}
-		if first := c.window[0]; now.Sub(first.at) > 0 {
-			mins := now.Sub(first.at).Minutes()
-			ss.EventsPerMin = float64(c.events-first.events) / mins
-			ss.RejectedPerMin = float64(c.rejected-first.rejected) / mins
-		}
+		// Over the last minute; a younger window counts as a whole minute,
+		// so a burst just after start is not read as a huge rate.
+		first := c.window[0]
+		mins := max(now.Sub(first.at).Minutes(), 1)
+		ss.EventsPerMin = float64(c.events-first.events) / mins
+		ss.RejectedPerMin = float64(c.rejected-first.rejected) / mins
 		if !c.last.IsZero() {
 			t := c.last
 			ss.LastEventTime = &t
@@ -373,6 +394,13 @@ func (m *Monitor) expectation(src string) (string, time.Duration, bool) {
 		}
 	}
 	return best, every, best != ""
+}
+
+// Rates are the event and dead-letter rates of the last hour's samples.
+func (m *Monitor) Rates() []RatePoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]RatePoint(nil), m.rates...)
 }
 
 // Snapshot is the latest sample.

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
+	"github.com/iochub/iochub/services/iocapi"
+	"github.com/iochub/iochub/services/monitor"
+	"github.com/nats-io/nats.go"
+)
+
+// TestOpsPageInHeadlessChromium: a hub with traffic, dead letters and a
+// silent source; the ops page shows the streams, the aggregator consumer,
+// the sources with their freshness lights, the dead letters with their
+// reasons and the alerts, and a screenshot goes to docs/img/ops.png.
+func TestOpsPageInHeadlessChromium(t *testing.T) {
+	exe := chromium(t)
+	natsAddr := "127.0.0.1:" + freePort(t)
+	base := startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
+		c.NATSListen = natsAddr
+		c.Services = "gateway,aggregator,iocapi,monitor"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(readerToken), Role: "leader"}}
+		c.File.IOCAPI.Defaults()
+		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
+			"/traffic/sensors": time.Hour, "/education/sms": time.Minute},
+			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: monitor.HashToken("ops-token")}}}
+	})
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.NewJetStream(nc)
+	time.Sleep(300 * time.Millisecond) // the monitor subscribes
+	g := eventgen.New(5, "ops")
+	var msgs []*nats.Msg
+	for range 40 {
+		e := g.Next()
+		m, _ := natsjs.EventMsg(e, e.AppendJSON(nil))
+		msgs = append(msgs, m)
+	}
+	for i := range 2 { // two that fail validation
+		e := g.Of("vn.ioc.traffic.incident.v1")
+		e.ID = fmt.Sprintf("ops-bad-%d", i)
+		e.Data = []byte(`{"incident_id": "SC-X", "kind": "chay_no"}`)
+		m, _ := natsjs.EventMsg(e, e.AppendJSON(nil))
+		msgs = append(msgs, m)
+	}
+	for _, o := range natsjs.PublishAll(context.Background(), js, msgs) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // stored, dead-lettered, sampled
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1400, 1600))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ops#token=ops-token")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`Number(document.body.dataset.loaded || "0") > 0`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		t.Fatalf("ops page did not load: %v", err)
+	}
+	eval := func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	text := func(css string) string {
+		return eval(fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(missing)"}).textContent`, css))
+	}
+	if row := text(`tr[data-stream="IOC_DLQ"]`); !strings.Contains(row, "IOC_DLQ2") {
+		t.Errorf("IOC_DLQ row: %q (want 2 messages)", row)
+	}
+	if row := text(`tr[data-consumer="aggregator"]`); !strings.Contains(row, "IOC_EVENTS") {
+		t.Errorf("aggregator row: %q", row)
+	}
+	if got := eval(`document.querySelector('tr[data-source="/education/sms"] [data-state]').dataset.state`); got != "late" {
+		t.Errorf("the silent source's light: %q, want late", got)
+	}
+	if got := eval(`String(document.querySelectorAll('[data-state="ok"]').length)`); got == "0" {
+		t.Error("no source shown fresh")
+	}
+	if rows := eval(`Array.from(document.querySelectorAll('#dlq tbody tr')).map((r) => r.textContent).join(' | ')`); strings.Count(rows, "dlq.traffic.incident.v1") != 2 ||
+		!strings.Contains(rows, "/kind: value must be one of") {
+		t.Errorf("dead letters: %q", rows)
+	}
+	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) {
+		t.Errorf("alerts: %q", alerts)
+	}
+	shot(t, ctx, "ops.png")
+}
