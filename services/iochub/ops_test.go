@@ -11,8 +11,8 @@ import (
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/iocapi"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/monitor"
 	"github.com/nats-io/nats.go"
 )
