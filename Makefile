@@ -35,6 +35,7 @@ run: build clickhouse
 	@echo
 	@echo "  IOC dashboard:      http://$(HTTP_ADDR)/#token=$(DEV_READER_TOKEN)"
 	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; simulated sector systems fill the tiles)"
+	@echo "  ops page:           http://$(HTTP_ADDR)/ops#token=dev-admin-token-not-for-production  (metrics: http://$(HTTP_ADDR)/metrics)"
 	@echo
 	exec bin/iochub run --simulate --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)

@@ -90,7 +90,7 @@ func main() {
 	flag.StringVar(&o.natsSync, "nats-sync", "2m", "--nats-sync of the hub under test")
 	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
 	flag.StringVar(&o.profile, "profile", "", "if set, save the hub's CPU profile of the throughput run to this file (read it with go tool pprof)")
-	flag.StringVar(&o.phases, "phases", "pipeline,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), kpi (dashboard query latency)")
+	flag.StringVar(&o.phases, "phases", "pipeline,monitor,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency)")
 	flag.IntVar(&o.kpiEvents, "kpi-events", 10_000_000, "raw events behind the KPI query bench")
 	flag.IntVar(&o.kpiRepeats, "kpi-repeats", 20, "timed runs of each dashboard query")
 	flag.BoolVar(&o.keepKPIData, "keep-kpi-data", false, "keep the KPI bench database (iochub_bench_kpi_*) for a look afterwards")
@@ -154,14 +154,40 @@ func run(o options) error {
 	}
 	res.Figures["freshness_p50_ms"], res.Figures["freshness_p99_ms"], res.Figures["freshness_rate_achieved_per_s"] = p50, p99, achieved
 	fmt.Fprintln(os.Stderr, "== hub: throughput")
+	cpu0 := h.cpuSeconds()
 	accepted, materialized, err := benchThroughput(o, h)
 	if err != nil {
 		return fmt.Errorf("throughput: %w", err)
 	}
 	res.Figures["hub_accepted_per_s"], res.Figures["hub_materialized_per_s"] = accepted, materialized
+	res.Figures["hub_cpu_us_per_event"] = (h.cpuSeconds() - cpu0) / float64(o.events) * 1e6
 
 	res.Figures["hub_peak_rss_mb"] = h.peakRSSMB()
 	h.stop()
+
+	if strings.Contains(o.phases, "monitor") {
+		// The same throughput run on a hub without the monitor: what the
+		// monitor costs, in the hub's CPU per event.
+		fmt.Fprintln(os.Stderr, "== hub without the monitor: throughput")
+		no := o
+		no.extraFlags = strings.TrimSpace(o.extraFlags + " --services gateway,aggregator,iocapi")
+		h2, err := startHub(no)
+		if err != nil {
+			return err
+		}
+		cpu0 := h2.cpuSeconds()
+		_, materialized2, err := benchThroughput(no, h2)
+		if err != nil {
+			h2.stop()
+			return fmt.Errorf("throughput without the monitor: %w", err)
+		}
+		res.Figures["hub_materialized_per_s_without_monitor"] = materialized2
+		res.Figures["hub_cpu_us_per_event_without_monitor"] = (h2.cpuSeconds() - cpu0) / float64(o.events) * 1e6
+		h2.stop()
+		if w := res.Figures["hub_cpu_us_per_event_without_monitor"]; w > 0 {
+			res.Figures["monitor_cost_pct"] = (res.Figures["hub_cpu_us_per_event"] - w) / w * 100
+		}
+	}
 
 	print(res)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
@@ -180,7 +206,9 @@ func print(r result) {
 		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
 	fmt.Printf("| post → queryable p50 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p50_ms"])
 	fmt.Printf("| post → queryable p99 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p99_ms"])
-	fmt.Printf("| peak RSS of the hub process | %.0f MB | |\n\n", f["hub_peak_rss_mb"])
+	fmt.Printf("| peak RSS of the hub process | %.0f MB | |\n", f["hub_peak_rss_mb"])
+	fmt.Printf("| hub CPU per event (with the monitor) | %.1f µs | without the monitor: %.1f µs (%.0f events/s); the monitor's cost: %.1f%% |\n\n",
+		f["hub_cpu_us_per_event"], f["hub_cpu_us_per_event_without_monitor"], f["hub_materialized_per_s_without_monitor"], f["monitor_cost_pct"])
 }
 
 func machine() map[string]string {
@@ -394,7 +422,8 @@ func startHub(o options) (*hubProc, error) {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "iochub.yaml")
-	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n", gateway.HashToken(benchToken))
+	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n"+
+		"iocapi:\n  readers:\n    - {name: bench, role: leader, token_sha256: %q}\n", gateway.HashToken(benchToken), gateway.HashToken("bench-reader"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
@@ -467,6 +496,22 @@ func vmHWM(pid int) float64 {
 		}
 	}
 	return 0
+}
+
+// cpuSeconds is the hub process's user+system CPU time so far.
+func (h *hubProc) cpuSeconds() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // after "pid (comm) "
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // clock ticks (USER_HZ 100)
 }
 
 func (h *hubProc) peakRSSMB() float64 {
