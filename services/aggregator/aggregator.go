@@ -88,6 +88,25 @@ type Stats struct {
 	Retries      atomic.Uint64 // failed insert attempts
 }
 
+// SourceCount is how many events of a source the aggregator has taken, and
+// when the latest arrived.
+type SourceCount struct {
+	Events uint64
+	Last   time.Time
+}
+
+// SourceCounts returns the events taken per source since the start (counted
+// once per batch, so the monitor need not look at every event itself).
+func (a *Aggregator) SourceCounts() map[string]SourceCount {
+	a.srcMu.Lock()
+	defer a.srcMu.Unlock()
+	out := make(map[string]SourceCount, len(a.sources))
+	for k, v := range a.sources {
+		out[k] = v
+	}
+	return out
+}
+
 // Aggregator reads IOC_EVENTS with the durable consumer and writes raw tables.
 type Aggregator struct {
 	cfg    Config
@@ -98,6 +117,9 @@ type Aggregator struct {
 	log    *zap.Logger
 	now    func() time.Time
 	cols   map[string][]string // raw-table columns by event type
+
+	srcMu   sync.Mutex
+	sources map[string]SourceCount // events taken per source, for the monitor
 	Stats  Stats
 }
 
@@ -203,6 +225,20 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 	tables := map[string]*tableBatch{}
 	var dead []deadLetter
 	ingest := a.now()
+	perSource := map[string]uint64{}
+	defer func() {
+		a.srcMu.Lock()
+		if a.sources == nil {
+			a.sources = map[string]SourceCount{}
+		}
+		for src, n := range perSource {
+			c := a.sources[src]
+			c.Events += n
+			c.Last = ingest
+			a.sources[src] = c
+		}
+		a.srcMu.Unlock()
+	}()
 	for _, m := range msgs {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -213,6 +249,9 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 		if reason != "" {
 			dead = append(dead, deadLetter{msg: m, seq: meta.Sequence.Stream, reason: reason})
 			continue
+		}
+		if src, ok := row[1].(string); ok { // the envelope's source column
+			perSource[src]++
 		}
 		tb := tables[table]
 		if tb == nil {

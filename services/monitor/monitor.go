@@ -131,7 +131,19 @@ type Monitor struct {
 	alerts  map[string]*Alert
 	history []AlertEvent
 	rates   []RatePoint
+	counts  func() map[string]SourceTotal
 }
+
+// SourceTotal is what an in-process aggregator counted of a source.
+type SourceTotal struct {
+	Events uint64
+	Last   time.Time
+}
+
+// CountSourcesWith makes the monitor take its per-source event counts from
+// counts (an in-process aggregator's) instead of subscribing to every event:
+// the cheaper way when both run in one process. Call before Run.
+func (m *Monitor) CountSourcesWith(counts func() map[string]SourceTotal) { m.counts = counts }
 
 // RatePoint is the events accepted and dead-lettered per second at a sample.
 type RatePoint struct {
@@ -173,13 +185,16 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, store Pinger, log *z
 
 // Run samples every interval until ctx is done. It also counts events per
 // source by listening to the event subjects (a plain subscription: it takes
-// nothing from the work queue) and dead letters as they arrive.
+// nothing from the work queue; CountSourcesWith avoids it) and dead letters
+// as they arrive.
 func (m *Monitor) Run(ctx context.Context) error {
-	sub, err := m.nc.Subscribe("ioc.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), false) })
-	if err != nil {
-		return err
+	if m.counts == nil {
+		sub, err := m.nc.Subscribe("ioc.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), false) })
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
 	}
-	defer sub.Unsubscribe()
 	dsub, err := m.nc.Subscribe("dlq.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), true) })
 	if err != nil {
 		return err
@@ -290,7 +305,19 @@ func (m *Monitor) Sample(ctx context.Context) {
 			s.Store.Reachable = true
 		}
 	}
+	var totals map[string]SourceTotal
+	if m.counts != nil {
+		totals = m.counts()
+	}
 	m.mu.Lock()
+	for src, tot := range totals {
+		c := m.sources[src]
+		if c == nil {
+			c = &sourceCounter{window: []minuteCount{{at: now}}}
+			m.sources[src] = c
+		}
+		c.events, c.last = tot.Events, tot.Last
+	}
 	s.Sources = m.sourceStats(now)
 	m.snap = s
 	rp := RatePoint{At: now}

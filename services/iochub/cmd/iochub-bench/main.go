@@ -432,7 +432,9 @@ func startHub(o options) (*hubProc, error) {
 		return nil, err
 	}
 	db := fmt.Sprintf("iochub_bench_%d", time.Now().UnixNano())
+	root := filepath.Dir(filepath.Dir(o.bin)) // bin/iochub in the repository
 	args := []string{"run", "--config", cfgPath, "--data-dir", dir, "--http-addr", addr, "--nats-listen", "",
+		"--areas", filepath.Join(root, "deploy", "areas", "bac-ninh.csv"),
 		"--clickhouse-dsn", o.chServer + "/" + db, "--nats-sync", o.natsSync, "--log-level", "warn"}
 	var debugAddr string
 	if o.profile != "" {

@@ -143,6 +143,16 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	}
 	if slices.Contains(svcs, ServiceAggregator) {
 		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
+		if h.mon != nil { // count sources from the aggregator, not from every event again
+			agg := h.agg
+			h.mon.CountSourcesWith(func() map[string]monitor.SourceTotal {
+				out := map[string]monitor.SourceTotal{}
+				for src, c := range agg.SourceCounts() {
+					out[src] = monitor.SourceTotal{Events: c.Events, Last: c.Last}
+				}
+				return out
+			})
+		}
 	}
 	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
