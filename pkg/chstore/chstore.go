@@ -182,3 +182,28 @@ func classify(err error) error {
 	}
 	return err
 }
+
+// TableSize is one table's active parts.
+type TableSize struct {
+	Rows  uint64 `json:"rows"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// TableSizes reads system.parts for every table of the database.
+func (s *Store) TableSizes(ctx context.Context) (map[string]TableSize, error) {
+	rows, err := s.conn.Query(ctx, "SELECT table, sum(rows), sum(bytes_on_disk) FROM system.parts WHERE active AND database = ? GROUP BY table", s.database)
+	if err != nil {
+		return nil, fmt.Errorf("table sizes: %w", classify(err))
+	}
+	defer rows.Close()
+	out := map[string]TableSize{}
+	for rows.Next() {
+		var t string
+		var ts TableSize
+		if err := rows.Scan(&t, &ts.Rows, &ts.Bytes); err != nil {
+			return nil, fmt.Errorf("table sizes: %w", err)
+		}
+		out[t] = ts
+	}
+	return out, rows.Err()
+}

@@ -86,6 +86,8 @@ type Stats struct {
 	Skipped      atomic.Uint64 // redelivered rows found already written
 	DeadLettered atomic.Uint64
 	Retries      atomic.Uint64 // failed insert attempts
+	Batches      atomic.Uint64 // batches written
+	LastBatchNs  atomic.Int64  // how long the last batch's inserts took
 }
 
 // SourceCount is how many events of a source the aggregator has taken, and
@@ -264,6 +266,13 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 	// before), so a batch costs the slowest insert, not the sum of seven.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	started := time.Now()
+	defer func() {
+		if len(tables) > 0 {
+			a.Stats.Batches.Add(1)
+			a.Stats.LastBatchNs.Store(int64(time.Since(started)))
+		}
+	}()
 	for table, tb := range tables {
 		wg.Add(1)
 		go func() {

@@ -102,6 +102,12 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		!strings.Contains(rows, "/kind: value must be one of") {
 		t.Errorf("dead letters: %q", rows)
 	}
+	if got := eval(`document.querySelector('[data-ch]').dataset.ch`); got != "up" {
+		t.Errorf("ClickHouse shown %q", got)
+	}
+	if row := text(`tr[data-table="health_visit_v1"]`); row == "(missing)" {
+		t.Error("no table sizes")
+	}
 	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) {
 		t.Errorf("alerts: %q", alerts)
 	}

@@ -67,6 +67,25 @@ func (m *Monitor) WriteMetrics(w io.Writer) {
 		up = 1
 	}
 	p.sample("iochub_clickhouse_up", up)
+	p.family("iochub_clickhouse_rows_inserted_total", "counter", "Rows the aggregator wrote to ClickHouse.")
+	p.sample("iochub_clickhouse_rows_inserted_total", float64(s.Store.RowsInserted))
+	p.family("iochub_clickhouse_insert_errors_total", "counter", "Failed insert attempts (each retried).")
+	p.sample("iochub_clickhouse_insert_errors_total", float64(s.Store.InsertErrors))
+	p.family("iochub_clickhouse_last_batch_seconds", "gauge", "How long the aggregator's last batch of inserts took.")
+	p.sample("iochub_clickhouse_last_batch_seconds", s.Store.LastBatchMs/1000)
+	tables := make([]string, 0, len(s.Store.Tables))
+	for t := range s.Store.Tables {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	p.family("iochub_clickhouse_table_rows", "gauge", "Rows in a ClickHouse table's active parts.")
+	for _, t := range tables {
+		p.sample("iochub_clickhouse_table_rows", float64(s.Store.Tables[t].Rows), "table", t)
+	}
+	p.family("iochub_clickhouse_table_bytes", "gauge", "Bytes on disk of a ClickHouse table's active parts.")
+	for _, t := range tables {
+		p.sample("iochub_clickhouse_table_bytes", float64(s.Store.Tables[t].Bytes), "table", t)
+	}
 	p.family("iochub_jetstream_storage_used_bytes", "gauge", "Bytes of JetStream file storage in use.")
 	p.sample("iochub_jetstream_storage_used_bytes", float64(s.Storage.Used))
 	p.family("iochub_alert_firing", "gauge", "1 for each alert firing now.")

@@ -94,8 +94,26 @@ type DLQStat struct {
 
 // StoreStat is ClickHouse as the monitor sees it.
 type StoreStat struct {
-	Reachable bool   `json:"reachable"`
-	Error     string `json:"error,omitempty"`
+	Reachable        bool                 `json:"reachable"`
+	Error            string               `json:"error,omitempty"`
+	RowsInserted     uint64               `json:"rows_inserted_total"`
+	InsertRatePerSec float64              `json:"insert_rate_per_sec"`
+	InsertErrors     uint64               `json:"insert_errors_total"`
+	Batches          uint64               `json:"batches_total"`
+	LastBatchMs      float64              `json:"last_batch_ms"`
+	Tables           map[string]TableSize `json:"tables,omitempty"`
+}
+
+// TableSize is one ClickHouse table's active parts.
+type TableSize struct {
+	Rows  uint64 `json:"rows"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// StoreCounters are an in-process aggregator's insert figures.
+type StoreCounters struct {
+	RowsInserted, InsertErrors, Batches uint64
+	LastBatch                           time.Duration
 }
 
 // Snapshot is one sample of everything.
@@ -132,6 +150,15 @@ type Monitor struct {
 	history []AlertEvent
 	rates   []RatePoint
 	counts  func() map[string]SourceTotal
+	storeC  func() StoreCounters
+	sizes   func(context.Context) (map[string]TableSize, error)
+	prevIns uint64
+}
+
+// StoreStatsWith gives the monitor the aggregator's insert counters and a
+// way to read the tables' sizes (either may be nil). Call before Run.
+func (m *Monitor) StoreStatsWith(counters func() StoreCounters, sizes func(context.Context) (map[string]TableSize, error)) {
+	m.storeC, m.sizes = counters, sizes
 }
 
 // SourceTotal is what an in-process aggregator counted of a source.
@@ -303,6 +330,22 @@ func (m *Monitor) Sample(ctx context.Context) {
 			s.Store = StoreStat{Reachable: false, Error: err.Error()}
 		} else {
 			s.Store.Reachable = true
+		}
+	}
+	if m.storeC != nil {
+		c := m.storeC()
+		s.Store.RowsInserted, s.Store.InsertErrors, s.Store.Batches = c.RowsInserted, c.InsertErrors, c.Batches
+		s.Store.LastBatchMs = float64(c.LastBatch.Microseconds()) / 1000
+		m.mu.Lock()
+		if dt := now.Sub(m.snap.At).Seconds(); !m.snap.At.IsZero() && dt > 0 && c.RowsInserted >= m.prevIns {
+			s.Store.InsertRatePerSec = float64(c.RowsInserted-m.prevIns) / dt
+		}
+		m.prevIns = c.RowsInserted
+		m.mu.Unlock()
+	}
+	if m.sizes != nil && s.Store.Reachable {
+		if t, err := m.sizes(ctx); err == nil {
+			s.Store.Tables = t
 		}
 	}
 	var totals map[string]SourceTotal

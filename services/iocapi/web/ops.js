@@ -64,6 +64,13 @@ async function refresh() {
   table('consumers', ['Bộ tiêu thụ', 'Luồng', 'Độ trễ (pending)', 'Chờ xác nhận', 'Gửi lại', 'Hoạt động gần nhất'], (snap.consumers || []).map((c) =>
     el('tr', { 'data-consumer': c.name }, el('td', {}, c.name), el('td', {}, c.stream), el('td', { class: 'num' }, nf.format(c.pending)),
       el('td', { class: 'num' }, nf.format(c.ack_pending)), el('td', { class: 'num' }, nf.format(c.redelivered)), el('td', {}, when(c.last_active)))));
+  const ch = snap.clickhouse || {};
+  document.getElementById('chstats').replaceChildren(el('span', { class: 'fresh ' + (ch.reachable ? 'ok' : 'bad'), 'data-ch': ch.reachable ? 'up' : 'down' },
+    ch.reachable ? 'kết nối tốt · reachable' : 'mất kết nối · unreachable ' + (ch.error || '')),
+  ` — ${nf.format(ch.rows_inserted_total || 0)} dòng đã ghi · rows inserted, ${nf.format(ch.insert_rate_per_sec || 0)} dòng/s, ` +
+    `${nf.format(ch.insert_errors_total || 0)} lỗi ghi · insert errors, lô gần nhất · last batch ${nf.format(ch.last_batch_ms || 0)} ms`);
+  table('tables', ['Bảng · table', 'Dòng · rows', 'Byte'], Object.entries(ch.tables || {}).sort().map(([t, v]) =>
+    el('tr', { 'data-table': t }, el('td', {}, t), el('td', { class: 'num' }, nf.format(v.rows)), el('td', { class: 'num' }, nf.format(v.bytes)))));
   document.getElementById('dlqstats').textContent = `Tổng · depth ${nf.format(dlq.stats.depth || 0)} — ` +
     Object.entries(dlq.stats.by_reason || {}).map(([k, v]) => `${k}: ${v}`).join(' · ');
   table('dlq', ['#', 'Thời điểm', 'Loại', 'Nguồn / id', 'Lý do · reason'], dlq.letters.slice().reverse().map((d) =>

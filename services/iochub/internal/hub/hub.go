@@ -152,6 +152,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 				}
 				return out
 			})
+			h.mon.StoreStatsWith(func() monitor.StoreCounters {
+				return monitor.StoreCounters{RowsInserted: agg.Stats.Inserted.Load(), InsertErrors: agg.Stats.Retries.Load(),
+					Batches: agg.Stats.Batches.Load(), LastBatch: time.Duration(agg.Stats.LastBatchNs.Load())}
+			}, func(ctx context.Context) (map[string]monitor.TableSize, error) {
+				sizes, err := h.store.TableSizes(ctx)
+				out := map[string]monitor.TableSize{}
+				for t, s := range sizes {
+					out[t] = monitor.TableSize{Rows: s.Rows, Bytes: s.Bytes}
+				}
+				return out, err
+			})
 		}
 	}
 	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
