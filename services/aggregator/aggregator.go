@@ -122,7 +122,7 @@ type Aggregator struct {
 
 	srcMu   sync.Mutex
 	sources map[string]SourceCount // events taken per source, for the monitor
-	Stats  Stats
+	Stats   Stats
 }
 
 // New builds an aggregator. The streams and consumer must have been declared

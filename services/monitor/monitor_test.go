@@ -111,11 +111,11 @@ func TestStalledAggregatorRaisesLagAlert(t *testing.T) {
 // TestSilentSourceRaisesFreshnessAlert: a source expected every 300 ms
 // sends once, then falls silent.
 func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
-	var notified []byte
+	notified := make(chan []byte, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b bytes.Buffer
 		_, _ = b.ReadFrom(r.Body)
-		notified = b.Bytes()
+		notified <- b.Bytes()
 	}))
 	defer hook.Close()
 	m, _, js := setup(t, monitor.Config{Sources: map[string]time.Duration{"/health/his/": 300 * time.Millisecond, "/education/sms": time.Hour},
@@ -148,9 +148,13 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 	if silent != 1 {
 		t.Fatalf("source_silent for the hospital: %+v", alerts)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if !bytes.Contains(notified, []byte(monitor.AlertSourceSilent)) {
-		t.Errorf("the alert webhook got %s", notified)
+	select {
+	case b := <-notified:
+		if !bytes.Contains(b, []byte(monitor.AlertSourceSilent)) {
+			t.Errorf("the alert webhook got %s", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the alert webhook got nothing")
 	}
 }
 
