@@ -26,8 +26,9 @@ import (
 const usage = `iochub — event hub of the Intelligent Operations Center
 
 Usage:
-  iochub run [flags]     start the hub: embedded JetStream (unless --nats-url),
-                         gateway and aggregator; --services picks a subset
+  iochub run [flags]     start the hub: embedded JetStream (unless --nats-url), gateway,
+                         aggregator, iocapi, monitor and the configured connectors;
+                         --services picks a subset
   iochub simulate [flags] run the simulated sector systems (dossier API, FHIR server, CSV
                          exports, MQTT sensors, portal and incident webhooks) where the
                          config's connectors read, fed with a demo province, against a
@@ -37,7 +38,8 @@ Usage:
   iochub help            this text, and the flags of run
 
 Every flag of run has an environment twin: --clickhouse-dsn is IOCHUB_CLICKHOUSE_DSN.
-HTTP: POST /v1/events (CloudEvents), GET /healthz, GET /readyz.
+HTTP: POST /v1/events (CloudEvents), /v1/kpis, /v1/areas, the dashboard at /, the ops
+page at /ops, /v1/ops/*, /metrics, POST /v1/webhooks/*, GET /healthz, GET /readyz.
 
 Flags of run:
 `
