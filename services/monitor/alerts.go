@@ -92,7 +92,8 @@ func (m *Monitor) evaluate(ctx context.Context, s Snapshot) {
 		firing = append(firing, want{AlertStoreDown, "clickhouse", "ClickHouse does not answer: " + s.Store.Error})
 	}
 	if s.Storage.Limit > 0 && float64(s.Storage.Used)*100/float64(s.Storage.Limit) >= m.cfg.DiskFullPercent {
-		firing = append(firing, want{AlertDiskNearlyFull, "jetstream", fmt.Sprintf("the JetStream store uses %d of %d bytes", s.Storage.Used, s.Storage.Limit)})
+		firing = append(firing, want{AlertDiskNearlyFull, "jetstream", fmt.Sprintf("the JetStream store's %s is %.0f%% full (%d of %d bytes)",
+			s.Storage.Of, float64(s.Storage.Used)*100/float64(s.Storage.Limit), s.Storage.Used, s.Storage.Limit)})
 	}
 
 	m.mu.Lock()

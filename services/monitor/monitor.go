@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -35,6 +36,10 @@ type Config struct {
 	// DiskFullPercent of the JetStream store's limit fires disk_nearly_full
 	// (default 90).
 	DiskFullPercent float64 `yaml:"disk_full_percent"`
+	// StoreDir is the JetStream store's directory (set by iochub run for the
+	// embedded server): without an account storage limit, disk_nearly_full
+	// watches this filesystem instead.
+	StoreDir string `yaml:"-"`
 	// AlertWebhook, if set, gets a POST of every alert change.
 	AlertWebhook string `yaml:"alert_webhook"`
 	// Admins may replay and purge dead letters over the API.
@@ -127,6 +132,7 @@ type Snapshot struct {
 	Storage   struct {
 		Used  uint64 `json:"used_bytes"`
 		Limit int64  `json:"limit_bytes"`
+		Of    string `json:"of"` // "account" (JetStream's limit) or "filesystem" (of the store directory)
 	} `json:"jetstream_storage"`
 }
 
@@ -322,8 +328,14 @@ func (m *Monitor) Sample(ctx context.Context) {
 			s.DLQ = m.dlqStats(ctx, st, info.State.LastSeq)
 		}
 	}
-	if ai, err := m.js.AccountInfo(ctx); err == nil {
-		s.Storage.Used, s.Storage.Limit = ai.Store, ai.Limits.MaxStore
+	if ai, err := m.js.AccountInfo(ctx); err == nil && ai.Limits.MaxStore > 0 {
+		s.Storage.Used, s.Storage.Limit, s.Storage.Of = ai.Store, ai.Limits.MaxStore, "account"
+	} else if m.cfg.StoreDir != "" {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(m.cfg.StoreDir, &fs); err == nil {
+			total := fs.Blocks * uint64(fs.Bsize)
+			s.Storage.Used, s.Storage.Limit, s.Storage.Of = total-fs.Bavail*uint64(fs.Bsize), int64(total), "filesystem"
+		}
 	}
 	if m.store != nil {
 		if err := m.store.Ping(ctx); err != nil {

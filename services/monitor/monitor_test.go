@@ -361,3 +361,22 @@ func TestMetricsParseAndMatchTheJSON(t *testing.T) {
 		t.Errorf("%v events counted over the sources (want 8), %d figures checked", total, checked)
 	}
 }
+
+// TestDiskNearlyFullWatchesTheStoreFilesystem: with no account limit, the
+// store directory's filesystem is measured; a threshold it exceeds fires.
+func TestDiskNearlyFullWatchesTheStoreFilesystem(t *testing.T) {
+	m, _, _ := setup(t, monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001})
+	m.Sample(context.Background())
+	st := m.Snapshot().Storage
+	if st.Of != "filesystem" || st.Limit <= 0 || st.Used == 0 {
+		t.Fatalf("storage %+v", st)
+	}
+	if a := firing(m, monitor.AlertDiskNearlyFull); a == nil || !strings.Contains(a.Message, "filesystem") {
+		t.Fatalf("disk_nearly_full: %+v", a)
+	}
+	m2, _, _ := setup(t, monitor.Config{StoreDir: t.TempDir()}) // default 90%
+	m2.Sample(context.Background())
+	if a := firing(m2, monitor.AlertDiskNearlyFull); a != nil && m2.Snapshot().Storage.Used*100 < uint64(m2.Snapshot().Storage.Limit)*90 {
+		t.Errorf("fires under the threshold: %+v", a)
+	}
+}

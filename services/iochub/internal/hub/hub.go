@@ -139,7 +139,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		if h.store != nil {
 			ping = h.store
 		}
-		h.mon = monitor.New(cfg.File.Monitor, h.nc, h.js, ping, log.With(zap.String("component", "monitor")))
+		mcfg := cfg.File.Monitor
+		if h.srv != nil {
+			mcfg.StoreDir = cfg.storeDir()
+		}
+		h.mon = monitor.New(mcfg, h.nc, h.js, ping, log.With(zap.String("component", "monitor")))
 	}
 	if slices.Contains(svcs, ServiceAggregator) {
 		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
