@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +20,7 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/feedback"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/services/connectors/simulate/simtest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -144,57 +143,15 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	}
 }
 
-// portal is the field-report portal: a signed webhook sender in front of
-// whichever webhook the current runner serves.
-type portal struct {
-	mu      sync.Mutex
-	sender  *simulate.WebhookSender
-	n       int
-	current *connector.Webhook
-}
-
-func (p *portal) Source(*testing.T) connector.Source {
-	w := feedback.NewWebhook(secret)
-	w.Wait = 2 * time.Second
-	p.mu.Lock()
-	p.current = w
-	p.mu.Unlock()
-	return w
-}
-func (p *portal) Map() connector.Mapper { return feedback.Map }
-func (p *portal) Add(_ *testing.T, n int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for range n {
-		p.n++
-		b, _ := json.Marshal(map[string]any{"ma_phan_anh": fmt.Sprintf("PA-%06d", p.n), "linh_vuc": "moi_truong", "ma_dia_ban": "27256",
-			"kenh": "app", "trang_thai": "tiep_nhan", "thoi_diem": "2026-11-23T07:00:00+07:00", "thoi_diem_gui": "2026-11-23T07:00:00+07:00"})
-		p.sender.Queue(b)
-	}
-}
-func (p *portal) AddMalformed(*testing.T) {
-	p.sender.Queue([]byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`))
-}
-func (p *portal) SetAvailable(_ *testing.T, up bool) { p.sender.SetDown(!up) }
-
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "feedback-portal", func(t *testing.T) connectortest.System {
-		p := &portal{}
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			p.mu.Lock()
-			cur := p.current
-			p.mu.Unlock()
-			if cur == nil {
-				http.Error(w, "starting", http.StatusServiceUnavailable)
-				return
-			}
-			cur.ServeHTTP(w, r)
-		}))
-		t.Cleanup(hs.Close)
-		p.sender = &simulate.WebhookSender{URL: hs.URL, Secret: secret}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go p.sender.Run(ctx)
-		return p
+		return simtest.StartWebhookSystem(t, &simtest.WebhookSystem{Secret: secret, Mapper: feedback.Map,
+			NewWebhook: func() *connector.Webhook { return feedback.NewWebhook(secret) },
+			Body: func(n int) []byte {
+				b, _ := json.Marshal(map[string]any{"ma_phan_anh": fmt.Sprintf("PA-%06d", n), "linh_vuc": "moi_truong", "ma_dia_ban": "27256",
+					"kenh": "app", "trang_thai": "tiep_nhan", "thoi_diem": "2026-11-23T07:00:00+07:00", "thoi_diem_gui": "2026-11-23T07:00:00+07:00"})
+				return b
+			},
+			Malformed: []byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`)})
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,7 +18,7 @@ import (
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/services/connectors/simulate/simtest"
 	"github.com/iochub/iochub/services/connectors/traffic"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -190,56 +188,15 @@ func TestSensorConformance(t *testing.T) {
 
 var incidentSecret = []byte("incident-centre-secret")
 
-// centre is the traffic incident centre sending signed webhooks.
-type centre struct {
-	mu      sync.Mutex
-	sender  *simulate.WebhookSender
-	current *connector.Webhook
-	n       int
-}
-
-func (c *centre) Source(*testing.T) connector.Source {
-	w := traffic.NewIncidentWebhook(incidentSecret)
-	w.Wait = 2 * time.Second
-	c.mu.Lock()
-	c.current = w
-	c.mu.Unlock()
-	return w
-}
-func (c *centre) Map() connector.Mapper { return traffic.MapIncident }
-func (c *centre) Add(_ *testing.T, n int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for range n {
-		c.n++
-		b, _ := json.Marshal(map[string]any{"ma_su_co": fmt.Sprintf("SC-%05d", c.n), "loai": "un_tac", "muc_do": "nhe", "trang_thai": "tiep_nhan",
-			"ma_dia_ban": "27260", "thoi_diem_xay_ra": "2026-11-23T17:10:00+07:00", "thoi_diem": "2026-11-23T17:12:00+07:00"})
-		c.sender.Queue(b)
-	}
-}
-func (c *centre) AddMalformed(*testing.T) {
-	c.sender.Queue([]byte(`{"ma_su_co": "SC-BAD", "loai": "?"}`))
-}
-func (c *centre) SetAvailable(_ *testing.T, up bool) { c.sender.SetDown(!up) }
-
 func TestIncidentConformance(t *testing.T) {
 	connectortest.Run(t, "traffic-incidents", func(t *testing.T) connectortest.System {
-		c := &centre{}
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c.mu.Lock()
-			cur := c.current
-			c.mu.Unlock()
-			if cur == nil {
-				http.Error(w, "starting", http.StatusServiceUnavailable)
-				return
-			}
-			cur.ServeHTTP(w, r)
-		}))
-		t.Cleanup(hs.Close)
-		c.sender = &simulate.WebhookSender{URL: hs.URL, Secret: incidentSecret}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go c.sender.Run(ctx)
-		return c
+		return simtest.StartWebhookSystem(t, &simtest.WebhookSystem{Secret: incidentSecret, Mapper: traffic.MapIncident,
+			NewWebhook: func() *connector.Webhook { return traffic.NewIncidentWebhook(incidentSecret) },
+			Body: func(n int) []byte {
+				b, _ := json.Marshal(map[string]any{"ma_su_co": fmt.Sprintf("SC-%05d", n), "loai": "un_tac", "muc_do": "nhe", "trang_thai": "tiep_nhan",
+					"ma_dia_ban": "27260", "thoi_diem_xay_ra": "2026-11-23T17:10:00+07:00", "thoi_diem": "2026-11-23T17:12:00+07:00"})
+				return b
+			},
+			Malformed: []byte(`{"ma_su_co": "SC-BAD", "loai": "?"}`)})
 	})
 }
