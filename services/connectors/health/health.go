@@ -44,9 +44,8 @@ type Poller struct {
 	Count    int           // _count; default 100
 	Client   *http.Client
 
-	after   cursor // the last encounter handed out
-	buf     []connector.Record
-	nextURL string
+	after cursor // the last encounter handed out
+	pages connector.Pager
 }
 
 // cursor is the last encounter handled: its lastUpdated and id. Encounters
@@ -90,46 +89,31 @@ func (p *Poller) Connect(_ context.Context, checkpoint string) error {
 	if err != nil {
 		return err
 	}
-	p.after, p.buf, p.nextURL = c, nil, ""
+	p.after = c
+	p.pages = connector.Pager{Interval: p.Interval, FirstURL: p.firstURL, Fetch: p.fetch}
 	return nil
+}
+
+func (p *Poller) firstURL() string {
+	count := p.Count
+	if count <= 0 {
+		count = 100
+	}
+	q := url.Values{"_sort": {"_lastUpdated,_id"}, "_include": {"Encounter:subject"}, "_count": {fmt.Sprint(count)}}
+	if !p.after.at.IsZero() {
+		q.Set("_lastUpdated", "ge"+p.after.at.UTC().Format(time.RFC3339Nano))
+	}
+	return strings.TrimRight(p.BaseURL, "/") + "/Encounter?" + q.Encode()
 }
 
 // Read returns the next updated encounter (with its patient), polling when
 // caught up.
 func (p *Poller) Read(ctx context.Context) (connector.Record, error) {
-	for len(p.buf) == 0 {
-		u := p.nextURL
-		if u == "" {
-			q := url.Values{"_sort": {"_lastUpdated,_id"}, "_include": {"Encounter:subject"}, "_count": {fmt.Sprint(max(p.Count, 1))}}
-			if p.Count == 0 {
-				q.Set("_count", "100")
-			}
-			if !p.after.at.IsZero() {
-				q.Set("_lastUpdated", "ge"+p.after.at.UTC().Format(time.RFC3339Nano))
-			}
-			u = strings.TrimRight(p.BaseURL, "/") + "/Encounter?" + q.Encode()
-		}
-		recs, next, err := p.fetch(ctx, u)
-		if err != nil {
-			return connector.Record{}, err
-		}
-		p.buf, p.nextURL = recs, next
-		if len(recs) == 0 && next == "" {
-			wait := p.Interval
-			if wait <= 0 {
-				wait = 30 * time.Second
-			}
-			select {
-			case <-ctx.Done():
-				return connector.Record{}, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
+	r, err := p.pages.Next(ctx)
+	if err == nil {
+		p.after, _ = parseCursor(r.Cursor)
 	}
-	r := p.buf[0]
-	p.buf = p.buf[1:]
-	p.after, _ = parseCursor(r.Cursor)
-	return r, nil
+	return r, err
 }
 
 type bundle struct {
@@ -161,29 +145,12 @@ type resourceHead struct {
 // fetch reads one Bundle page: the encounters after the cursor, each with
 // its included patient, in (lastUpdated, id) order.
 func (p *Poller) fetch(ctx context.Context, u string) ([]connector.Record, string, error) {
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
+	var b bundle
+	if err := connector.GetJSON(ctx, p.Client, u, p.Token, "application/fhir+json", "FHIR server", &b); err != nil {
 		return nil, "", err
 	}
-	req.Header.Set("Accept", "application/fhir+json")
-	if p.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.Token)
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("%w: FHIR server answered %s to %s", connector.ErrUnavailable, res.Status, u)
-	}
-	var b bundle
-	if err := json.NewDecoder(res.Body).Decode(&b); err != nil || b.ResourceType != "Bundle" {
-		return nil, "", fmt.Errorf("%w: not a FHIR Bundle (%v)", connector.ErrUnavailable, err)
+	if b.ResourceType != "Bundle" {
+		return nil, "", fmt.Errorf("%w: FHIR server answered a %q, not a Bundle, to %s", connector.ErrUnavailable, b.ResourceType, u)
 	}
 	patients := map[string]json.RawMessage{}
 	type enc struct {
@@ -240,7 +207,7 @@ func (p *Poller) fetch(ctx context.Context, u string) ([]connector.Record, strin
 func (p *Poller) Ack(context.Context, connector.Record) error { return nil }
 
 // Close drops what was read and not handed out.
-func (p *Poller) Close() error { p.buf, p.nextURL = nil, ""; return nil }
+func (p *Poller) Close() error { p.pages.Reset(); return nil }
 
 // Mapper maps encounters; Facilities gives the area of a facility code when
 // the encounter has no AreaExtension.

@@ -37,16 +37,8 @@ type Poller struct {
 	PageSize int           // default 100
 	Client   *http.Client
 
-	cursor  string
-	buf     []record
-	nextURL string
-}
-
-type record struct {
-	raw    json.RawMessage
-	id     string
-	update string
 	cursor string
+	pages  connector.Pager
 }
 
 // Connect resumes after the checkpoint (a cursor the API gave).
@@ -54,79 +46,41 @@ func (p *Poller) Connect(_ context.Context, checkpoint string) error {
 	if _, err := url.Parse(p.BaseURL); err != nil || p.BaseURL == "" {
 		return fmt.Errorf("dossier API base URL %q: %v", p.BaseURL, err)
 	}
-	p.cursor, p.buf, p.nextURL = checkpoint, nil, ""
+	p.cursor = checkpoint
+	p.pages = connector.Pager{Interval: p.Interval, FirstURL: p.firstURL, Fetch: p.fetch}
 	return nil
+}
+
+func (p *Poller) firstURL() string {
+	size := p.PageSize
+	if size <= 0 {
+		size = 100
+	}
+	q := url.Values{"so_ban_ghi": {fmt.Sprint(size)}}
+	if p.cursor != "" {
+		q.Set("sau", p.cursor)
+	}
+	return strings.TrimRight(p.BaseURL, "/") + "/api/v1/ho-so?" + q.Encode()
 }
 
 // Read returns the next changed dossier, polling when caught up.
 func (p *Poller) Read(ctx context.Context) (connector.Record, error) {
-	for len(p.buf) == 0 {
-		u := p.nextURL
-		if u == "" {
-			q := url.Values{"so_ban_ghi": {fmt.Sprint(max(p.PageSize, 1))}}
-			if p.PageSize == 0 {
-				q.Set("so_ban_ghi", "100")
-			}
-			if p.cursor != "" {
-				q.Set("sau", p.cursor)
-			}
-			u = strings.TrimRight(p.BaseURL, "/") + "/api/v1/ho-so?" + q.Encode()
-		}
-		recs, next, err := p.fetch(ctx, u)
-		if err != nil {
-			return connector.Record{}, err
-		}
-		p.buf, p.nextURL = recs, next
-		if len(recs) == 0 && next == "" {
-			wait := p.Interval
-			if wait <= 0 {
-				wait = 30 * time.Second
-			}
-			select {
-			case <-ctx.Done():
-				return connector.Record{}, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
+	r, err := p.pages.Next(ctx)
+	if err == nil {
+		p.cursor = r.Cursor
 	}
-	r := p.buf[0]
-	p.buf = p.buf[1:]
-	p.cursor = r.cursor
-	return connector.Record{Key: r.id, Version: r.update, Cursor: r.cursor, Data: r.raw}, nil
+	return r, err
 }
 
-func (p *Poller) fetch(ctx context.Context, u string) ([]record, string, error) {
-	c := p.Client
-	if c == nil {
-		c = &http.Client{Timeout: 30 * time.Second}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, "", err
-	}
-	if p.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+p.Token)
-	}
-	req.Header.Set("Accept", "application/json")
-	res, err := c.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests {
-		return nil, "", fmt.Errorf("%w: dossier API answered %s", connector.ErrUnavailable, res.Status)
-	}
-	if res.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("%w: dossier API answered %s to %s (check the URL and token)", connector.ErrUnavailable, res.Status, u)
-	}
+func (p *Poller) fetch(ctx context.Context, u string) ([]connector.Record, string, error) {
 	var page struct {
 		Data []json.RawMessage `json:"du_lieu"`
 		Next string            `json:"trang_tiep"`
 	}
-	if err := json.NewDecoder(res.Body).Decode(&page); err != nil {
-		return nil, "", fmt.Errorf("%w: dossier API page: %v", connector.ErrUnavailable, err)
+	if err := connector.GetJSON(ctx, p.Client, u, p.Token, "application/json", "dossier API", &page); err != nil {
+		return nil, "", err
 	}
-	out := make([]record, 0, len(page.Data))
+	out := make([]connector.Record, 0, len(page.Data))
 	for i, raw := range page.Data {
 		var head struct {
 			ID     string `json:"ma_ho_so"`
@@ -137,7 +91,7 @@ func (p *Poller) fetch(ctx context.Context, u string) ([]record, string, error) 
 		if head.Cursor == "" {
 			return nil, "", fmt.Errorf("%w: dossier %d of the page has no con_tro: cannot resume after it", connector.ErrUnavailable, i)
 		}
-		out = append(out, record{raw: raw, id: head.ID, update: head.Update, cursor: head.Cursor})
+		out = append(out, connector.Record{Key: head.ID, Version: head.Update, Cursor: head.Cursor, Data: raw})
 	}
 	return out, page.Next, nil
 }
@@ -146,7 +100,7 @@ func (p *Poller) fetch(ctx context.Context, u string) ([]record, string, error) 
 func (p *Poller) Ack(context.Context, connector.Record) error { return nil }
 
 // Close drops what was read and not handed out.
-func (p *Poller) Close() error { p.buf, p.nextURL = nil, ""; return nil }
+func (p *Poller) Close() error { p.pages.Reset(); return nil }
 
 // Statuses maps trang_thai to the schema's status.
 var Statuses = map[string]string{"tiep_nhan": "received", "dang_xu_ly": "processing", "yeu_cau_bo_sung": "supplement_requested",
