@@ -8,12 +8,10 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/kpi"
@@ -171,39 +169,10 @@ func chromium(t *testing.T) string {
 // the Vietnamese way and the charts have their bars, switches to English,
 // and saves screenshots to docs/img/.
 func TestDashboardInHeadlessChromium(t *testing.T) {
-	exe := chromium(t)
 	base := startKPIHub(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1400, 1900), chromedp.Flag("lang", "vi-VN"))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
 	// The period of the event set: 2–4 November 2026, whole days.
-	page := base + "/#token=" + readerToken + "&from=2026-11-02&to=2026-11-04"
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	text := func(css string) string {
-		return eval(fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(missing)"}).textContent`, css))
-	}
-	waitLoaded := func(after string) {
-		t.Helper()
-		expr := fmt.Sprintf(`Number(document.body.dataset.loaded || "0") > %s`, after)
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-			t.Fatalf("dashboard did not load: %v (status: %s)", err, text("#status"))
-		}
-	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(page)); err != nil {
-		t.Fatalf("load dashboard: %v", err)
-	}
+	pg := openPage(t, base+"/#token="+readerToken+"&from=2026-11-02&to=2026-11-04", 1400, 1900)
+	eval, text, waitLoaded := pg.eval, pg.text, pg.waitLoaded
 	waitLoaded("0")
 	tile := func(kpi string) string { return text(fmt.Sprintf(`.tile[data-kpi="%s"] .value`, kpi)) }
 	want := map[string]string{
@@ -234,7 +203,7 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		"Thành phố Bắc Ninh2 hồ sơ | Huyện Yên Phong1 hồ sơ | Thành phố Từ Sơn2 hồ sơ" {
 		t.Errorf("breakdown of dossiers received by area: %q", rows)
 	}
-	shot(t, ctx, "dashboard-vi.png")
+	pg.screenshot("dashboard-vi.png")
 
 	loaded := eval(`document.body.dataset.loaded`)
 	eval(`document.getElementById('lang').click(), ""`)
@@ -243,20 +212,5 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 	if title != "Intelligent Operations Center" || label != "Dossiers received" || occupancy != "76.3" {
 		t.Errorf("in English: title %q, label %q, occupancy %q", title, label, occupancy)
 	}
-	shot(t, ctx, "dashboard-en.png")
-}
-
-func shot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // quality 100: PNG
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	dir := filepath.Join("..", "..", "docs", "img")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	pg.screenshot("dashboard-en.png")
 }

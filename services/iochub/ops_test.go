@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -22,7 +21,6 @@ import (
 // the sources with their freshness lights, the dead letters with their
 // reasons and the alerts, and a screenshot goes to docs/img/ops.png.
 func TestOpsPageInHeadlessChromium(t *testing.T) {
-	exe := chromium(t)
 	natsAddr := "127.0.0.1:" + freePort(t)
 	base := startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
 		c.NATSListen = natsAddr
@@ -62,30 +60,9 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond) // stored, dead-lettered, sampled
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1400, 1600))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ops#token=ops-token")); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`Number(document.body.dataset.loaded || "0") > 0`, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
-		t.Fatalf("ops page did not load: %v", err)
-	}
-	eval := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	text := func(css string) string {
-		return eval(fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(missing)"}).textContent`, css))
-	}
+	pg := openPage(t, base+"/ops#token=ops-token", 1400, 1600)
+	pg.waitLoaded("0")
+	eval, text := pg.eval, pg.text
 	if row := text(`tr[data-stream="IOC_DLQ"]`); !strings.Contains(row, "IOC_DLQ2") {
 		t.Errorf("IOC_DLQ row: %q (want 2 messages)", row)
 	}
@@ -111,5 +88,5 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) {
 		t.Errorf("alerts: %q", alerts)
 	}
-	shot(t, ctx, "ops.png")
+	pg.screenshot("ops.png")
 }
