@@ -52,10 +52,17 @@ const (
 // dropped after being accepted.
 type StreamLimits struct {
 	EventsMaxBytes int64         // IOC_EVENTS size; default 10 GiB
+	EventsMaxAge   time.Duration // how long IOC_EVENTS keeps an event (the retained log); default 7 days
 	DLQMaxBytes    int64         // IOC_DLQ size; default 1 GiB
+	DLQMaxAge      time.Duration // how long IOC_DLQ keeps a dead letter; default 30 days
 	MaxMsgSize     int32         // largest event; default 1 MiB
-	DedupWindow    time.Duration // how long a (source, id) is remembered; default 24h
-	Replicas       int           // 1 on one machine, 3 on a cluster
+	// DedupWindow is how long JetStream itself remembers a (source, id) and
+	// answers a resend as a duplicate at publish time; default 2 minutes. It
+	// costs the server memory (about 180 bytes an id, see
+	// docs/decisions/0005-permanent-identity.md); the aggregator's identity
+	// check keeps an event once in ClickHouse however late it is resent.
+	DedupWindow time.Duration
+	Replicas    int // 1 on one machine, 3 on a cluster
 	// AckWait is how long JetStream waits for the aggregator's ack before
 	// redelivering; default 60s. The aggregator sends InProgress while it
 	// retries, so this bounds only how soon a dead aggregator's events return.
@@ -66,15 +73,22 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	if l.EventsMaxBytes == 0 {
 		l.EventsMaxBytes = 10 << 30
 	}
+	if l.EventsMaxAge == 0 {
+		l.EventsMaxAge = DefaultEventsMaxAge
+	}
 	if l.DLQMaxBytes == 0 {
 		l.DLQMaxBytes = 1 << 30
+	}
+	if l.DLQMaxAge == 0 {
+		l.DLQMaxAge = 30 * 24 * time.Hour
 	}
 	if l.MaxMsgSize == 0 {
 		l.MaxMsgSize = 1 << 20
 	}
 	if l.DedupWindow == 0 {
-		l.DedupWindow = 24 * time.Hour
+		l.DedupWindow = DefaultDedupWindow
 	}
+	l.DedupWindow = min(l.DedupWindow, l.EventsMaxAge)
 	if l.Replicas == 0 {
 		l.Replicas = 1
 	}
@@ -84,27 +98,66 @@ func (l StreamLimits) withDefaults() StreamLimits {
 	return l
 }
 
-// DefaultAckWait is the aggregator consumer's default ack wait.
-const DefaultAckWait = 60 * time.Second
+// Defaults of StreamLimits.
+const (
+	DefaultAckWait      = 60 * time.Second   // the aggregator consumer's ack wait
+	DefaultEventsMaxAge = 7 * 24 * time.Hour // retention of IOC_EVENTS
+	DefaultDedupWindow  = 2 * time.Minute    // JetStream's duplicate window
+)
 
-// Declare creates or updates both streams and the aggregator's durable
-// consumer. IOC_EVENTS is a work queue: an event leaves it only when the
-// aggregator acks it, which it does once the row is in ClickHouse or the event
-// is in IOC_DLQ.
-func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
+// ErrConfig is matched by limits that cannot be declared.
+var ErrConfig = errors.New("stream limits")
+
+// Validate names what is wrong with the limits, before any stream is touched.
+func (l StreamLimits) Validate() error {
+	var errs []error
+	if l.EventsMaxAge < 0 || (l.EventsMaxAge > 0 && l.EventsMaxAge < time.Second) {
+		errs = append(errs, fmt.Errorf("%w: events max age %s must be at least 1s", ErrConfig, l.EventsMaxAge))
+	}
+	if l.DedupWindow < 0 || (l.DedupWindow > 0 && l.DedupWindow < 100*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("%w: dedup window %s must be at least 100ms", ErrConfig, l.DedupWindow))
+	}
+	if age := l.withDefaults().EventsMaxAge; l.DedupWindow > age {
+		errs = append(errs, fmt.Errorf("%w: dedup window %s is longer than the events' max age %s", ErrConfig, l.DedupWindow, age))
+	}
+	return errors.Join(errs...)
+}
+
+// EventsStreamConfig is IOC_EVENTS: a retained log. Every accepted event
+// stays for EventsMaxAge (or until EventsMaxBytes, when new events are
+// refused, never old ones dropped); acks do not delete, so the aggregator,
+// partner subscriptions and replays are durable consumers side by side, and
+// JetStream's duplicate table, rebuilt at start from the stored messages,
+// survives a restart.
+func EventsStreamConfig(l StreamLimits) jetstream.StreamConfig {
 	l = l.withDefaults()
-	events := jetstream.StreamConfig{
+	return jetstream.StreamConfig{
 		Name:        EventsStream,
-		Description: "iochub: every accepted event, until the aggregator has stored it",
+		Description: "iochub: every accepted event, kept for the retention age (a replayable log)",
 		Subjects:    []string{EventsSubjects},
-		Retention:   jetstream.WorkQueuePolicy,
+		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
+		MaxAge:      l.EventsMaxAge,
 		MaxBytes:    l.EventsMaxBytes,
 		MaxMsgs:     -1,
 		MaxMsgSize:  l.MaxMsgSize + 64<<10, // room for headers
 		Storage:     jetstream.FileStorage,
 		Replicas:    l.Replicas,
 		Duplicates:  l.DedupWindow,
+	}
+}
+
+// Declare creates or updates both streams and the aggregator's durable
+// consumer. An IOC_EVENTS of an earlier version (a work queue, which cannot
+// be switched in place) is upgraded first: see upgradeWorkQueue.
+func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	l = l.withDefaults()
+	events := EventsStreamConfig(l)
+	if err := upgradeWorkQueue(ctx, js, events); err != nil {
+		return err
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, events); err != nil {
 		return fmt.Errorf("declare stream %s: %w", EventsStream, err)
@@ -115,6 +168,7 @@ func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error 
 		Subjects:    []string{DLQSubjects},
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
+		MaxAge:      l.DLQMaxAge,
 		MaxBytes:    l.DLQMaxBytes,
 		MaxMsgs:     -1,
 		MaxMsgSize:  l.MaxMsgSize + 128<<10,

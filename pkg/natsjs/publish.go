@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/iochub/iochub/pkg/event"
@@ -57,7 +58,11 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) [
 	out := make([]Outcome, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := js.PublishMsgAsync(m, jetstream.WithExpectStream(streamFor(m.Subject)), jetstream.WithStallWait(PublishStallWait))
+		opts := []jetstream.PublishOpt{jetstream.WithStallWait(PublishStallWait)}
+		if st := streamFor(m.Subject); st != "" {
+			opts = append(opts, jetstream.WithExpectStream(st))
+		}
+		f, err := js.PublishMsgAsync(m, opts...)
 		if err != nil {
 			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", m.Subject, err))
 			continue
@@ -81,9 +86,13 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) [
 	return out
 }
 
+// streamFor is the stream a subject must land in, or "" for none of iochub's two.
 func streamFor(subject string) string {
-	if len(subject) > 4 && subject[:4] == "dlq." {
+	switch {
+	case strings.HasPrefix(subject, "dlq."):
 		return DLQStream
+	case strings.HasPrefix(subject, "ioc."):
+		return EventsStream
 	}
-	return EventsStream
+	return ""
 }

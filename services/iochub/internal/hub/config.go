@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/connectors"
@@ -43,6 +44,7 @@ type Config struct {
 	NATSSync       string
 	DedupWindow    time.Duration
 	EventsMaxBytes int64
+	EventsMaxAge   time.Duration
 	AckWait        time.Duration
 	BatchMaxEvents int
 	BatchMaxWait   time.Duration
@@ -90,7 +92,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
 	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
 	fs.StringVar(&c.NATSSync, "nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
-	fs.DurationVar(&c.DedupWindow, "dedup-window", 24*time.Hour, "how long an event identity (source, id) is remembered: a resend within it is a retry, stored once")
+	fs.DurationVar(&c.DedupWindow, "dedup-window", natsjs.DefaultDedupWindow, "how long JetStream answers a resent identity (source, id) as \"duplicate\": true at publish time (costs ~180 bytes of memory an event); a resend after it is still stored once in ClickHouse")
+	fs.DurationVar(&c.EventsMaxAge, "events-max-age", natsjs.DefaultEventsMaxAge, "retention of IOC_EVENTS, the replayable log of every accepted event")
 	fs.Int64Var(&c.EventsMaxBytes, "events-max-bytes", 10<<30, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
 	fs.DurationVar(&c.AckWait, "ack-wait", 60*time.Second, "how long JetStream waits for the aggregator's ack before redelivering")
 	fs.IntVar(&c.BatchMaxEvents, "batch-max-events", 5000, "aggregator: events per ClickHouse insert at most")
@@ -155,6 +158,9 @@ func (c *Config) Validate() error {
 	if len(c.PIIKey) < pii.MinKeyLen {
 		errs = append(errs, fmt.Errorf("personal-data key: set pii_key in the config file or IOCHUB_PII_KEY (%d bytes or more)", pii.MinKeyLen))
 	}
+	if err := c.streamLimits().Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window: %w", err))
+	}
 	if c.BatchMaxEvents < 1 {
 		errs = append(errs, fmt.Errorf("--batch-max-events must be at least 1, got %d", c.BatchMaxEvents))
 	}
@@ -203,6 +209,11 @@ func (c *Config) SyncSetting() (interval time.Duration, always bool, err error) 
 }
 
 func (c *Config) storeDir() string { return filepath.Join(c.DataDir, "jetstream") }
+
+func (c *Config) streamLimits() natsjs.StreamLimits {
+	return natsjs.StreamLimits{EventsMaxBytes: c.EventsMaxBytes, EventsMaxAge: c.EventsMaxAge, DedupWindow: c.DedupWindow, AckWait: c.AckWait,
+		MaxMsgSize: int32(c.File.Gateway.MaxEventBytes)}
+}
 
 func (c *Config) aggregatorConfig() aggregator.Config {
 	return aggregator.Config{BatchMaxEvents: c.BatchMaxEvents, BatchMaxWait: c.BatchMaxWait, AckWait: c.AckWait}

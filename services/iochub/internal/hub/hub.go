@@ -123,9 +123,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	limits := natsjs.StreamLimits{EventsMaxBytes: cfg.EventsMaxBytes, DedupWindow: cfg.DedupWindow, AckWait: cfg.AckWait,
-		MaxMsgSize: int32(cfg.File.Gateway.MaxEventBytes)}
-	if err := natsjs.Declare(dctx, h.js, limits); err != nil {
+	if err := natsjs.Declare(dctx, h.js, cfg.streamLimits()); err != nil {
 		return nil, fmt.Errorf("jetstream at %q: %w", displayURL(url), err)
 	}
 	if err := cfg.File.Connectors.Prepare(dctx, h.js); err != nil {
