@@ -9,10 +9,14 @@ package chstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +33,9 @@ var ErrUnavailable = errors.New("clickhouse unavailable")
 type Store struct {
 	conn     driver.Conn
 	database string
+
+	mu        sync.Mutex
+	unsettled map[string][]string // by table: query ids of inserts whose outcome is unknown
 }
 
 // Open connects to the DSN (clickhouse://host:9000/database?...) and checks
@@ -54,7 +61,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse open: %w", err)
 	}
-	s := &Store{conn: conn, database: db}
+	s := &Store{conn: conn, database: db, unsettled: map[string][]string{}}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, err
@@ -86,11 +93,20 @@ func quote(ident string) string { return "`" + strings.ReplaceAll(ident, "`", "\
 
 // Insert writes rows into table in one INSERT naming cols. Rows are atomic
 // per partition of the table; the caller makes retries idempotent (see
-// ExistingSeqs).
+// Existing, which waits for an insert that failed with an unknown outcome).
 func (s *Store) Insert(ctx context.Context, table string, cols []string, rows [][]any) (err error) {
 	if len(rows) == 0 {
 		return nil
 	}
+	queryID := newQueryID()
+	ctx = clickhouse.Context(ctx, clickhouse.WithQueryID(queryID))
+	defer func() {
+		if err != nil && errors.Is(err, ErrUnavailable) {
+			s.mu.Lock()
+			s.unsettled[table] = append(s.unsettled[table], queryID)
+			s.mu.Unlock()
+		}
+	}()
 	q := make([]string, len(cols))
 	for i, c := range cols {
 		q[i] = quote(c)
@@ -115,39 +131,129 @@ func (s *Store) Insert(ctx context.Context, table string, cols []string, rows []
 	return nil
 }
 
-// ExistingSeqs reports which of seqs (JetStream stream sequences) are already
-// in table. from and to bound the event_time of those rows, so the server
-// reads only the partitions that can hold them.
-func (s *Store) ExistingSeqs(ctx context.Context, table string, seqs []uint64, from, to time.Time) (map[uint64]bool, error) {
-	found := map[uint64]bool{}
-	if len(seqs) == 0 {
+// Identity is an event's identity, (source, id), and the second of its
+// event time, which a resend of the same event carries too: the raw table is
+// sorted by event time, so the lookup reads only the granules of those seconds.
+type Identity struct {
+	Source, ID string
+	Time       int64 // Unix seconds of event_time
+}
+
+// Existing reports which of ids are already rows of table. It is the
+// permanent identity check (docs/decisions/0005-permanent-identity.md): the
+// raw table itself is the record of what was stored, so no second table can
+// disagree with it. An insert into table that ended with an unknown outcome
+// is waited for first, until the server no longer runs it: the answer never
+// races an insert still being committed.
+func (s *Store) Existing(ctx context.Context, table string, ids []Identity) (map[Identity]bool, error) {
+	found := map[Identity]bool{}
+	if len(ids) == 0 {
 		return found, nil
 	}
-	var in strings.Builder
-	for i, seq := range seqs {
-		if i > 0 {
-			in.WriteByte(',')
-		}
-		fmt.Fprintf(&in, "%d", seq)
+	if err := s.settle(ctx, table); err != nil {
+		return nil, err
 	}
-	q := fmt.Sprintf("SELECT stream_seq FROM %s WHERE event_time >= toDateTime(%d) AND event_time <= toDateTime(%d) AND stream_seq IN (%s)",
-		s.Qualified(table), from.Unix(), to.Unix(), in.String())
+	times := map[int64]bool{}
+	var tl, il strings.Builder
+	for i, id := range ids {
+		if !times[id.Time] {
+			if len(times) > 0 {
+				tl.WriteByte(',')
+			}
+			times[id.Time] = true
+			fmt.Fprintf(&tl, "toDateTime(%d)", id.Time)
+		}
+		if i > 0 {
+			il.WriteByte(',')
+		}
+		il.WriteString("(" + literal(id.Source) + "," + literal(id.ID) + ")")
+	}
+	q := fmt.Sprintf("SELECT source, event_id, toUInt32(event_time) FROM %s WHERE event_time IN (%s) AND (source, event_id) IN (%s)",
+		s.Qualified(table), tl.String(), il.String())
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var seq uint64
-		if err := rows.Scan(&seq); err != nil {
+		var id Identity
+		var t uint32
+		if err := rows.Scan(&id.Source, &id.ID, &t); err != nil {
 			return nil, fmt.Errorf("existing rows of %s: %w", table, err)
 		}
-		found[seq] = true
+		id.Time = int64(t)
+		found[id] = true
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
 	return found, nil
+}
+
+// literal is s as a ClickHouse string literal.
+func literal(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('\'')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\', '\'':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case 0:
+			b.WriteString("\\0")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('\'')
+	return b.String()
+}
+
+// settle waits until no insert into table whose outcome is unknown (its
+// connection failed) still runs on the server. system.processes lists a
+// query until the server has committed or abandoned it.
+func (s *Store) settle(ctx context.Context, table string) error {
+	s.mu.Lock()
+	ids := s.unsettled[table]
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	var in strings.Builder
+	for i, id := range ids {
+		if i > 0 {
+			in.WriteByte(',')
+		}
+		in.WriteString(literal(id))
+	}
+	wait := 10 * time.Millisecond
+	for {
+		var n uint64
+		err := s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id IN ("+in.String()+")").Scan(&n)
+		if err != nil {
+			return fmt.Errorf("inserts into %s still running: %w", table, classify(err))
+		}
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("inserts into %s still running: %w", table, classify(ctx.Err()))
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+	s.mu.Lock()
+	s.unsettled[table] = slices.DeleteFunc(s.unsettled[table], func(id string) bool { return slices.Contains(ids, id) })
+	s.mu.Unlock()
+	return nil
+}
+
+func newQueryID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "iochub-insert-" + hex.EncodeToString(b[:])
 }
 
 // Count returns the number of rows of table (for tests, tools and the bench).

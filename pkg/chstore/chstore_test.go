@@ -41,7 +41,7 @@ func TestMigrateInsertAndExisting(t *testing.T) {
 			t.Fatal(err)
 		}
 		var rows [][]any
-		var seqs []uint64
+		var ids []chstore.Identity
 		for _, e := range evs {
 			seq++
 			data, _ := schema.DecodeData(e.Data)
@@ -50,7 +50,7 @@ func TestMigrateInsertAndExisting(t *testing.T) {
 				t.Fatalf("%s: Row: %v", f, err)
 			}
 			rows = append(rows, row)
-			seqs = append(seqs, seq)
+			ids = append(ids, chstore.Identity{Source: e.Source, ID: e.ID, Time: e.Time.Unix()})
 		}
 		table := ty.Name.Table()
 		if err := s.Insert(ctx, table, chstore.Columns(ty), rows); err != nil {
@@ -60,12 +60,22 @@ func TestMigrateInsertAndExisting(t *testing.T) {
 		if err != nil || n != uint64(len(rows)) {
 			t.Fatalf("%s: count = %d, %v; want %d", table, n, err, len(rows))
 		}
-		got, err := s.ExistingSeqs(ctx, table, append(seqs, 99999), evs[0].Time.Add(-time.Hour), evs[0].Time.Add(time.Hour))
+		absent := []chstore.Identity{
+			{Source: ids[0].Source, ID: ids[0].ID, Time: ids[0].Time + 1},     // another second
+			{Source: ids[0].Source + "x", ID: ids[0].ID, Time: ids[0].Time},   // another source
+			{Source: ids[0].Source, ID: ids[0].ID + "'\\", Time: ids[0].Time}, // quotes are literals
+		}
+		got, err := s.Existing(ctx, table, append(append([]chstore.Identity(nil), ids...), absent...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(seqs) || got[99999] {
-			t.Fatalf("%s: ExistingSeqs = %v, want %v", table, got, seqs)
+		if len(got) != len(ids) {
+			t.Fatalf("%s: Existing = %v, want %v", table, got, ids)
+		}
+		for _, id := range ids {
+			if !got[id] {
+				t.Fatalf("%s: Existing misses %v", table, id)
+			}
 		}
 	}
 	// Typed columns hold typed values.

@@ -9,16 +9,11 @@ import (
 )
 
 // EnvelopeColumns start every raw table, in this order.
-var EnvelopeColumns = []string{"event_id", "source", "subject", "event_time", "ingest_time", "stream_seq"}
+// traceparent is the W3C trace context extension on its own; extensions is
+// every extension attribute (and dataschema) as one JSON object.
+var EnvelopeColumns = []string{"event_id", "source", "subject", "event_time", "ingest_time", "stream_seq", "traceparent", "extensions"}
 
-var envelopeDDL = []string{
-	"`event_id` String",
-	"`source` String",
-	"`subject` String",
-	"`event_time` DateTime('UTC')",
-	"`ingest_time` DateTime('UTC')",
-	"`stream_seq` UInt64",
-}
+var envelopeTypes = []string{"String", "String", "String", "DateTime('UTC')", "DateTime('UTC')", "UInt64", "String", "String"}
 
 // ColumnType is the ClickHouse type of a data column.
 func ColumnType(c schema.Column) string {
@@ -54,7 +49,10 @@ func Columns(t *schema.Type) []string {
 
 // TableDDL is the CREATE TABLE of the raw table of t.
 func (s *Store) TableDDL(t *schema.Type) string {
-	defs := append([]string(nil), envelopeDDL...)
+	var defs []string
+	for i, c := range EnvelopeColumns {
+		defs = append(defs, quote(c)+" "+envelopeTypes[i])
+	}
 	for _, c := range t.Columns {
 		defs = append(defs, quote(c.Name)+" "+ColumnType(c))
 	}
@@ -77,13 +75,21 @@ func (s *Store) Migrate(ctx context.Context, reg *schema.Registry) error {
 		if err != nil {
 			return err
 		}
+		type col struct{ name, typ string }
+		var want []col
+		for i, c := range EnvelopeColumns { // envelope columns added since (traceparent, extensions)
+			want = append(want, col{c, envelopeTypes[i]})
+		}
 		for _, c := range t.Columns {
-			if _, ok := have[c.Name]; ok {
+			want = append(want, col{c.Name, ColumnType(c)})
+		}
+		for _, c := range want {
+			if _, ok := have[c.name]; ok {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.Qualified(t.Name.Table()), quote(c.Name), ColumnType(c))
+			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.Qualified(t.Name.Table()), quote(c.name), c.typ)
 			if err := s.conn.Exec(ctx, q); err != nil {
-				return fmt.Errorf("add column %s.%s: %w", t.Name.Table(), c.Name, classify(err))
+				return fmt.Errorf("add column %s.%s: %w", t.Name.Table(), c.name, classify(err))
 			}
 		}
 	}

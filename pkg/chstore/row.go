@@ -19,7 +19,7 @@ var ErrBadValue = errors.New("value does not fit its column")
 // already pseudonymized).
 func Row(t *schema.Type, e event.Event, seq uint64, ingest time.Time, data any) ([]any, error) {
 	row := make([]any, 0, len(EnvelopeColumns)+len(t.Columns))
-	row = append(row, e.ID, e.Source, e.Subject, e.Time.UTC(), ingest.UTC(), seq)
+	row = append(row, e.ID, e.Source, e.Subject, e.Time.UTC(), ingest.UTC(), seq, e.Extension("traceparent"), extensionsJSON(e))
 	obj, ok := data.(map[string]any)
 	if !ok {
 		return nil, fmt.Errorf("%w: data must be a JSON object", ErrBadValue)
@@ -133,4 +133,18 @@ func typed(k schema.Kind, v any) (any, error) {
 		return d, nil
 	}
 	return nil, fmt.Errorf("unknown column kind %d", k)
+}
+
+// extensionsJSON is the extensions column: the extension attributes, and
+// dataschema, as one JSON object.
+func extensionsJSON(e event.Event) string {
+	if e.DataSchema != "" {
+		ext := make(map[string]json.RawMessage, len(e.Extensions)+1)
+		for k, v := range e.Extensions {
+			ext[k] = v
+		}
+		e.Extensions = ext // e is a copy; its map is the caller's
+		e.SetExtension("dataschema", e.DataSchema)
+	}
+	return e.ExtensionsJSON()
 }

@@ -2,13 +2,15 @@ package connector
 
 import (
 	"context"
-	"encoding/json"
+
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
@@ -23,7 +25,7 @@ import (
 const CheckpointBucket = "IOC_CONNECTORS"
 
 // HeaderRecordKey names the record of a connector's dead letter.
-const HeaderRecordKey = "Iochub-Record-Key"
+const HeaderRecordKey = dlq.HeaderRecordKey
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 
@@ -165,7 +167,7 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 
 func isDuplicate(err error) bool { return err != nil && strings.Contains(err.Error(), "duplicate") }
 
-// message is the event message for rec, or its dead letter.
+// message is the event message for rec, admitted (pkg/admit), or its dead letter.
 func (r *Runner) message(rec Record) *nats.Msg {
 	id := EventID(r.Name, rec)
 	e, err := r.Map(rec)
@@ -177,39 +179,24 @@ func (r *Runner) message(rec Record) *nats.Msg {
 		e.SpecVersion = "1.0"
 	}
 	e.DataContentType = event.ContentTypeJSON
-	ty, err := r.Registry.Lookup(e.Type)
+	adm := admit.New(r.Registry, r.Pseudo, 0)
+	ad, err := adm.Clear(e)
 	if err != nil {
-		return r.deadLetter(rec, id, "mapping: "+err.Error())
-	}
-	data, err := schema.DecodeData(e.Data)
-	if err == nil {
-		err = ty.Validate(data)
-	}
-	if err != nil {
-		return r.deadLetter(rec, id, "validation: "+err.Error())
-	}
-	if len(ty.PII) > 0 && r.Pseudo.Apply(ty, data) {
-		if e.Data, err = json.Marshal(data); err != nil {
-			return r.deadLetter(rec, id, "pseudonymization: "+err.Error())
+		stage := "validation: "
+		if errors.Is(err, schema.ErrUnknownType) {
+			stage = "mapping: "
 		}
+		return r.deadLetter(rec, id, stage+err.Error())
 	}
-	m, err := natsjs.EventMsg(e, e.AppendJSON(nil))
+	m, err := adm.Msg(ad)
 	if err != nil {
 		return r.deadLetter(rec, id, "mapping: "+err.Error())
 	}
-	m.Header.Set(natsjs.HeaderPseudonymized, "hmac-sha256")
 	return m
 }
 
 func (r *Runner) deadLetter(rec Record, id, reason string) *nats.Msg {
-	m := nats.NewMsg("dlq.connector." + r.Name)
-	m.Data = rec.Data
-	m.Header.Set(natsjs.HeaderMsgID, "dlq-"+id)
-	m.Header.Set(natsjs.HeaderDLQReason, reason)
-	m.Header.Set(natsjs.HeaderDLQStage, "connector:"+r.Name)
-	m.Header.Set(natsjs.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339))
-	m.Header.Set(HeaderRecordKey, rec.Key)
-	return m
+	return dlq.ForRecord(r.Name, rec.Key, id, rec.Data, reason, time.Now())
 }
 
 type backoff struct {

@@ -5,9 +5,11 @@ package event
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,8 +30,77 @@ type Event struct {
 	Type            string          `json:"type"`
 	Time            time.Time       `json:"time"`
 	DataContentType string          `json:"datacontenttype,omitempty"`
+	DataSchema      string          `json:"dataschema,omitempty"`
 	Subject         string          `json:"subject,omitempty"`
 	Data            json.RawMessage `json:"data"`
+	// Extensions are the extension attributes (traceparent, …) by name, each
+	// value as JSON (a string, number or boolean), kept end to end.
+	Extensions map[string]json.RawMessage `json:"-"`
+}
+
+// Bounds of extension attributes.
+const (
+	MaxExtensions         = 16
+	MaxExtensionNameLen   = 20 // the CloudEvents spec's recommendation
+	MaxExtensionValueSize = 1024
+)
+
+// Extension returns the string value of extension name ("" if absent or not a string).
+func (e Event) Extension(name string) string {
+	raw, ok := e.Extensions[name]
+	if !ok {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return string(raw)
+	}
+	return s
+}
+
+// SetExtension sets extension name to the string value v.
+func (e *Event) SetExtension(name, v string) {
+	if e.Extensions == nil {
+		e.Extensions = map[string]json.RawMessage{}
+	}
+	b, _ := json.Marshal(v)
+	e.Extensions[name] = b
+}
+
+// ExtensionsJSON is the extensions as one JSON object, keys sorted ("{}" for none).
+func (e Event) ExtensionsJSON() string {
+	if len(e.Extensions) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(e.Extensions)
+	return string(b)
+}
+
+// coreAttributes are the attributes that are not extensions.
+var coreAttributes = map[string]bool{"specversion": true, "id": true, "source": true, "type": true, "time": true,
+	"datacontenttype": true, "dataschema": true, "subject": true, "data": true, "data_base64": true}
+
+// IsCoreAttribute reports whether name is a CloudEvents 1.0 attribute rather than an extension.
+func IsCoreAttribute(name string) bool { return coreAttributes[name] }
+
+// checkExtension names what is wrong with an extension attribute.
+func checkExtension(name string, value json.RawMessage) error {
+	if len(name) == 0 || len(name) > MaxExtensionNameLen {
+		return &AttributeError{name, fmt.Sprintf("is not an accepted extension name: 1 to %d characters", MaxExtensionNameLen)}
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return &AttributeError{name, "is not an accepted extension name: lower-case letters and digits only"}
+		}
+	}
+	if len(value) > MaxExtensionValueSize {
+		return &AttributeError{name, fmt.Sprintf("is over %d bytes", MaxExtensionValueSize)}
+	}
+	v := bytes.TrimSpace(value)
+	if len(v) == 0 || v[0] == '{' || v[0] == '[' || bytes.Equal(v, []byte("null")) {
+		return &AttributeError{name, "must be a string, number or boolean"}
+	}
+	return nil
 }
 
 // ErrInvalid is matched (errors.Is) by every envelope error.
@@ -51,24 +122,67 @@ func (e *AttributeError) Is(target error) bool { return target == ErrInvalid }
 // wire is the JSON shape with every attribute optional, so that a missing one
 // is told apart from an empty one.
 type wire struct {
-	SpecVersion     *string         `json:"specversion"`
-	ID              *string         `json:"id"`
-	Source          *string         `json:"source"`
-	Type            *string         `json:"type"`
-	Time            *string         `json:"time"`
-	DataContentType *string         `json:"datacontenttype"`
-	Subject         *string         `json:"subject"`
-	Data            json.RawMessage `json:"data"`
-	DataBase64      *string         `json:"data_base64"`
+	SpecVersion     *string
+	ID              *string
+	Source          *string
+	Type            *string
+	Time            *string
+	DataContentType *string
+	DataSchema      *string
+	Subject         *string
+	Data            json.RawMessage
+	DataBase64      *string
+	Extensions      map[string]json.RawMessage
 }
 
 // Parse decodes one event in the CloudEvents JSON format and checks its
 // envelope. Errors are *AttributeError (or a JSON syntax error wrapped with
 // ErrInvalid) and match ErrInvalid.
 func Parse(b []byte) (Event, error) {
-	var w wire
-	if err := json.Unmarshal(b, &w); err != nil {
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(b, &attrs); err != nil {
 		return Event{}, fmt.Errorf("%w: %s", ErrInvalid, jsonProblem(err))
+	}
+	var w wire
+	for name, raw := range attrs {
+		var dst **string
+		switch name {
+		case "specversion":
+			dst = &w.SpecVersion
+		case "id":
+			dst = &w.ID
+		case "source":
+			dst = &w.Source
+		case "type":
+			dst = &w.Type
+		case "time":
+			dst = &w.Time
+		case "datacontenttype":
+			dst = &w.DataContentType
+		case "dataschema":
+			dst = &w.DataSchema
+		case "subject":
+			dst = &w.Subject
+		case "data_base64":
+			dst = &w.DataBase64
+		case "data":
+			w.Data = raw
+			continue
+		default:
+			if w.Extensions == nil {
+				w.Extensions = map[string]json.RawMessage{}
+			}
+			w.Extensions[name] = raw
+			continue
+		}
+		if bytes.Equal(raw, []byte("null")) {
+			continue // as absent
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return Event{}, &AttributeError{name, "must be a JSON string"}
+		}
+		*dst = &v
 	}
 	return w.event()
 }
@@ -136,8 +250,30 @@ func (w *wire) event() (Event, error) {
 	if w.Subject != nil {
 		e.Subject = *w.Subject
 	}
+	if w.DataSchema != nil {
+		e.DataSchema = *w.DataSchema
+	}
+	if len(w.Extensions) > MaxExtensions {
+		return Event{}, &AttributeError{"extensions", fmt.Sprintf("at most %d extension attributes are accepted, got %d", MaxExtensions, len(w.Extensions))}
+	}
+	for name, v := range w.Extensions {
+		if err := checkExtension(name, v); err != nil {
+			return Event{}, err
+		}
+	}
+	e.Extensions = w.Extensions
 	if w.DataBase64 != nil {
-		return Event{}, &AttributeError{"data_base64", "is not accepted: data must be JSON"}
+		if len(w.Data) > 0 {
+			return Event{}, &AttributeError{"data_base64", "must not be sent together with data"}
+		}
+		b, err := base64.StdEncoding.DecodeString(*w.DataBase64)
+		if err != nil {
+			return Event{}, &AttributeError{"data_base64", "must be base64: " + err.Error()}
+		}
+		if !json.Valid(b) {
+			return Event{}, &AttributeError{"data_base64", "must hold JSON data (datacontenttype application/json)"}
+		}
+		w.Data = b
 	}
 	if len(w.Data) == 0 || bytes.Equal(w.Data, []byte("null")) {
 		return Event{}, &AttributeError{"data", "is required"}
@@ -167,6 +303,13 @@ func (e Event) Validate() error {
 	if e.DataContentType != "" {
 		w.DataContentType = str(e.DataContentType)
 	}
+	if e.DataSchema != "" {
+		w.DataSchema = str(e.DataSchema)
+	}
+	if e.Subject != "" {
+		w.Subject = str(e.Subject)
+	}
+	w.Extensions = e.Extensions
 	_, err := w.event()
 	return err
 }
@@ -225,9 +368,26 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		dst = append(dst, `,"datacontenttype":`...)
 		dst = appendString(dst, e.DataContentType)
 	}
+	if e.DataSchema != "" {
+		dst = append(dst, `,"dataschema":`...)
+		dst = appendString(dst, e.DataSchema)
+	}
 	if e.Subject != "" {
 		dst = append(dst, `,"subject":`...)
 		dst = appendString(dst, e.Subject)
+	}
+	if len(e.Extensions) > 0 {
+		names := make([]string, 0, len(e.Extensions))
+		for name := range e.Extensions {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			dst = append(dst, ',')
+			dst = appendString(dst, name)
+			dst = append(dst, ':')
+			dst = append(dst, e.Extensions[name]...)
+		}
 	}
 	dst = append(dst, `,"data":`...)
 	if len(e.Data) == 0 {

@@ -228,3 +228,18 @@ func ClassifyPublishError(err error) error {
 	}
 	return err
 }
+
+// CaughtUp reports whether the aggregator's consumer has settled every event
+// of IOC_EVENTS (none pending, none awaiting its ack). On the retained log
+// this, not an empty stream, means "everything is stored".
+func CaughtUp(ctx context.Context, js jetstream.JetStream) (bool, error) {
+	c, err := js.Consumer(ctx, EventsStream, AggregatorConsumer)
+	if err != nil {
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0, nil
+}

@@ -1,22 +1,29 @@
 // Package aggregator materializes the events of IOC_EVENTS into ClickHouse's
 // raw tables, exactly once.
 //
-// Message outcomes (the one table of how a message leaves IOC_EVENTS):
+// Message outcomes (the one table of how a message is settled):
 //
-//	row written to ClickHouse (Send returned)        → Ack
-//	row already in ClickHouse (a redelivery)         → Ack, no second insert
-//	cannot decode, unknown type, fails validation    → publish to IOC_DLQ with the reason, then Ack
-//	ClickHouse keeps rejecting the row (MaxAttempts) → publish to IOC_DLQ with the reason, then Ack
-//	dead-letter publish fails                        → NakWithDelay: redelivered, nothing lost
-//	ClickHouse unreachable                           → keep the batch, back off, retry; InProgress
-//	                                                   keeps JetStream from redelivering meanwhile
+//	row written to ClickHouse (Send returned)           → Ack
+//	identity (source, id) already in its raw table       → Ack, no second row (a redelivery, a
+//	                                                       resend after the dedup window, a replay)
+//	the same identity twice in one batch                 → one row; every copy acked with it
+//	cannot decode, unknown type, fails validation        → publish to IOC_DLQ with the reason, then Ack
+//	ClickHouse keeps rejecting the row (MaxAttempts)     → publish to IOC_DLQ with the reason, then Ack
+//	dead-letter publish fails                            → NakWithDelay: redelivered, nothing lost
+//	ClickHouse unreachable                               → keep the batch, back off, retry; InProgress
+//	                                                       keeps JetStream from redelivering meanwhile
 //
-// Exactly once: every row carries its stream sequence. A message delivered
-// for the first time (NumDelivered == 1) in a batch tried for the first time
-// cannot be in ClickHouse yet and is inserted directly. Any other — a
-// redelivery after a crash or a lost ack, or a batch retried after an insert
-// error whose outcome is unknown — is first looked up by (table, stream_seq)
-// and inserted only if absent. See docs/decisions/0002-exactly-once.md.
+// Exactly once (docs/decisions/0005-permanent-identity.md): before every
+// insert, the batch's identities are looked up in their raw table (by event
+// second and (source, id), so only a few granules are read), and only the
+// absent ones are inserted. The raw table is the one record of what is
+// stored, so the answer does not depend on timing: not on the ack wait, on
+// redeliveries arriving while a batch is retried, on JetStream's duplicate
+// window, or on how loaded the machine is. An insert whose outcome is unknown
+// is waited for (chstore) before the lookup of its retry. Events published
+// straight onto NATS in either content mode of the CloudEvents NATS binding,
+// without the hub's mark, are admitted here (validated, pseudonymized) by
+// pkg/admit like an HTTP event.
 package aggregator
 
 import (
@@ -24,12 +31,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
@@ -42,7 +50,7 @@ import (
 // Store is what the aggregator needs of ClickHouse.
 type Store interface {
 	Insert(ctx context.Context, table string, cols []string, rows [][]any) error
-	ExistingSeqs(ctx context.Context, table string, seqs []uint64, from, to time.Time) (map[uint64]bool, error)
+	Existing(ctx context.Context, table string, ids []chstore.Identity) (map[chstore.Identity]bool, error)
 }
 
 // Config tunes batching and retries.
@@ -111,14 +119,13 @@ func (a *Aggregator) SourceCounts() map[string]SourceCount {
 
 // Aggregator reads IOC_EVENTS with the durable consumer and writes raw tables.
 type Aggregator struct {
-	cfg    Config
-	js     jetstream.JetStream
-	store  Store
-	reg    *schema.Registry
-	pseudo *pii.Pseudonymizer
-	log    *zap.Logger
-	now    func() time.Time
-	cols   map[string][]string // raw-table columns by event type
+	cfg   Config
+	js    jetstream.JetStream
+	store Store
+	adm   *admit.Admitter
+	log   *zap.Logger
+	now   func() time.Time
+	cols  map[string][]string // raw-table columns by event type
 
 	srcMu   sync.Mutex
 	sources map[string]SourceCount // events taken per source, for the monitor
@@ -129,7 +136,7 @@ type Aggregator struct {
 // (natsjs.Declare).
 func New(cfg Config, js jetstream.JetStream, store Store, reg *schema.Registry, pseudo *pii.Pseudonymizer, log *zap.Logger) *Aggregator {
 	cfg.defaults()
-	a := &Aggregator{cfg: cfg, js: js, store: store, reg: reg, pseudo: pseudo,
+	a := &Aggregator{cfg: cfg, js: js, store: store, adm: admit.New(reg, pseudo, 0),
 		log: log.With(zap.String("component", "aggregator")), now: time.Now, cols: map[string][]string{}}
 	for _, t := range reg.Types() {
 		a.cols[t.Name.String()] = chstore.Columns(t)
@@ -204,19 +211,33 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 }
 
-// pendingRow is one decoded message waiting for its insert.
+// pendingRow is one event waiting for its insert, with every message of
+// the batch that carries its identity.
 type pendingRow struct {
-	msg      jetstream.Msg
+	msgs     []jetstream.Msg
 	seq      uint64
-	redeliv  bool
-	time     time.Time
+	id       chstore.Identity
 	row      []any
 	attempts int
 }
 
+func (r *pendingRow) ack() {
+	for _, m := range r.msgs {
+		_ = m.Ack()
+	}
+}
+
+func (r *pendingRow) inProgress() {
+	for _, m := range r.msgs {
+		_ = m.InProgress()
+	}
+}
+
 type tableBatch struct {
-	cols []string
-	rows []*pendingRow
+	cols  []string
+	rows  []*pendingRow
+	byID  map[chstore.Identity]*pendingRow
+	dupes int // copies folded into a row of the batch
 }
 
 // flush writes one batch and settles every message in it. It returns only
@@ -247,20 +268,25 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 			a.log.Error("message without metadata", zap.Error(err))
 			continue
 		}
-		table, cols, row, evTime, reason := a.decode(m, meta.Sequence.Stream, ingest)
+		table, cols, row, id, reason := a.decode(m, meta.Sequence.Stream, ingest)
 		if reason != "" {
-			dead = append(dead, deadLetter{msg: m, seq: meta.Sequence.Stream, reason: reason})
+			dead = append(dead, deadLetter{msgs: []jetstream.Msg{m}, seq: meta.Sequence.Stream, reason: reason})
 			continue
-		}
-		if src, ok := row[1].(string); ok { // the envelope's source column
-			perSource[src]++
 		}
 		tb := tables[table]
 		if tb == nil {
-			tb = &tableBatch{cols: cols}
+			tb = &tableBatch{cols: cols, byID: map[chstore.Identity]*pendingRow{}}
 			tables[table] = tb
 		}
-		tb.rows = append(tb.rows, &pendingRow{msg: m, seq: meta.Sequence.Stream, redeliv: meta.NumDelivered > 1, time: evTime, row: row})
+		if r := tb.byID[id]; r != nil { // a redelivered copy, or a resend, in the same batch
+			r.msgs = append(r.msgs, m)
+			tb.dupes++
+			continue
+		}
+		perSource[id.Source]++
+		r := &pendingRow{msgs: []jetstream.Msg{m}, seq: meta.Sequence.Stream, id: id, row: row}
+		tb.byID[id] = r
+		tb.rows = append(tb.rows, r)
 	}
 	// Tables are independent: write them at once (one INSERT each, as
 	// before), so a batch costs the slowest insert, not the sum of seven.
@@ -277,6 +303,7 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			a.Stats.Skipped.Add(uint64(tb.dupes))
 			if d := a.writeTable(ctx, table, tb); len(d) > 0 {
 				mu.Lock()
 				dead = append(dead, d...)
@@ -288,52 +315,55 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 	a.deadLetter(ctx, dead)
 }
 
-// decode turns a message into a row of its table, or a reason to dead-letter it.
-func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (table string, cols []string, row []any, evTime time.Time, reason string) {
+// decode turns a message into a row of its table and the event's identity,
+// or a reason to dead-letter it. An event without the hub's mark (published
+// straight onto NATS) is admitted here: validated and pseudonymized.
+func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (table string, cols []string, row []any, id chstore.Identity, reason string) {
 	tn, err := event.TypeFromSubject(m.Subject())
 	if err != nil {
-		return "", nil, nil, time.Time{}, "subject: " + err.Error()
+		return "", nil, nil, id, "subject: " + err.Error()
 	}
-	e, err := event.Parse(m.Data())
+	e, marked, err := admit.FromMsg(m.Headers(), m.Data())
 	if err != nil {
-		return "", nil, nil, time.Time{}, "envelope: " + err.Error()
+		return "", nil, nil, id, "envelope: " + err.Error()
 	}
 	if e.Type != tn.String() {
-		return "", nil, nil, time.Time{}, fmt.Sprintf("envelope: type %q does not match subject %q", e.Type, m.Subject())
+		return "", nil, nil, id, fmt.Sprintf("envelope: type %q does not match subject %q", e.Type, m.Subject())
 	}
-	ty, err := a.reg.Lookup(e.Type)
+	var ad admit.Admitted
+	if marked {
+		ad, err = a.adm.Marked(e, false)
+	} else {
+		ad, err = a.adm.Clear(e)
+	}
 	if err != nil {
-		return "", nil, nil, time.Time{}, "type: " + err.Error()
-	}
-	data, err := schema.DecodeData(e.Data)
-	if err != nil {
-		return "", nil, nil, time.Time{}, "data: " + err.Error()
-	}
-	if m.Headers().Get(natsjs.HeaderPseudonymized) == "" {
-		// Published straight onto NATS: validate and pseudonymize here.
-		if err := ty.Validate(data); err != nil {
-			return "", nil, nil, time.Time{}, "schema: " + err.Error()
+		var ve *schema.ValidationError
+		switch {
+		case errors.As(err, &ve):
+			return "", nil, nil, id, "schema: " + err.Error()
+		case errors.Is(err, schema.ErrUnknownType):
+			return "", nil, nil, id, "type: " + err.Error()
 		}
-		a.pseudo.Apply(ty, data)
+		return "", nil, nil, id, err.Error()
 	}
-	row, err = chstore.Row(ty, e, seq, ingest, data)
+	row, err = chstore.Row(ad.Type, ad.Event, seq, ingest, ad.Data)
 	if err != nil {
-		return "", nil, nil, time.Time{}, "row: " + err.Error()
+		return "", nil, nil, id, "row: " + err.Error()
 	}
-	return tn.Table(), a.cols[ty.Name.String()], row, e.Time, ""
+	id = chstore.Identity{Source: e.Source, ID: e.ID, Time: e.Time.Unix()}
+	return tn.Table(), a.cols[ad.Type.Name.String()], row, id, ""
 }
 
 // writeTable inserts the rows of one table, retrying until they are written,
 // and returns the rows ClickHouse keeps rejecting, to be dead-lettered.
 func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatch) []deadLetter {
-	retried := false
 	backoff := a.cfg.BackoffMin
 	lastProgress := a.now()
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil // not acked: JetStream redelivers
 		}
-		rows, err := a.missing(ctx, table, tb.rows, retried)
+		rows, err := a.missing(ctx, table, tb.rows)
 		if err == nil {
 			err = a.store.Insert(ctx, table, tb.cols, values(rows))
 		}
@@ -341,11 +371,10 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 			a.Stats.Inserted.Add(uint64(len(rows)))
 			a.Stats.Skipped.Add(uint64(len(tb.rows) - len(rows)))
 			for _, r := range tb.rows {
-				_ = r.msg.Ack()
+				r.ack()
 			}
 			return nil
 		}
-		retried = true
 		a.Stats.Retries.Add(1)
 		if !errors.Is(err, chstore.ErrUnavailable) && attempt >= a.cfg.MaxAttempts {
 			a.log.Warn("clickhouse keeps rejecting the batch; inserting row by row", zap.String("table", table), zap.Error(err))
@@ -355,7 +384,7 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
 		if a.now().Sub(lastProgress) > a.cfg.AckWait/3 {
 			for _, r := range tb.rows {
-				_ = r.msg.InProgress()
+				r.inProgress()
 			}
 			lastProgress = a.now()
 		}
@@ -375,20 +404,20 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 			if ctx.Err() != nil {
 				return dead
 			}
-			rows, err := a.missing(ctx, table, []*pendingRow{r}, true)
+			rows, err := a.missing(ctx, table, []*pendingRow{r})
 			if err == nil {
 				err = a.store.Insert(ctx, table, tb.cols, values(rows))
 			}
 			if err == nil {
 				a.Stats.Inserted.Add(uint64(len(rows)))
-				_ = r.msg.Ack()
+				r.ack()
 				break
 			}
 			if !errors.Is(err, chstore.ErrUnavailable) && attempt >= a.cfg.MaxAttempts {
-				dead = append(dead, deadLetter{msg: r.msg, seq: r.seq, reason: fmt.Sprintf("clickhouse rejected the row %d times: %v", attempt, err)})
+				dead = append(dead, deadLetter{msgs: r.msgs, seq: r.seq, reason: fmt.Sprintf("clickhouse rejected the row %d times: %v", attempt, err)})
 				break
 			}
-			_ = r.msg.InProgress()
+			r.inProgress()
 			a.sleep(ctx, backoff)
 			backoff = min(backoff*2, a.cfg.BackoffMax)
 		}
@@ -396,36 +425,22 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 	return dead
 }
 
-// missing returns the rows not yet in ClickHouse. Rows delivered for the
-// first time in a first attempt cannot be there; the others are looked up.
-func (a *Aggregator) missing(ctx context.Context, table string, rows []*pendingRow, retried bool) ([]*pendingRow, error) {
-	var check []uint64
-	var from, to time.Time
-	for _, r := range rows {
-		if retried || r.redeliv {
-			check = append(check, r.seq)
-			t := r.time.UTC().Truncate(time.Second)
-			if from.IsZero() || t.Before(from) {
-				from = t
-			}
-			if t.After(to) {
-				to = t
-			}
-		}
+// missing returns the rows whose identity is not yet in their raw table.
+func (a *Aggregator) missing(ctx context.Context, table string, rows []*pendingRow) ([]*pendingRow, error) {
+	ids := make([]chstore.Identity, len(rows))
+	for i, r := range rows {
+		ids[i] = r.id
 	}
-	if len(check) == 0 {
-		return rows, nil
-	}
-	found, err := a.store.ExistingSeqs(ctx, table, check, from, to)
+	found, err := a.store.Existing(ctx, table, ids)
 	if err != nil {
 		return nil, err
 	}
 	if len(found) == 0 {
 		return rows, nil
 	}
-	out := make([]*pendingRow, 0, len(rows)-len(found))
+	out := make([]*pendingRow, 0, len(rows))
 	for _, r := range rows {
-		if !found[r.seq] {
+		if !found[r.id] {
 			out = append(out, r)
 		}
 	}
@@ -451,53 +466,37 @@ func (a *Aggregator) sleep(ctx context.Context, d time.Duration) {
 }
 
 type deadLetter struct {
-	msg    jetstream.Msg
+	msgs   []jetstream.Msg // the message, and copies of its identity in the batch
 	seq    uint64
 	reason string
 }
 
-// deadLetter publishes each message to IOC_DLQ with the reason, then acks
-// it; if the publish fails the message is nakked, so it comes back.
+// deadLetter publishes each message to IOC_DLQ with the reason (pkg/dlq),
+// then acks it and the copies of its identity; if the publish fails they
+// are nakked, so they come back.
 func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) {
 	if len(dead) == 0 {
 		return
 	}
 	msgs := make([]*nats.Msg, len(dead))
 	for i, d := range dead {
-		subject := natsjs.DLQUnknownSubject
-		if tn, err := event.TypeFromSubject(d.msg.Subject()); err == nil {
-			subject = tn.DLQSubject()
-		}
-		m := nats.NewMsg(subject)
-		m.Data = d.msg.Data()
-		for k, v := range d.msg.Headers() {
-			m.Header[k] = v
-		}
-		m.Header.Set(natsjs.HeaderMsgID, "dlq:"+natsjs.EventsStream+":"+strconv.FormatUint(d.seq, 10))
-		m.Header.Set(natsjs.HeaderDLQReason, truncate(d.reason, 4000))
-		m.Header.Set(natsjs.HeaderDLQSubject, d.msg.Subject())
-		m.Header.Set(natsjs.HeaderDLQSequence, strconv.FormatUint(d.seq, 10))
-		m.Header.Set(natsjs.HeaderDLQStage, "aggregator")
-		m.Header.Set(natsjs.HeaderDLQTime, a.now().UTC().Format(time.RFC3339))
-		msgs[i] = m
+		m := d.msgs[0]
+		msgs[i] = dlq.ForEvent(m.Subject(), m.Headers(), m.Data(), d.seq, "aggregator", d.reason, a.now())
 	}
 	outs := natsjs.PublishAll(ctx, a.js, msgs)
 	for i, o := range outs {
 		d := dead[i]
 		if o.Err != nil {
 			a.log.Error("dead-letter publish failed; the event will be redelivered", zap.Uint64("seq", d.seq), zap.Error(o.Err))
-			_ = d.msg.NakWithDelay(a.cfg.BackoffMax)
+			for _, m := range d.msgs {
+				_ = m.NakWithDelay(a.cfg.BackoffMax)
+			}
 			continue
 		}
 		a.Stats.DeadLettered.Add(1)
-		a.log.Info("dead-lettered", zap.Uint64("seq", d.seq), zap.String("subject", d.msg.Subject()), zap.String("reason", d.reason))
-		_ = d.msg.Ack()
+		a.log.Info("dead-lettered", zap.Uint64("seq", d.seq), zap.String("subject", d.msgs[0].Subject()), zap.String("reason", d.reason))
+		for _, m := range d.msgs {
+			_ = m.Ack()
+		}
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -190,7 +190,7 @@ func TestMaterializesEveryTypeWithPersonalDataProtected(t *testing.T) {
 		t.Fatalf("examples cover %d types", len(want))
 	}
 	waitFor(t, "every example in its raw table", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), want) })
-	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e.js); return ok })
 	if a.Stats.DeadLettered.Load() != 0 {
 		t.Fatalf("dead-lettered %d valid events", a.Stats.DeadLettered.Load())
 	}
@@ -241,7 +241,7 @@ func TestInvalidEventsLandInTheDeadLetterStreamWithReason(t *testing.T) {
 	wantDLQ := uint64(len(bad) + 2)
 	waitFor(t, "dead letters", 20*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.DLQStream) == wantDLQ })
 	waitFor(t, "good events stored", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), expected(good, 1)) })
-	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e.js); return ok })
 
 	s, _ := e.js.Stream(context.Background(), natsjs.DLQStream)
 	reasons := map[string]string{}
@@ -311,7 +311,7 @@ func TestLostInsertAnswerDoesNotDuplicate(t *testing.T) {
 	a := e.run(t, fs, aggregator.Config{})
 	want := expected(evs, 1)
 	waitFor(t, "every example stored", 20*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), want) })
-	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e.js); return ok })
 	if got := countAll(t, e.store, e.reg); !equal(got, want) {
 		t.Fatalf("counts = %v, want %v", got, want)
 	}
@@ -328,7 +328,7 @@ func TestClickHouseDownIsRetriedNeverDeadLettered(t *testing.T) {
 	publishDirect(t, e.js, evs, "")
 	a := e.run(t, fs, aggregator.Config{})
 	waitFor(t, "every example stored", 30*time.Second, func() bool { return equal(countAll(t, e.store, e.reg), expected(evs, 1)) })
-	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.EventsStream) == 0 })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e.js); return ok })
 	if a.Stats.DeadLettered.Load() != 0 || streamMsgs(t, e.js, natsjs.DLQStream) != 0 {
 		t.Fatal("ClickHouse being down dead-lettered events")
 	}

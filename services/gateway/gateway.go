@@ -8,7 +8,6 @@ package gateway
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
@@ -39,9 +39,8 @@ type Publisher interface {
 // Handler serves POST /v1/events.
 type Handler struct {
 	cfg       Config
-	reg       *schema.Registry
+	adm       *admit.Admitter
 	pub       Publisher
-	pseudo    *pii.Pseudonymizer
 	log       *zap.Logger
 	producers map[string]*Producer // by token hash
 	timeout   time.Duration
@@ -50,7 +49,7 @@ type Handler struct {
 // New builds the handler. cfg must have passed Validate.
 func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymizer, log *zap.Logger) *Handler {
 	cfg.Defaults()
-	h := &Handler{cfg: cfg, reg: reg, pub: pub, pseudo: pseudo, log: log.With(zap.String("component", "gateway")),
+	h := &Handler{cfg: cfg, adm: admit.New(reg, pseudo, cfg.MaxEventBytes), pub: pub, log: log.With(zap.String("component", "gateway")),
 		producers: map[string]*Producer{}, timeout: 30 * time.Second}
 	for i := range cfg.Producers {
 		p := &cfg.Producers[i]
@@ -173,44 +172,30 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 				Message: fmt.Sprintf("producer %q may not send events of type %q", prod.Name, e.Type)}}}
 			continue
 		}
-		ty, err := h.reg.Lookup(e.Type)
-		if err != nil {
+		ad, err := h.adm.Clear(*e)
+		var ve *schema.ValidationError
+		switch {
+		case errors.Is(err, schema.ErrUnknownType):
 			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "known-type",
 				Message: fmt.Sprintf("no schema for type %q", e.Type)}}}
 			continue
-		}
-		data, err := schema.DecodeData(e.Data)
-		if err != nil {
+		case errors.As(err, &ve):
+			it.err = validationError(err)
+			continue
+		case err != nil:
 			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/data", Rule: "json", Message: err.Error()}}}
 			continue
 		}
-		if err := ty.Validate(data); err != nil {
-			it.err = validationError(err)
+		*e = ad.Event
+		m, err := h.adm.Msg(ad)
+		switch {
+		case errors.Is(err, admit.ErrTooLarge):
+			it.err = &itemError{status: http.StatusRequestEntityTooLarge, errs: []FieldError{{Pointer: "", Rule: "max-event-bytes", Message: err.Error()}}}
 			continue
-		}
-		if len(ty.PII) > 0 && h.pseudo.Apply(ty, data) {
-			b, err := json.Marshal(data)
-			if err != nil {
-				it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/data", Rule: "json", Message: err.Error()}}}
-				continue
-			}
-			e.Data = b
-		}
-		if e.DataContentType == "" {
-			e.DataContentType = event.ContentTypeJSON
-		}
-		body := e.AppendJSON(make([]byte, 0, len(e.Data)+256))
-		if len(body) > h.cfg.MaxEventBytes {
-			it.err = &itemError{status: http.StatusRequestEntityTooLarge, errs: []FieldError{{Pointer: "", Rule: "max-event-bytes",
-				Message: fmt.Sprintf("the event is %d bytes, the limit is %d", len(body), h.cfg.MaxEventBytes)}}}
-			continue
-		}
-		m, err := natsjs.EventMsg(*e, body)
-		if err != nil {
+		case err != nil:
 			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "format", Message: err.Error()}}}
 			continue
 		}
-		m.Header.Set(natsjs.HeaderPseudonymized, "hmac-sha256")
 		it.msg = m
 	}
 }
@@ -360,30 +345,8 @@ func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return "", false
 }
 
-// binaryEvent builds the event of a binary-mode request from its ce-* headers
-// and checks it like a structured one.
+// binaryEvent builds the event of a binary-mode request from its ce-*
+// headers (percent-decoded, extensions kept) and checks it like a structured one.
 func binaryEvent(r *http.Request, body []byte) (event.Event, error) {
-	e := event.Event{
-		SpecVersion:     r.Header.Get("Ce-Specversion"),
-		ID:              r.Header.Get("Ce-Id"),
-		Source:          r.Header.Get("Ce-Source"),
-		Type:            r.Header.Get("Ce-Type"),
-		Subject:         r.Header.Get("Ce-Subject"),
-		DataContentType: event.ContentTypeJSON,
-		Data:            body,
-	}
-	if ts := r.Header.Get("Ce-Time"); ts != "" {
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return e, &event.AttributeError{Attribute: "time", Problem: fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts)}
-		}
-		e.Time = t
-	}
-	if err := e.Validate(); err != nil {
-		return e, err
-	}
-	if !json.Valid(body) {
-		return e, &event.AttributeError{Attribute: "data", Problem: "must be valid JSON"}
-	}
-	return e, nil
+	return event.FromBinary(r.Header, r.Header.Get("Content-Type"), body)
 }

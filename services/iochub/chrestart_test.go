@@ -126,9 +126,9 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 		c, err := storeCounts(store)
 		return err == nil && total(c) >= n
 	})
-	waitFor(t, "IOC_EVENTS drained", 30*time.Second, func() bool {
-		s, err := js.Stream(ctx, natsjs.EventsStream)
-		return err == nil && s.CachedInfo().State.Msgs == 0
+	waitFor(t, "the aggregator caught up", 30*time.Second, func() bool {
+		ok, _ := natsjs.CaughtUp(ctx, js)
+		return ok
 	})
 	assertExact(t, store, want)
 	if agg.Stats.Retries.Load() == 0 {

@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
@@ -89,7 +90,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		if *all {
-			n, errs := m.ReplayAll(ctx, reg)
+			n, errs := m.ReplayAll(ctx, admit.New(reg, nil, 0))
 			fmt.Fprintf(stdout, "replayed %d\n", n)
 			for _, e := range errs {
 				fmt.Fprintf(stdout, "not replayed: %v\n", e)
@@ -99,7 +100,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if seq == 0 {
 			return errors.New("dlq replay: give a sequence or --all")
 		}
-		if err := m.Replay(ctx, seq, reg); err != nil {
+		if err := m.Replay(ctx, seq, admit.New(reg, nil, 0)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "replayed %d\n", seq)

@@ -380,9 +380,9 @@ func TestAggregatorKilledMidStreamLeavesCountsExact(t *testing.T) {
 		c, err := storeCounts(store)
 		return err == nil && total(c) >= n
 	})
-	waitFor(t, "IOC_EVENTS drained", 30*time.Second, func() bool {
-		s, err := js.Stream(context.Background(), natsjs.EventsStream)
-		return err == nil && s.CachedInfo().State.Msgs == 0
+	waitFor(t, "the aggregator caught up", 30*time.Second, func() bool {
+		ok, _ := natsjs.CaughtUp(context.Background(), js)
+		return ok
 	})
 	assertExact(t, store, want)
 	assertRollupsMatchRaw(t, store)

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/iochub/iochub/pkg/schema"
+	"github.com/iochub/iochub/pkg/admit"
 )
 
 // HashToken is the SHA-256 of an admin token, as stored in token_sha256.
@@ -22,7 +22,7 @@ func HashToken(tok string) string {
 
 // Register mounts /metrics and the /v1/ops/ API (admin token) on mux; reg
 // is the registry replays validate with.
-func (m *Monitor) Register(mux *http.ServeMux, reg *schema.Registry) {
+func (m *Monitor) Register(mux *http.ServeMux, adm *admit.Admitter) {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m.WriteMetrics(w)
@@ -74,7 +74,7 @@ func (m *Monitor) Register(mux *http.ServeMux, reg *schema.Registry) {
 			problem(w, 400, "seq: want a stream sequence")
 			return
 		}
-		if err := m.Replay(r.Context(), seq, reg); err != nil {
+		if err := m.Replay(r.Context(), seq, adm); err != nil {
 			status := 422
 			if errors.Is(err, errNotFound) {
 				status = 404
@@ -85,7 +85,7 @@ func (m *Monitor) Register(mux *http.ServeMux, reg *schema.Registry) {
 		writeJSON(w, 200, map[string]any{"replayed": 1})
 	}))
 	mux.HandleFunc("POST /v1/ops/dlq/replay", m.admin(func(w http.ResponseWriter, r *http.Request) {
-		n, errs := m.ReplayAll(r.Context(), reg)
+		n, errs := m.ReplayAll(r.Context(), adm)
 		msgs := []string{}
 		for _, e := range errs {
 			msgs = append(msgs, e.Error())

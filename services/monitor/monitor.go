@@ -10,13 +10,13 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -492,4 +492,4 @@ func (m *Monitor) Snapshot() Snapshot {
 	return m.snap
 }
 
-var errNotFound = errors.New("not found")
+var errNotFound = dlq.ErrNotFound

@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
@@ -243,14 +244,14 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 		t.Errorf("dlq stats %+v", s)
 	}
 	// Before the fix a replay is refused and the letter stays.
-	if err := m.Replay(ctx, letters[0].Seq, strict); err == nil || !strings.Contains(err.Error(), "still fails") {
+	if err := m.Replay(ctx, letters[0].Seq, admit.New(strict, ps, 0)); err == nil || !strings.Contains(err.Error(), "still fails") {
 		t.Fatalf("replay before the fix: %v", err)
 	}
 	stop = runAgg(fixed)
 	defer stop()
 	// Over the API, with the admin token.
 	api := http.NewServeMux()
-	m.Register(api, fixed)
+	m.Register(api, admit.New(fixed, ps, 0))
 	hs := httptest.NewServer(api)
 	defer hs.Close()
 	replay := func() map[string]any {

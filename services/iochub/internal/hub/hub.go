@@ -11,7 +11,11 @@ import (
 	"slices"
 	"time"
 
+	"io/fs"
+	"os"
+
 	"github.com/iochub/iochub/kpis"
+	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/kpi"
@@ -29,8 +33,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
-	"io/fs"
-	"os"
 )
 
 // Hub is a started iochub process.
@@ -234,7 +236,7 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.api.Register(mux)
 	}
 	if h.mon != nil {
-		h.mon.Register(mux, h.reg)
+		h.mon.Register(mux, admit.New(h.reg, h.pseudo, 0))
 	}
 	for path, wh := range h.conns.Webhooks {
 		mux.Handle("POST "+path, wh)

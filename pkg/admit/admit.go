@@ -1,0 +1,172 @@
+// Package admit is the one place where an event is admitted into the hub:
+// its clear data validated against its type's schema, its personal data
+// pseudonymized or dropped, the envelope encoded, and the message marked as
+// admitted. The gateway, the connectors' runner, the aggregator (for events
+// published straight onto NATS, unmarked) and dead-letter replay all use it.
+package admit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"slices"
+	"strings"
+
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/pii"
+	"github.com/iochub/iochub/pkg/schema"
+	"github.com/nats-io/nats.go"
+)
+
+// Mark is the value of natsjs.HeaderPseudonymized on an admitted event: its
+// data was validated in clear and pseudonymized with the hub's key.
+const Mark = "hmac-sha256"
+
+// ErrTooLarge is matched when the encoded event is over the size limit.
+var ErrTooLarge = errors.New("event too large")
+
+// Admitter admits events. Safe for concurrent use.
+type Admitter struct {
+	reg      *schema.Registry
+	pseudo   *pii.Pseudonymizer
+	maxBytes int
+}
+
+// New returns an Admitter; maxEventBytes bounds an encoded event (0: no bound).
+func New(reg *schema.Registry, pseudo *pii.Pseudonymizer, maxEventBytes int) *Admitter {
+	return &Admitter{reg: reg, pseudo: pseudo, maxBytes: maxEventBytes}
+}
+
+// Registry is the schema registry events are admitted against.
+func (a *Admitter) Registry() *schema.Registry { return a.reg }
+
+// Admitted is an event ready for IOC_EVENTS, or read back from it.
+type Admitted struct {
+	Event event.Event // Data pseudonymized
+	Type  *schema.Type
+	Data  any // Event.Data decoded
+}
+
+// Clear admits an event whose data is in clear: its type must be known
+// (schema.ErrUnknownType), its data valid (*schema.ValidationError); personal
+// data is then pseudonymized or dropped.
+func (a *Admitter) Clear(e event.Event) (Admitted, error) {
+	ty, data, err := a.Validate(e)
+	if err != nil {
+		return Admitted{}, err
+	}
+	if len(ty.PII) > 0 && a.pseudo.Apply(ty, data) {
+		if e.Data, err = json.Marshal(data); err != nil {
+			return Admitted{}, fmt.Errorf("data: %w", err)
+		}
+	}
+	if e.DataContentType == "" {
+		e.DataContentType = event.ContentTypeJSON
+	}
+	return Admitted{Event: e, Type: ty, Data: data}, nil
+}
+
+// Validate checks an event whose data is in clear, changing nothing: its
+// type, and its data against the schema.
+func (a *Admitter) Validate(e event.Event) (*schema.Type, any, error) {
+	ty, err := a.reg.Lookup(e.Type)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := schema.DecodeData(e.Data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("data: %w", err)
+	}
+	if err := ty.Validate(data); err != nil {
+		return nil, nil, err
+	}
+	return ty, data, nil
+}
+
+// Marked takes back an event the hub admitted before: its data is already
+// pseudonymized and is not pseudonymized again. With recheck (a dead letter
+// replayed after a schema fix) the data is validated against the current
+// schema, except the personal-data fields, which were checked in clear when
+// the event was admitted and now hold pseudonyms.
+func (a *Admitter) Marked(e event.Event, recheck bool) (Admitted, error) {
+	ty, err := a.reg.Lookup(e.Type)
+	if err != nil {
+		return Admitted{}, err
+	}
+	data, err := schema.DecodeData(e.Data)
+	if err != nil {
+		return Admitted{}, fmt.Errorf("data: %w", err)
+	}
+	if recheck {
+		if err := validateBesidesPII(ty, data); err != nil {
+			return Admitted{}, err
+		}
+	}
+	return Admitted{Event: e, Type: ty, Data: data}, nil
+}
+
+func validateBesidesPII(ty *schema.Type, data any) error {
+	err := ty.Validate(data)
+	var ve *schema.ValidationError
+	if err == nil || len(ty.PII) == 0 || !errors.As(err, &ve) {
+		return err
+	}
+	var ptrs []string
+	for _, f := range ty.PII {
+		ptrs = append(ptrs, "/"+strings.Join(f.Path, "/"))
+	}
+	kept := slices.DeleteFunc(slices.Clone(ve.Violations), func(v schema.Violation) bool { return slices.Contains(ptrs, v.Pointer) })
+	if len(kept) == 0 {
+		return nil
+	}
+	return &schema.ValidationError{Type: ve.Type, Violations: kept}
+}
+
+// Msg encodes the admitted event for IOC_EVENTS: the CloudEvents JSON on its
+// type's subject, Nats-Msg-Id its identity, and the mark.
+func (a *Admitter) Msg(ad Admitted) (*nats.Msg, error) {
+	body := ad.Event.AppendJSON(make([]byte, 0, len(ad.Event.Data)+256))
+	if a.maxBytes > 0 && len(body) > a.maxBytes {
+		return nil, fmt.Errorf("%w: the event is %d bytes, the limit is %d", ErrTooLarge, len(body), a.maxBytes)
+	}
+	m, err := natsjs.EventMsg(ad.Event, body)
+	if err != nil {
+		return nil, err
+	}
+	m.Header.Set(natsjs.HeaderPseudonymized, Mark)
+	return m, nil
+}
+
+// FromMsg reads the event of a message on IOC_EVENTS in either content mode
+// of the CloudEvents NATS binding: structured (content-type
+// application/cloudevents…, §3.2: the JSON event format as payload) or
+// binary (§3.1: ce-* headers, the data as payload). marked reports whether
+// the hub admitted it (natsjs.HeaderPseudonymized).
+func FromMsg(h nats.Header, data []byte) (e event.Event, marked bool, err error) {
+	marked = h.Get(natsjs.HeaderPseudonymized) == Mark
+	ct := headerFold(h, "content-type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	if strings.HasPrefix(strings.ToLower(mt), "application/cloudevents") || (ct == "" && headerFold(h, "ce-specversion") == "") {
+		e, err = event.Parse(data)
+		return e, marked, err
+	}
+	e, err = event.FromBinary(h, "", data)
+	return e, marked, err
+}
+
+// headerFold is the first value of a header named name in any case (NATS
+// header names are case-insensitive per the binding, but nats.Header is a
+// plain map).
+func headerFold(h nats.Header, name string) string {
+	if v := h.Get(name); v != "" {
+		return v
+	}
+	for k, vs := range h {
+		if strings.EqualFold(k, name) && len(vs) > 0 {
+			return vs[0]
+		}
+	}
+	return ""
+}
