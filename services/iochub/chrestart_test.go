@@ -85,6 +85,7 @@ func (c *ownClickHouse) kill(t *testing.T) {
 func (c *ownClickHouse) dsn(db string) string { return "clickhouse://127.0.0.1:" + c.port + "/" + db }
 
 func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
+	burnCPU(t)
 	ch := startOwnClickHouse(t)
 	ctx := context.Background()
 	store, err := chstore.Open(ctx, ch.dsn("iochub_restart"))

@@ -353,6 +353,7 @@ func (c *child) kill(t *testing.T) {
 }
 
 func TestAggregatorKilledMidStreamLeavesCountsExact(t *testing.T) {
+	burnCPU(t)
 	srv := natsjstest.Run(t)
 	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
 	dsn := chstoretest.NewDatabase(t)
