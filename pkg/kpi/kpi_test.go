@@ -14,6 +14,7 @@ import (
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
+	"go.uber.org/zap/zaptest"
 )
 
 func insert(t *testing.T, s *chstore.Store, reg *schema.Registry, evs []event.Event, seq *uint64) {
@@ -59,11 +60,11 @@ func TestEveryKPIMatchesHandComputedValues(t *testing.T) {
 	evs := kpitest.Unique()
 	var seq uint64
 	insert(t, s, reg, evs[:len(evs)/2], &seq) // before the rollups: filled by Migrate
-	if err := cat.Migrate(ctx, s.Conn(), s.Database()); err != nil {
+	if err := cat.MigrateAndFill(ctx, s.Conn(), s.Database(), zaptest.NewLogger(t)); err != nil {
 		t.Fatalf("Migrate rollups: %v", err)
 	}
-	if err := cat.Migrate(ctx, s.Conn(), s.Database()); err != nil {
-		t.Fatalf("Migrate rollups twice: %v", err)
+	if names, err := cat.Migrate(ctx, s.Conn(), s.Database()); err != nil || len(names) != 0 {
+		t.Fatalf("Migrate rollups twice: %v, %v to fill again", err, names)
 	}
 	insert(t, s, reg, evs[len(evs)/2:], &seq) // after: through the views
 	e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: kpitest.Location}

@@ -2,53 +2,243 @@ package kpi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"text/template"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
+// StateTable records, per rollup, the definition it was built from and
+// whether it was filled from the raw rows to the end.
+const StateTable = "iochub_rollups"
+
+const (
+	stateFilling  = "filling"
+	stateComplete = "complete"
+)
+
 // Migrate creates each rollup table and the materialized view that keeps it
-// current from its raw table. A rollup created over a raw table that already
-// holds rows is filled from those rows once, before the aggregator starts
-// writing (call Migrate before it runs; see docs/decisions/0004).
-func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string) error {
+// current from its raw table; it is quick, and runs inside the start
+// deadline. A rollup that is new, whose definition changed (it is dropped
+// and made anew), or whose fill never finished is left to be filled by
+// Fill: it returns their names. Call Fill before the aggregator writes.
+func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
+	qdb := "`" + database + "`."
+	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qdb+StateTable+
+		" (name String, hash String, state String, at DateTime('UTC')) ENGINE = MergeTree() ORDER BY (name, at)"); err != nil {
+		return nil, fmt.Errorf("rollup state: %w", err)
+	}
+	states, err := rollupStates(ctx, conn, database)
+	if err != nil {
+		return nil, err
+	}
+	var toFill []string
 	for _, r := range c.Rollups {
 		exists, err := tableExists(ctx, conn, database, r.Table)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		create, err := expand(r.Create, database)
+		create, sel, hash, err := r.expanded(database)
 		if err != nil {
-			return fmt.Errorf("rollup %s: %w", r.Table, err)
+			return nil, err
 		}
-		sel, err := expand(r.Select, database)
-		if err != nil {
-			return fmt.Errorf("rollup %s: %w", r.Table, err)
+		st, known := states[r.Table]
+		if known && st.hash == hash && st.state == stateComplete && exists {
+			// Up to date; make sure its view is there.
+			if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
+				return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+			}
+			continue
+		}
+		if !known && exists && columnsMatch(ctx, conn, database, r.Table, create) {
+			// Built and filled at start by a version that kept no state: complete.
+			if err := recordState(ctx, conn, database, r.Table, hash, stateComplete); err != nil {
+				return nil, err
+			}
+			if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
+				return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+			}
+			continue
+		}
+		// New, changed, or a fill that did not finish: drop and make anew.
+		for _, q := range []string{"DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "_mv`", "DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "`"} {
+			if err := conn.Exec(ctx, q); err != nil {
+				return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
+			}
 		}
 		if err := conn.Exec(ctx, create); err != nil {
-			return fmt.Errorf("rollup %s: create table: %w", r.Table, err)
+			return nil, fmt.Errorf("rollup %s: create table: %w", r.Table, err)
 		}
-		qdb := "`" + database + "`."
-		view := fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)
-		if err := conn.Exec(ctx, view); err != nil {
-			return fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+		if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
+			return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
 		}
-		if exists {
-			continue
+		if err := recordState(ctx, conn, database, r.Table, hash, stateFilling); err != nil {
+			return nil, err
+		}
+		toFill = append(toFill, r.Table)
+	}
+	return toFill, nil
+}
+
+// Fill fills the named rollups (from Migrate) from the raw rows already
+// stored, logging progress, and records each complete only once its fill
+// finished: a hub killed during a fill fills the rollup again, from an empty
+// table, at its next start. It must run before the aggregator writes, so no
+// row reaches a rollup both through its view and through the fill.
+func (c *Catalog) Fill(ctx context.Context, conn driver.Conn, database string, names []string, log *zap.Logger) error {
+	qdb := "`" + database + "`."
+	for _, name := range names {
+		var r *Rollup
+		for i := range c.Rollups {
+			if c.Rollups[i].Table == name {
+				r = &c.Rollups[i]
+			}
+		}
+		if r == nil {
+			return fmt.Errorf("rollup %s: not in the catalog", name)
+		}
+		_, sel, hash, err := r.expanded(database)
+		if err != nil {
+			return err
 		}
 		cols, err := columns(ctx, conn, database, r.Table)
 		if err != nil {
 			return err
 		}
+		var raw uint64
+		_ = conn.QueryRow(ctx, "SELECT count() FROM "+qdb+"`"+r.Source+"`").Scan(&raw)
+		log.Info("filling rollup from its raw table", zap.String("rollup", r.Table), zap.String("raw", r.Source), zap.Uint64("raw_rows", raw))
+		start := time.Now()
+		queryID := fmt.Sprintf("iochub-fill-%s-%d", r.Table, start.UnixNano())
+		done := make(chan struct{})
+		go func() { // logs progress until the fill ends; exits on done
+			t := time.NewTicker(5 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+				}
+				var read uint64
+				if err := conn.QueryRow(ctx, "SELECT read_rows FROM system.processes WHERE query_id = @q", clickhouse.Named("q", queryID)).Scan(&read); err == nil {
+					log.Info("filling rollup", zap.String("rollup", r.Table), zap.Uint64("raw_rows_read", read), zap.Uint64("raw_rows", raw))
+				}
+			}
+		}()
 		fill := fmt.Sprintf("INSERT INTO %s`%s` (%s) SELECT %s FROM (%s)", qdb, r.Table, cols, cols, sel)
-		if err := conn.Exec(ctx, fill); err != nil {
+		err = conn.Exec(clickhouse.Context(ctx, clickhouse.WithQueryID(queryID)), fill)
+		close(done)
+		if err != nil {
 			return fmt.Errorf("rollup %s: fill from %s: %w", r.Table, r.Source, err)
 		}
+		if err := recordState(ctx, conn, database, r.Table, hash, stateComplete); err != nil {
+			return err
+		}
+		log.Info("rollup filled", zap.String("rollup", r.Table), zap.Uint64("raw_rows", raw), zap.Duration("took", time.Since(start)))
 	}
 	return nil
+}
+
+// MigrateAndFill is Migrate then Fill, for tools and tests.
+func (c *Catalog) MigrateAndFill(ctx context.Context, conn driver.Conn, database string, log *zap.Logger) error {
+	names, err := c.Migrate(ctx, conn, database)
+	if err != nil {
+		return err
+	}
+	return c.Fill(ctx, conn, database, names, log)
+}
+
+type rollupState struct{ hash, state string }
+
+func rollupStates(ctx context.Context, conn driver.Conn, database string) (map[string]rollupState, error) {
+	rows, err := conn.Query(ctx, "SELECT name, argMax(hash, at), argMax(state, at) FROM `"+database+"`."+StateTable+" GROUP BY name")
+	if err != nil {
+		return nil, fmt.Errorf("rollup state: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]rollupState{}
+	for rows.Next() {
+		var name string
+		var st rollupState
+		if err := rows.Scan(&name, &st.hash, &st.state); err != nil {
+			return nil, fmt.Errorf("rollup state: %w", err)
+		}
+		out[name] = st
+	}
+	return out, rows.Err()
+}
+
+var stateClock struct {
+	sync.Mutex
+	last int64
+}
+
+func recordState(ctx context.Context, conn driver.Conn, database, name, hash, state string) error {
+	// at orders the records of one rollup: strictly increasing seconds.
+	stateClock.Lock()
+	at := max(time.Now().Unix(), stateClock.last+1)
+	stateClock.last = at
+	stateClock.Unlock()
+	var last uint32
+	_ = conn.QueryRow(ctx, "SELECT toUInt32(max(at)) FROM `"+database+"`."+StateTable+" WHERE name = @n", clickhouse.Named("n", name)).Scan(&last)
+	at = max(at, int64(last)+1)
+	b, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO `%s`.%s (name, hash, state, at)", database, StateTable))
+	if err == nil {
+		if err = b.Append(name, hash, state, time.Unix(at, 0).UTC()); err == nil {
+			err = b.Send()
+		} else {
+			_ = b.Abort()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rollup %s: record %s: %w", name, state, err)
+	}
+	return nil
+}
+
+// expanded is the rollup's CREATE and SELECT for database, and a hash of
+// its definition (which does not depend on the database).
+func (r *Rollup) expanded(database string) (create, sel, hash string, err error) {
+	if create, err = expand(r.Create, database); err != nil {
+		return "", "", "", fmt.Errorf("rollup %s: %w", r.Table, err)
+	}
+	if sel, err = expand(r.Select, database); err != nil {
+		return "", "", "", fmt.Errorf("rollup %s: %w", r.Table, err)
+	}
+	sum := sha256.Sum256([]byte(r.Create + "\x00" + r.Select))
+	return create, sel, hex.EncodeToString(sum[:8]), nil
+}
+
+// columnsMatch reports whether table has every column name the CREATE names
+// (a rollup built by an earlier version with another definition does not).
+func columnsMatch(ctx context.Context, conn driver.Conn, database, table, create string) bool {
+	have, err := columns(ctx, conn, database, table)
+	if err != nil {
+		return false
+	}
+	body := create[strings.Index(create, "(")+1:]
+	if i := strings.Index(body, ") ENGINE"); i > 0 {
+		body = body[:i]
+	}
+	for _, line := range strings.Split(body, ",") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		if !strings.Contains(have, "`"+strings.Trim(f[0], "`")+"`") {
+			return false
+		}
+	}
+	return true
 }
 
 func expand(text, database string) (string, error) {

@@ -278,3 +278,10 @@ var Expectations = []Expect{
 func (e Expect) String() string {
 	return fmt.Sprintf("%s/%s/filters=%v/by=%s", e.KPI, e.Granularity, e.Filters, e.By)
 }
+
+// Constructors of single events, for tests that reproduce one case.
+var (
+	Dossier    = dossier
+	Beds       = beds
+	Attendance = attendance
+)

@@ -15,6 +15,7 @@ import (
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/schema"
+	"go.uber.org/zap"
 )
 
 // The KPI bench fills a fresh database with kpiEvents raw events over the
@@ -160,7 +161,7 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cat.Migrate(ctx, s.Conn(), db); err != nil {
+	if err := cat.MigrateAndFill(ctx, s.Conn(), db, zap.NewNop()); err != nil {
 		return nil, nil, err
 	}
 	now := time.Now().Truncate(time.Second)

@@ -51,6 +51,7 @@ type Hub struct {
 	catalog  *kpi.Catalog
 	conns    *connectors.Set
 	mon      *monitor.Monitor
+	toFill   []string // rollups to fill from the raw rows before the aggregator writes
 }
 
 // Start connects everything and declares the streams and tables. Errors are
@@ -89,7 +90,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		if err := h.store.Migrate(dctx, h.reg); err != nil {
 			return nil, fmt.Errorf("clickhouse migrations: %w", err)
 		}
-		if err := catalog.Migrate(dctx, h.store.Conn(), h.store.Database()); err != nil {
+		if h.toFill, err = catalog.Migrate(dctx, h.store.Conn(), h.store.Database()); err != nil {
 			return nil, fmt.Errorf("clickhouse rollups: %w", err)
 		}
 	}
@@ -261,7 +262,18 @@ func (h *Hub) Run(ctx context.Context) error {
 		return hs.Shutdown(sctx)
 	})
 	if h.agg != nil {
-		g.Go(func() error { return h.agg.Run(gctx) }) // exits on ctx done after flushing
+		g.Go(func() error { // exits on ctx done after flushing
+			// New rollups are filled first, outside the start deadline; the
+			// aggregator writes only once they are complete (events wait in
+			// IOC_EVENTS meanwhile).
+			if err := h.catalog.Fill(gctx, h.store.Conn(), h.store.Database(), h.toFill, h.log); err != nil {
+				if gctx.Err() != nil {
+					return nil // stopped during the fill: the next start fills again
+				}
+				return fmt.Errorf("clickhouse rollups: %w", err)
+			}
+			return h.agg.Run(gctx)
+		})
 	}
 	if h.agg != nil && h.cfg.CompactEvery > 0 {
 		g.Go(func() error { h.compactRollups(gctx); return nil })
