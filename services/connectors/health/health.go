@@ -191,7 +191,7 @@ func (p *Poller) fetch(ctx context.Context, u string) ([]connector.Record, strin
 		if e.at.IsZero() {
 			c = p.after // a broken encounter does not move the cursor backwards
 		}
-		out = append(out, connector.Record{Key: "Encounter/" + e.head.ID, Version: fmt.Sprint(e.head.Meta.VersionID) + "@" + e.head.Meta.LastUpdated,
+		out = append(out, connector.Record{Key: "Encounter/" + e.head.ID, Version: fmt.Sprint(e.head.Meta.VersionID), // FHIR's version of the resource: read again, the same event
 			Cursor: c.String(), Data: pair})
 	}
 	next := ""

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -31,7 +32,6 @@ type Province struct {
 	Incidents *WebhookSender
 
 	MalformedEvery int
-	n              int
 }
 
 func invert(m map[string]string) map[string]string {
@@ -58,9 +58,20 @@ var (
 	bandAge        = map[string]int{"0-4": 2, "5-14": 9, "15-24": 20, "25-44": 35, "45-64": 55, "65+": 72}
 )
 
-func (p *Province) broken() bool {
-	p.n++
-	return p.MalformedEvery > 0 && p.n%p.MalformedEvery == 0
+// idNumber is a number derived from an event id, the same on every run.
+func idNumber(id string) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return h.Sum32()
+}
+
+// broken picks the records sent malformed, by the event's id, so a
+// restarted simulation breaks the same ones.
+func (p *Province) broken(id string) bool {
+	if p.MalformedEvery <= 0 {
+		return false
+	}
+	return idNumber(id)%uint32(p.MalformedEvery) == 0
 }
 
 func local(s string) string {
@@ -108,7 +119,7 @@ func (p *Province) Feed(evs []event.Event) error {
 			if v, ok := d["paid_online"].(bool); ok {
 				c["thanh_toan_truc_tuyen"] = v
 			}
-			if p.broken() {
+			if p.broken(e.ID) {
 				c["kenh_nop"] = "fax"
 			}
 			p.Dossiers.Add(c)
@@ -118,7 +129,7 @@ func (p *Province) Feed(evs []event.Event) error {
 			birth := start.AddDate(-bandAge[str("age_band")], -6, 0).Format(time.DateOnly)
 			p.FHIR.PutPatient(pid, map[string]any{"gender": str("sex"), "birthDate": birth})
 			class := visitClass[str("kind")]
-			if p.broken() {
+			if p.broken(e.ID) {
 				class = "HH"
 			}
 			enc := Encounter(class, str("facility_code"), pid, start.In(vn), num("wait_minutes"), d["insured"] == true, "")
@@ -130,7 +141,7 @@ func (p *Province) Feed(evs []event.Event) error {
 				bedOrder = append(bedOrder, key)
 			}
 			total := fmt.Sprint(num("beds_total"))
-			if p.broken() {
+			if p.broken(e.ID) {
 				total = "?"
 			}
 			beds[key] = append(beds[key], strings.Join([]string{str("facility_code"), str("area_code"), str("ward"), local(str("observed_at")),
@@ -138,12 +149,12 @@ func (p *Province) Feed(evs []event.Event) error {
 		case "vn.ioc.education.attendance.v1":
 			day, _ := time.Parse(time.DateOnly, str("date"))
 			present := fmt.Sprint(num("present"))
-			if p.broken() {
+			if p.broken(e.ID) {
 				present = "?"
 			}
 			row := strings.Join([]string{str("school_code"), `"` + str("school_name") + `"`, str("area_code"), levelName[str("level")],
 				day.Format("02/01/2006"), fmt.Sprint(num("enrolled")), present, fmt.Sprint(num("absent_excused")), fmt.Sprint(num("absent_unexcused"))}, ",")
-			if _, err := p.Attendance.Write(day.Format("20060102")+"_"+str("school_code"), education.Columns, row); err != nil {
+			if err := p.Attendance.WriteAt(day.Format("20060102")+"_"+str("school_code")+"_"+e.Time.UTC().Format("150405"), e.Time, education.Columns, row); err != nil {
 				return err
 			}
 		case "vn.ioc.traffic.flow.v1":
@@ -155,7 +166,7 @@ func (p *Province) Feed(evs []event.Event) error {
 			if v, ok := d["occupancy_pct"]; ok {
 				m["occupancy"] = v
 			}
-			if p.broken() {
+			if p.broken(e.ID) {
 				delete(m, "counts")
 			}
 			b, _ := json.Marshal(m)
@@ -167,7 +178,7 @@ func (p *Province) Feed(evs []event.Event) error {
 				"trang_thai": incidentState[str("status")], "ma_dia_ban": str("area_code"), "doan_duong": str("segment_id"),
 				"thoi_diem_xay_ra": local(str("occurred_at")), "thoi_diem": local(str("status_time")),
 				"so_nguoi_bi_thuong": num("injured"), "so_nguoi_tu_vong": num("killed")}
-			if p.broken() {
+			if p.broken(e.ID) {
 				m["loai"] = "?"
 			}
 			b, _ := json.Marshal(m)
@@ -176,7 +187,7 @@ func (p *Province) Feed(evs []event.Event) error {
 			m := map[string]any{"ma_phan_anh": str("report_id"), "linh_vuc": str("category"), "ma_dia_ban": str("area_code"),
 				"kenh": reportChannel[str("channel")], "trang_thai": reportState[str("status")], "thoi_diem": local(str("status_time")),
 				"thoi_diem_gui": local(str("submitted_at")), "don_vi_xu_ly": str("agency_code"),
-				"nguoi_phan_anh": map[string]any{"so_dien_thoai": fmt.Sprintf("09%08d", p.n%100000000)}}
+				"nguoi_phan_anh": map[string]any{"so_dien_thoai": fmt.Sprintf("09%08d", idNumber(e.ID)%100000000)}}
 			for k, v := range map[string]string{"han_xu_ly": "due_at", "thoi_diem_xu_ly": "resolved_at"} {
 				if s := str(v); s != "" {
 					m[k] = local(s)
@@ -185,7 +196,7 @@ func (p *Province) Feed(evs []event.Event) error {
 			if v, ok := d["satisfaction"]; ok {
 				m["danh_gia"] = v
 			}
-			if p.broken() {
+			if p.broken(e.ID) {
 				m["trang_thai"] = "dong"
 			}
 			b, _ := json.Marshal(m)
@@ -195,7 +206,7 @@ func (p *Province) Feed(evs []event.Event) error {
 	for _, key := range bedOrder {
 		facility, observed, _ := strings.Cut(key, "@")
 		t, _ := time.Parse(time.RFC3339, observed)
-		if _, err := p.Beds.Write(t.Format("20060102T1504")+"_"+facility, health.BedColumns, beds[key]...); err != nil {
+		if err := p.Beds.WriteAt(t.UTC().Format("20060102T1504")+"_"+facility, t, health.BedColumns, beds[key]...); err != nil {
 			return err
 		}
 	}

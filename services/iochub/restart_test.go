@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/services/gateway"
+)
+
+const restartReader = "restart-reader-token-0123456789"
+
+// hubProcess is `iochub run` (embedded JetStream included) as a child process
+// on a data dir that outlives it.
+type hubProcess struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+func startHubProcess(t *testing.T, dataDir, dsn, confFile string) *hubProcess {
+	t.Helper()
+	addr := "127.0.0.1:" + freePort(t)
+	cmd := exec.Command(iochubBinary(t), "run", "--config", confFile, "--data-dir", dataDir, "--clickhouse-dsn", dsn,
+		"--http-addr", addr, "--nats-listen", "", "--services", "gateway,aggregator,iocapi", "--areas", "../../deploy/areas/bac-ninh.csv",
+		"--batch-max-wait", "50ms", "--ack-wait", "5s")
+	cmd.Stderr = io.Discard
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &hubProcess{cmd: cmd, base: "http://" + addr}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	waitFor(t, "the hub ready", 60*time.Second, func() bool {
+		res, err := http.Get(p.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+	return p
+}
+
+func (p *hubProcess) stop(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+}
+
+// kpiTotal reads one KPI's total for the generated events' period.
+func kpiTotal(t *testing.T, base, name string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/kpis/"+name+"?from=2026-10-01&to=2026-12-31&granularity=month", nil)
+	req.Header.Set("Authorization", "Bearer "+restartReader)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out struct {
+		Total *float64 `json:"total"`
+	}
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || json.Unmarshal(b, &out) != nil || out.Total == nil {
+		t.Fatalf("%s: %d %s", name, res.StatusCode, b)
+	}
+	return *out.Total
+}
+
+// The whole iochub process, its embedded JetStream included, stopped with
+// SIGTERM and then killed with SIGKILL mid-stream, restarted on the same
+// data dir each time: every event sent again inside the dedup window is
+// answered "duplicate": true, every raw-table count is exact, the KPIs are
+// the same as before.
+func TestWholeHubRestartRemembersEveryIdentity(t *testing.T) {
+	burnCPU(t)
+	dsn := chstoretest.NewDatabase(t)
+	dir := t.TempDir()
+	conf := fmt.Sprintf(`
+pii_key: %q
+gateway:
+  producers: [{name: restart, token_sha256: %q, sources: ["*"], types: ["vn.ioc.*"]}]
+iocapi:
+  readers: [{name: leader, token_sha256: %q, role: leader}]
+`, e2ePIIKey, gateway.HashToken(e2eToken), gateway.HashToken(restartReader))
+	confFile := filepath.Join(dir, "iochub.yaml")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := chstore.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+
+	gen := eventgen.New(41, "restart")
+	var batches [][]event.Event
+	want := map[string]uint64{}
+	for range 12 {
+		var b []event.Event
+		for range 250 {
+			e := gen.Next()
+			tn, _ := event.ParseType(e.Type)
+			want[tn.Table()]++
+			b = append(b, e)
+		}
+		batches = append(batches, b)
+	}
+	post := func(base string, b []event.Event) gateway.Response {
+		return postBatch(t, base, b)
+	}
+	kpis := []string{"health.visits", "traffic.vehicles_per_hour", "publicservice.dossiers_received", "feedback.reports_submitted"}
+
+	dataDir := filepath.Join(dir, "hub")
+	hub := startHubProcess(t, dataDir, dsn, confFile)
+	for _, b := range batches[:6] {
+		post(hub.base, b)
+	}
+	waitFor(t, "the first half stored", 60*time.Second, func() bool { return exactHalf(store, batches[:6]) })
+	before := map[string]float64{}
+	for _, k := range kpis {
+		before[k] = kpiTotal(t, hub.base, k)
+	}
+
+	// SIGTERM, restart, send the first half again.
+	hub.stop(t, syscall.SIGTERM)
+	hub = startHubProcess(t, dataDir, dsn, confFile)
+	for i, b := range batches[:6] {
+		for _, a := range post(hub.base, b).Accepted {
+			if !a.Duplicate {
+				t.Fatalf("after SIGTERM and a restart, batch %d: %s/%s not answered duplicate", i, a.Source, a.ID)
+			}
+		}
+	}
+	for _, k := range kpis {
+		if got := kpiTotal(t, hub.base, k); got != before[k] {
+			t.Errorf("after SIGTERM: %s = %v, was %v", k, got, before[k])
+		}
+	}
+
+	// The second half, SIGKILL while the aggregator works, restart, send everything again.
+	for _, b := range batches[6:] {
+		post(hub.base, b)
+	}
+	hub.stop(t, syscall.SIGKILL)
+	hub = startHubProcess(t, dataDir, dsn, confFile)
+	for i, b := range batches {
+		for _, a := range post(hub.base, b).Accepted {
+			if !a.Duplicate {
+				t.Fatalf("after SIGKILL and a restart, batch %d: %s/%s not answered duplicate", i, a.Source, a.ID)
+			}
+		}
+	}
+	waitFor(t, "every event stored", 60*time.Second, func() bool {
+		c, err := storeCounts(store)
+		return err == nil && total(c) >= total(want)
+	})
+	time.Sleep(time.Second) // let a doubled row, if any, land before the exact count
+	assertExact(t, store, want)
+	assertRollupsMatchRaw(t, store)
+	for _, k := range kpis[:1] {
+		if got := kpiTotal(t, hub.base, k); got < before[k] {
+			t.Errorf("after SIGKILL: %s = %v, below the %v before", k, got, before[k])
+		}
+	}
+	hub.stop(t, syscall.SIGTERM)
+}
+
+// exactHalf reports whether the rows of the given batches are all stored.
+func exactHalf(s *chstore.Store, batches [][]event.Event) bool {
+	want := map[string]uint64{}
+	for _, b := range batches {
+		for _, e := range b {
+			tn, _ := event.ParseType(e.Type)
+			want[tn.Table()]++
+		}
+	}
+	c, err := storeCounts(s)
+	if err != nil {
+		return false
+	}
+	for k, v := range want {
+		if c[k] < v {
+			return false
+		}
+	}
+	return true
+}
