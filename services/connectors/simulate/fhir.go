@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/json"
+	"reflect"
 
 	"net/http"
 	"net/url"
@@ -50,12 +51,17 @@ func (s *FHIRServer) PutEncounter(id string, e map[string]any) {
 		now = s.Now
 	}
 	version := 1
+	e = clone(e)
+	e["resourceType"], e["id"] = "Encounter", id
 	if old, ok := s.encounters[id]; ok {
+		prev := clone(old)
+		delete(prev, "meta")
+		if reflect.DeepEqual(prev, e) {
+			return // an update that changes nothing makes no new version (as FHIR servers do)
+		}
 		v, _ := strconv.Atoi(old["meta"].(map[string]any)["versionId"].(string))
 		version = v + 1
 	}
-	e = clone(e)
-	e["resourceType"], e["id"] = "Encounter", id
 	e["meta"] = map[string]any{"versionId": strconv.Itoa(version), "lastUpdated": now().UTC().Format(time.RFC3339Nano)}
 	s.encounters[id] = e
 }

@@ -222,10 +222,16 @@ func (p *Province) Run(ctx context.Context, history, tick time.Duration, onErr f
 	defer t.Stop()
 	for {
 		to := time.Now().Truncate(time.Second)
-		if err := p.Feed(demo.Between(from, to)); err != nil && onErr != nil {
-			onErr(err)
+		// A failed feed (a system not answering yet) is fed again next tick
+		// from the same start: records are the same each time, so what went
+		// through before is a retry the hub stores once.
+		if err := p.Feed(demo.Between(from, to)); err != nil {
+			if onErr != nil {
+				onErr(err)
+			}
+		} else {
+			from = to
 		}
-		from = to
 		select {
 		case <-ctx.Done():
 			return
