@@ -13,10 +13,8 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/pkg/chstore"
-	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
@@ -37,18 +35,7 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	t.Helper()
-	srv := natsjstest.Run(t)
-	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := chstoretest.Open(t)
-	if err := store.Migrate(context.Background(), reg); err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pii.New([]byte(piiKey))
-	return env{js: js, store: store, reg: reg, p: p}
+	return newEnvWith(t, natsjs.StreamLimits{})
 }
 
 // run starts an aggregator over store until the test ends.
