@@ -153,9 +153,28 @@ func (s *Store) Existing(ctx context.Context, table string, ids []Identity) (map
 	if err := s.settle(ctx, table); err != nil {
 		return nil, err
 	}
+	// A query stays well under the server's max_query_size (256 KiB by
+	// default): a full batch of long identities is looked up in chunks.
+	for len(ids) > 0 {
+		n, q := s.existingQuery(table, ids, maxLookupQuery)
+		if err := s.lookup(ctx, table, q, found); err != nil {
+			return nil, err
+		}
+		ids = ids[n:]
+	}
+	return found, nil
+}
+
+// maxLookupQuery bounds the text of one identity lookup.
+const maxLookupQuery = 128 << 10
+
+// existingQuery is the lookup of the first n of ids whose query text fits
+// in about max bytes (at least one identity).
+func (s *Store) existingQuery(table string, ids []Identity, max int) (n int, q string) {
 	times := map[int64]bool{}
 	var tl, il strings.Builder
-	for i, id := range ids {
+	for n < len(ids) && (n == 0 || tl.Len()+il.Len() < max) {
+		id := ids[n]
 		if !times[id.Time] {
 			if len(times) > 0 {
 				tl.WriteByte(',')
@@ -163,31 +182,35 @@ func (s *Store) Existing(ctx context.Context, table string, ids []Identity) (map
 			times[id.Time] = true
 			fmt.Fprintf(&tl, "toDateTime(%d)", id.Time)
 		}
-		if i > 0 {
+		if n > 0 {
 			il.WriteByte(',')
 		}
 		il.WriteString("(" + literal(id.Source) + "," + literal(id.ID) + ")")
+		n++
 	}
-	q := fmt.Sprintf("SELECT source, event_id, toUInt32(event_time) FROM %s WHERE event_time IN (%s) AND (source, event_id) IN (%s)",
+	return n, fmt.Sprintf("SELECT source, event_id, toUInt32(event_time) FROM %s WHERE event_time IN (%s) AND (source, event_id) IN (%s)",
 		s.Qualified(table), tl.String(), il.String())
+}
+
+func (s *Store) lookup(ctx context.Context, table, q string, found map[Identity]bool) error {
 	rows, err := s.conn.Query(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
+		return fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id Identity
 		var t uint32
 		if err := rows.Scan(&id.Source, &id.ID, &t); err != nil {
-			return nil, fmt.Errorf("existing rows of %s: %w", table, err)
+			return fmt.Errorf("existing rows of %s: %w", table, err)
 		}
 		id.Time = int64(t)
 		found[id] = true
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
+		return fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
-	return found, nil
+	return nil
 }
 
 // literal is s as a ClickHouse string literal.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +109,64 @@ func TestOpenUnreachable(t *testing.T) {
 	if !errors.Is(err, chstore.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
+}
+
+// A full batch's identities make a lookup far over ClickHouse's
+// max_query_size (256 KiB) when sources and ids are long: Existing must
+// still answer, exactly.
+func TestExistingForAFullBatchOfLongIdentities(t *testing.T) {
+	ctx := context.Background()
+	s := chstoretest.Open(t)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
+	base := examplesOf(t, "health/examples/visit.v1.valid.json")[0]
+	source := "/health/his/" + strings.Repeat("benh-vien-da-khoa-tinh-", 4)
+	var rows [][]any
+	var ids []chstore.Identity
+	for i := range 5000 {
+		e := base
+		e.Source = source
+		e.ID = fmt.Sprintf("%s-%08d", strings.Repeat("f", 36), i)
+		e.Time = base.Time.Add(time.Duration(i%600) * time.Second)
+		data, _ := schema.DecodeData(e.Data)
+		row, err := chstore.Row(ty, e, uint64(i+1), time.Now(), data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 { // half stored, half not
+			rows = append(rows, row)
+		}
+		ids = append(ids, chstore.Identity{Source: e.Source, ID: e.ID, Time: e.Time.Unix()})
+	}
+	if err := s.Insert(ctx, "health_visit_v1", chstore.Columns(ty), rows); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Existing(ctx, "health_visit_v1", ids)
+	if err != nil {
+		t.Fatalf("Existing over 5000 long identities: %v", err)
+	}
+	for i, id := range ids {
+		if got[id] != (i%2 == 0) {
+			t.Fatalf("identity %d: found %v, want %v", i, got[id], i%2 == 0)
+		}
+	}
+}
+
+func examplesOf(t *testing.T, file string) []event.Event {
+	t.Helper()
+	b, err := fs.ReadFile(schemas.Examples, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []event.Event
+	if err := json.Unmarshal(b, &evs); err != nil {
+		t.Fatal(err)
+	}
+	return evs
 }
