@@ -6,13 +6,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/iochub/iochub/kpis"
-	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
-	"github.com/iochub/iochub/pkg/schema"
-	"github.com/iochub/iochub/schemas"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -55,18 +51,7 @@ func TestKPIDefectsReproduced(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			s := chstoretest.Open(t)
-			reg, err := schema.Load(schemas.FS)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := s.Migrate(ctx, reg); err != nil {
-				t.Fatal(err)
-			}
-			cat, err := kpi.Load(kpis.FS)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, reg, cat := rawStore(t)
 			if err := cat.MigrateAndFill(ctx, s.Conn(), s.Database(), zaptest.NewLogger(t)); err != nil {
 				t.Fatal(err)
 			}
@@ -101,14 +86,9 @@ func f(v float64) *float64 { return &v }
 // raw rows, none doubled.
 func TestInterruptedRollupFillIsCompletedAtTheNextStart(t *testing.T) {
 	ctx := context.Background()
-	s := chstoretest.Open(t)
-	reg, _ := schema.Load(schemas.FS)
-	if err := s.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
+	s, reg, cat := rawStore(t)
 	var seq uint64
 	insert(t, s, reg, kpitest.Unique(), &seq)
-	cat, _ := kpi.Load(kpis.FS)
 	names, err := cat.Migrate(ctx, s.Conn(), s.Database())
 	if err != nil || len(names) != len(cat.Rollups) {
 		t.Fatalf("first start: %v to fill, %v", names, err)
@@ -128,16 +108,33 @@ func TestInterruptedRollupFillIsCompletedAtTheNextStart(t *testing.T) {
 	if err := cat.Fill(ctx, s.Conn(), s.Database(), again, zaptest.NewLogger(t)); err != nil {
 		t.Fatal(err)
 	}
-	e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: kpitest.Location}
-	for _, x := range kpitest.Expectations {
-		t.Run(x.String(), func(t *testing.T) {
-			_, res, err := e.Run(ctx, kpi.Request{Name: x.KPI, From: kpitest.From, To: kpitest.To, Granularity: x.Granularity, Filters: x.Filters, By: x.By})
-			if err != nil {
-				t.Fatal(err)
-			}
-			CheckResult(t, x, res)
-		})
+	checkEvery := func(when string) {
+		e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: kpitest.Location}
+		for _, x := range kpitest.Expectations {
+			t.Run(when+"/"+x.String(), func(t *testing.T) {
+				_, res, err := e.Run(ctx, kpi.Request{Name: x.KPI, From: kpitest.From, To: kpitest.To, Granularity: x.Granularity, Filters: x.Filters, By: x.By})
+				if err != nil {
+					t.Fatal(err)
+				}
+				CheckResult(t, x, res)
+			})
+		}
 	}
+	checkEvery("after the interrupted fill")
+
+	// Rollups built by a version that kept no state (filled whole at start):
+	// their definition cannot be told, so each is made anew and filled once.
+	if err := s.Conn().Exec(ctx, "DROP TABLE "+s.Qualified(kpi.StateTable)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := cat.Migrate(ctx, s.Conn(), s.Database())
+	if err != nil || len(all) != len(cat.Rollups) {
+		t.Fatalf("start over rollups without state: %v to fill, %v", all, err)
+	}
+	if err := cat.Fill(ctx, s.Conn(), s.Database(), all, zaptest.NewLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	checkEvery("after an upgrade from rollups without state")
 }
 
 func waitMutations(t *testing.T, conn driver.Conn, db string) {

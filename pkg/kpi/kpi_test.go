@@ -6,14 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/chstore"
-	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
 	"github.com/iochub/iochub/pkg/schema"
-	"github.com/iochub/iochub/schemas"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -45,18 +42,7 @@ func insert(t *testing.T, s *chstore.Store, reg *schema.Registry, evs []event.Ev
 // every KPI against the values worked out by hand.
 func TestEveryKPIMatchesHandComputedValues(t *testing.T) {
 	ctx := context.Background()
-	s := chstoretest.Open(t)
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := kpi.Load(kpis.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, reg, cat := rawStore(t)
 	evs := kpitest.Unique()
 	var seq uint64
 	insert(t, s, reg, evs[:len(evs)/2], &seq) // before the rollups: filled by Migrate

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"sync"
 	"text/template"
 	"time"
 
@@ -33,7 +32,7 @@ const (
 func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
 	qdb := "`" + database + "`."
 	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qdb+StateTable+
-		" (name String, hash String, state String, at DateTime('UTC')) ENGINE = MergeTree() ORDER BY (name, at)"); err != nil {
+		" (name String, hash String, state String, version UInt64, at DateTime('UTC')) ENGINE = MergeTree() ORDER BY (name, version)"); err != nil {
 		return nil, fmt.Errorf("rollup state: %w", err)
 	}
 	states, err := rollupStates(ctx, conn, database)
@@ -50,25 +49,21 @@ func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string
 		if err != nil {
 			return nil, err
 		}
-		st, known := states[r.Table]
-		if known && st.hash == hash && st.state == stateComplete && exists {
-			// Up to date; make sure its view is there.
+		view := func() error {
 			if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
-				return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+				return fmt.Errorf("rollup %s: create view: %w", r.Table, err)
 			}
-			continue
+			return nil
 		}
-		if !known && exists && columnsMatch(ctx, conn, database, r.Table, create) {
-			// Built and filled at start by a version that kept no state: complete.
-			if err := recordState(ctx, conn, database, r.Table, hash, stateComplete); err != nil {
+		if st, known := states[r.Table]; known && st.hash == hash && st.state == stateComplete && exists {
+			if err := view(); err != nil { // up to date; make sure its view is there
 				return nil, err
 			}
-			if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
-				return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
-			}
 			continue
 		}
-		// New, changed, or a fill that did not finish: drop and make anew.
+		// New, changed, a fill that did not finish, or built by a version
+		// that kept no state (whose definition cannot be told): drop it and
+		// make it anew; Fill fills it from the raw rows.
 		for _, q := range []string{"DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "_mv`", "DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "`"} {
 			if err := conn.Exec(ctx, q); err != nil {
 				return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
@@ -77,8 +72,8 @@ func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string
 		if err := conn.Exec(ctx, create); err != nil {
 			return nil, fmt.Errorf("rollup %s: create table: %w", r.Table, err)
 		}
-		if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
-			return nil, fmt.Errorf("rollup %s: create view: %w", r.Table, err)
+		if err := view(); err != nil {
+			return nil, err
 		}
 		if err := recordState(ctx, conn, database, r.Table, hash, stateFilling); err != nil {
 			return nil, err
@@ -160,7 +155,7 @@ func (c *Catalog) MigrateAndFill(ctx context.Context, conn driver.Conn, database
 type rollupState struct{ hash, state string }
 
 func rollupStates(ctx context.Context, conn driver.Conn, database string) (map[string]rollupState, error) {
-	rows, err := conn.Query(ctx, "SELECT name, argMax(hash, at), argMax(state, at) FROM `"+database+"`."+StateTable+" GROUP BY name")
+	rows, err := conn.Query(ctx, "SELECT name, argMax(hash, version), argMax(state, version) FROM `"+database+"`."+StateTable+" GROUP BY name")
 	if err != nil {
 		return nil, fmt.Errorf("rollup state: %w", err)
 	}
@@ -177,23 +172,12 @@ func rollupStates(ctx context.Context, conn driver.Conn, database string) (map[s
 	return out, rows.Err()
 }
 
-var stateClock struct {
-	sync.Mutex
-	last int64
-}
-
+// recordState appends a rollup's state; the latest version is the one in force.
 func recordState(ctx context.Context, conn driver.Conn, database, name, hash, state string) error {
-	// at orders the records of one rollup: strictly increasing seconds.
-	stateClock.Lock()
-	at := max(time.Now().Unix(), stateClock.last+1)
-	stateClock.last = at
-	stateClock.Unlock()
-	var last uint32
-	_ = conn.QueryRow(ctx, "SELECT toUInt32(max(at)) FROM `"+database+"`."+StateTable+" WHERE name = @n", clickhouse.Named("n", name)).Scan(&last)
-	at = max(at, int64(last)+1)
-	b, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO `%s`.%s (name, hash, state, at)", database, StateTable))
+	now := time.Now()
+	b, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO `%s`.%s (name, hash, state, version, at)", database, StateTable))
 	if err == nil {
-		if err = b.Append(name, hash, state, time.Unix(at, 0).UTC()); err == nil {
+		if err = b.Append(name, hash, state, uint64(now.UnixNano()), now.UTC()); err == nil {
 			err = b.Send()
 		} else {
 			_ = b.Abort()
@@ -216,29 +200,6 @@ func (r *Rollup) expanded(database string) (create, sel, hash string, err error)
 	}
 	sum := sha256.Sum256([]byte(r.Create + "\x00" + r.Select))
 	return create, sel, hex.EncodeToString(sum[:8]), nil
-}
-
-// columnsMatch reports whether table has every column name the CREATE names
-// (a rollup built by an earlier version with another definition does not).
-func columnsMatch(ctx context.Context, conn driver.Conn, database, table, create string) bool {
-	have, err := columns(ctx, conn, database, table)
-	if err != nil {
-		return false
-	}
-	body := create[strings.Index(create, "(")+1:]
-	if i := strings.Index(body, ") ENGINE"); i > 0 {
-		body = body[:i]
-	}
-	for _, line := range strings.Split(body, ",") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		if !strings.Contains(have, "`"+strings.Trim(f[0], "`")+"`") {
-			return false
-		}
-	}
-	return true
 }
 
 func expand(text, database string) (string, error) {
