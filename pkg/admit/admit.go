@@ -57,6 +57,9 @@ func (a *Admitter) Clear(e event.Event) (Admitted, error) {
 	if err != nil {
 		return Admitted{}, err
 	}
+	if len(ty.PII) > 0 && a.pseudo == nil {
+		return Admitted{}, errors.New("admit: no personal-data key to pseudonymize " + e.Type)
+	}
 	if len(ty.PII) > 0 && a.pseudo.Apply(ty, data) {
 		if e.Data, err = json.Marshal(data); err != nil {
 			return Admitted{}, fmt.Errorf("data: %w", err)

@@ -41,6 +41,8 @@ type Runner struct {
 	// MinBackoff and MaxBackoff bound the wait after a failure (defaults
 	// 200 ms and 30 s); it doubles on each failure in a row.
 	MinBackoff, MaxBackoff time.Duration
+
+	adm *admit.Admitter // built from Registry and Pseudo at the first record
 }
 
 // Checkpoints opens (creating it if needed) the checkpoint bucket.
@@ -179,8 +181,10 @@ func (r *Runner) message(rec Record) *nats.Msg {
 		e.SpecVersion = "1.0"
 	}
 	e.DataContentType = event.ContentTypeJSON
-	adm := admit.New(r.Registry, r.Pseudo, 0)
-	ad, err := adm.Clear(e)
+	if r.adm == nil {
+		r.adm = admit.New(r.Registry, r.Pseudo, 0)
+	}
+	ad, err := r.adm.Clear(e)
 	if err != nil {
 		stage := "validation: "
 		if errors.Is(err, schema.ErrUnknownType) {
@@ -188,7 +192,7 @@ func (r *Runner) message(rec Record) *nats.Msg {
 		}
 		return r.deadLetter(rec, id, stage+err.Error())
 	}
-	m, err := adm.Msg(ad)
+	m, err := r.adm.Msg(ad)
 	if err != nil {
 		return r.deadLetter(rec, id, "mapping: "+err.Error())
 	}

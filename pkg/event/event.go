@@ -76,13 +76,6 @@ func (e Event) ExtensionsJSON() string {
 	return string(b)
 }
 
-// coreAttributes are the attributes that are not extensions.
-var coreAttributes = map[string]bool{"specversion": true, "id": true, "source": true, "type": true, "time": true,
-	"datacontenttype": true, "dataschema": true, "subject": true, "data": true, "data_base64": true}
-
-// IsCoreAttribute reports whether name is a CloudEvents 1.0 attribute rather than an extension.
-func IsCoreAttribute(name string) bool { return coreAttributes[name] }
-
 // checkExtension names what is wrong with an extension attribute.
 func checkExtension(name string, value json.RawMessage) error {
 	if len(name) == 0 || len(name) > MaxExtensionNameLen {

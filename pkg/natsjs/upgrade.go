@@ -101,16 +101,7 @@ func copyToUpgrade(ctx context.Context, js jetstream.JetStream, old jetstream.St
 		return nil, err
 	}
 	st := old.CachedInfo().State
-	var batch []*nats.Msg
-	flush := func() error {
-		for i, o := range PublishAll(ctx, js, batch) {
-			if o.Err != nil {
-				return fmt.Errorf("message %d: %w", i, o.Err)
-			}
-		}
-		batch = batch[:0]
-		return nil
-	}
+	b := &batcher{js: js}
 	for seq := st.FirstSeq; st.Msgs > 0 && seq <= st.LastSeq; seq++ {
 		raw, err := old.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -124,17 +115,14 @@ func copyToUpgrade(ctx context.Context, js jetstream.JetStream, old jetstream.St
 		copyHeaders(m.Header, raw.Header)
 		m.Header.Set(HeaderUpgradeSubject, raw.Subject)
 		m.Header.Set(HeaderUpgradedFrom, strconv.FormatUint(seq, 10))
-		if batch = append(batch, m); len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		if err := b.add(ctx, m); err != nil {
+			return nil, err
 		}
 	}
-	batch = append(batch, nats.NewMsg(upgradeDoneSubject))
-	if err := flush(); err != nil {
+	if err := b.add(ctx, nats.NewMsg(upgradeDoneSubject)); err != nil {
 		return nil, err
 	}
-	return up, nil
+	return up, b.flush(ctx)
 }
 
 // republish puts the events of the upgrade stream back on their subjects,
@@ -144,16 +132,7 @@ func republish(ctx context.Context, js jetstream.JetStream, up jetstream.Stream,
 	if err != nil {
 		return err
 	}
-	var batch []*nats.Msg
-	flush := func() error {
-		for i, o := range PublishAll(ctx, js, batch) {
-			if o.Err != nil {
-				return fmt.Errorf("message %d: %w", i, o.Err)
-			}
-		}
-		batch = batch[:0]
-		return nil
-	}
+	b := &batcher{js: js}
 	var n uint64
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
 		raw, err := up.GetMsg(ctx, seq)
@@ -170,13 +149,34 @@ func republish(ctx context.Context, js jetstream.JetStream, up jetstream.Stream,
 		m.Data = raw.Data
 		copyHeaders(m.Header, raw.Header)
 		m.Header.Del(HeaderUpgradeSubject)
-		if batch = append(batch, m); len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return err
-			}
+		if err := b.add(ctx, m); err != nil {
+			return err
 		}
 	}
-	return flush()
+	return b.flush(ctx)
+}
+
+// batcher publishes messages a thousand at a time, each acked, in order.
+type batcher struct {
+	js    jetstream.JetStream
+	batch []*nats.Msg
+}
+
+func (b *batcher) add(ctx context.Context, m *nats.Msg) error {
+	if b.batch = append(b.batch, m); len(b.batch) < 1000 {
+		return nil
+	}
+	return b.flush(ctx)
+}
+
+func (b *batcher) flush(ctx context.Context) error {
+	for i, o := range PublishAll(ctx, b.js, b.batch) {
+		if o.Err != nil {
+			return fmt.Errorf("message %d of a batch: %w", i, o.Err)
+		}
+	}
+	b.batch = b.batch[:0]
+	return nil
 }
 
 // copyHeaders copies an event's headers, less the publish expectations
