@@ -131,15 +131,23 @@ type wire struct {
 // Parse decodes one event in the CloudEvents JSON format and checks its
 // envelope. Errors are *AttributeError (or a JSON syntax error wrapped with
 // ErrInvalid) and match ErrInvalid.
+//
+// Data and extension values are slices of b: b must not change afterwards.
 func Parse(b []byte) (Event, error) {
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(b, &attrs); err != nil {
-		return Event{}, fmt.Errorf("%w: %s", ErrInvalid, jsonProblem(err))
+	if !json.Valid(b) {
+		var v any
+		return Event{}, fmt.Errorf("%w: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))
 	}
+	return parseValid(b)
+}
+
+// parseValid is Parse of b that json.Valid accepted.
+func parseValid(b []byte) (Event, error) {
 	var w wire
-	for name, raw := range attrs {
+	var attrErr error
+	err := members(b, func(key []byte, escaped bool, raw []byte) error {
 		var dst **string
-		switch name {
+		switch string(key) { // no allocation: the compiler compares in place
 		case "specversion":
 			dst = &w.SpecVersion
 		case "id":
@@ -160,22 +168,35 @@ func Parse(b []byte) (Event, error) {
 			dst = &w.DataBase64
 		case "data":
 			w.Data = raw
-			continue
+			return nil
 		default:
+			name := string(key)
+			if escaped {
+				name, _ = stringValue(append(append([]byte{'"'}, key...), '"'))
+			}
 			if w.Extensions == nil {
 				w.Extensions = map[string]json.RawMessage{}
 			}
 			w.Extensions[name] = raw
-			continue
+			return nil
 		}
 		if bytes.Equal(raw, []byte("null")) {
-			continue // as absent
+			*dst = nil // as absent
+			return nil
 		}
-		var v string
-		if err := json.Unmarshal(raw, &v); err != nil {
-			return Event{}, &AttributeError{name, "must be a JSON string"}
+		v, ok := stringValue(raw)
+		if !ok {
+			attrErr = &AttributeError{string(key), "must be a JSON string"}
+			return attrErr
 		}
 		*dst = &v
+		return nil
+	})
+	if attrErr != nil {
+		return Event{}, attrErr
+	}
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: an event must be a JSON object", ErrInvalid)
 	}
 	return w.event()
 }
@@ -185,14 +206,20 @@ func Parse(b []byte) (Event, error) {
 // reported per index in errs (nil where the event is good), so the good events
 // beside it can still be accepted.
 func ParseBatch(b []byte) (events []Event, errs []error, err error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(b, &raws); err != nil {
-		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(err))
+	if !json.Valid(b) {
+		var v []json.RawMessage
+		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))
 	}
-	events = make([]Event, len(raws))
-	errs = make([]error, len(raws))
-	for i, raw := range raws {
-		events[i], errs[i] = Parse(raw)
+	isArray := elements(b, func(raw []byte) {
+		e, err := parseValid(raw)
+		events, errs = append(events, e), append(errs, err)
+	})
+	if !isArray {
+		var v []json.RawMessage
+		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))
+	}
+	if events == nil {
+		events, errs = []Event{}, []error{}
 	}
 	return events, errs, nil
 }

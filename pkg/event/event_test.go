@@ -144,6 +144,16 @@ func sameAsMarshal(t *testing.T, e event.Event) {
 		t.Fatalf("AppendJSON wrote invalid JSON %q: %v", fast, err)
 	}
 	_ = json.Unmarshal(std, &b)
+	// json.Marshal leaves out the extensions (they are no struct field):
+	// each must be in AppendJSON's document as it was read.
+	for name, raw := range e.Extensions {
+		var v any
+		_ = json.Unmarshal(raw, &v)
+		if !reflect.DeepEqual(a.(map[string]any)[name], v) {
+			t.Fatalf("AppendJSON %s lost extension %s=%s", fast, name, raw)
+		}
+		b.(map[string]any)[name] = v
+	}
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("AppendJSON %s\njson.Marshal %s", fast, std)
 	}
@@ -152,7 +162,7 @@ func sameAsMarshal(t *testing.T, e event.Event) {
 		t.Fatalf("Parse(AppendJSON) = %v", err)
 	}
 	m := a.(map[string]any)
-	if back.ID != m["id"] || back.Source != m["source"] || !back.Time.Equal(e.Time) {
+	if back.ID != m["id"] || back.Source != m["source"] || !back.Time.Equal(e.Time) || back.ExtensionsJSON() != e.ExtensionsJSON() {
 		t.Fatalf("round trip changed the event: %+v -> %+v", e, back)
 	}
 }
