@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
@@ -153,64 +154,40 @@ func (s *Store) Existing(ctx context.Context, table string, ids []Identity) (map
 	if err := s.settle(ctx, table); err != nil {
 		return nil, err
 	}
-	// A query stays well under the server's max_query_size (256 KiB by
-	// default): a full batch of long identities is looked up in chunks.
-	for len(ids) > 0 {
-		n, q := s.existingQuery(table, ids, maxLookupQuery)
-		if err := s.lookup(ctx, table, q, found); err != nil {
-			return nil, err
-		}
-		ids = ids[n:]
-	}
-	return found, nil
-}
-
-// maxLookupQuery bounds the text of one identity lookup.
-const maxLookupQuery = 128 << 10
-
-// existingQuery is the lookup of the first n of ids whose query text fits
-// in about max bytes (at least one identity).
-func (s *Store) existingQuery(table string, ids []Identity, max int) (n int, q string) {
-	times := map[int64]bool{}
-	var tl, il strings.Builder
-	for n < len(ids) && (n == 0 || tl.Len()+il.Len() < max) {
-		id := ids[n]
-		if !times[id.Time] {
-			if len(times) > 0 {
-				tl.WriteByte(',')
-			}
-			times[id.Time] = true
-			fmt.Fprintf(&tl, "toDateTime(%d)", id.Time)
-		}
-		if n > 0 {
-			il.WriteByte(',')
-		}
-		il.WriteString("(" + literal(id.Source) + "," + literal(id.ID) + ")")
-		n++
-	}
-	return n, fmt.Sprintf("SELECT source, event_id, toUInt32(event_time) FROM %s WHERE event_time IN (%s) AND (source, event_id) IN (%s)",
-		s.Qualified(table), tl.String(), il.String())
-}
-
-func (s *Store) lookup(ctx context.Context, table, q string, found map[Identity]bool) error {
-	rows, err := s.conn.Query(ctx, q)
+	// The identities go as an external table, not as literals in the query:
+	// the server neither parses them (6 times faster for a batch of 1000 on
+	// 18.16) nor bounds them by max_query_size, and still reads only the
+	// granules of their event seconds (a set from a subquery drives the
+	// primary key).
+	tbl, err := ext.NewTable("iochub_ids", ext.Column("s", "String"), ext.Column("id", "String"), ext.Column("t", "UInt32"))
 	if err != nil {
-		return fmt.Errorf("existing rows of %s: %w", table, classify(err))
+		return nil, fmt.Errorf("existing rows of %s: %w", table, err)
+	}
+	for _, id := range ids {
+		if err := tbl.Append(id.Source, id.ID, uint32(id.Time)); err != nil {
+			return nil, fmt.Errorf("existing rows of %s: %w", table, err)
+		}
+	}
+	q := "SELECT source, event_id, toUInt32(event_time) FROM " + s.Qualified(table) +
+		" WHERE event_time IN (SELECT toDateTime(t) FROM iochub_ids) AND (source, event_id) IN (SELECT s, id FROM iochub_ids)"
+	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), q)
+	if err != nil {
+		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id Identity
 		var t uint32
 		if err := rows.Scan(&id.Source, &id.ID, &t); err != nil {
-			return fmt.Errorf("existing rows of %s: %w", table, err)
+			return nil, fmt.Errorf("existing rows of %s: %w", table, err)
 		}
 		id.Time = int64(t)
 		found[id] = true
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("existing rows of %s: %w", table, classify(err))
+		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
 	}
-	return nil
+	return found, nil
 }
 
 // literal is s as a ClickHouse string literal.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
@@ -158,7 +159,7 @@ func TestExistingForAFullBatchOfLongIdentities(t *testing.T) {
 	}
 }
 
-func examplesOf(t *testing.T, file string) []event.Event {
+func examplesOf(t testing.TB, file string) []event.Event {
 	t.Helper()
 	b, err := fs.ReadFile(schemas.Examples, file)
 	if err != nil {
@@ -169,4 +170,74 @@ func examplesOf(t *testing.T, file string) []event.Event {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// storedVisits fills health_visit_v1 with n visits, ten a second, and
+// returns the identities of the last 500 with 500 not stored (the next
+// seconds): a batch's lookup.
+func storedVisits(tb testing.TB, n int) (*chstore.Store, []chstore.Identity) {
+	tb.Helper()
+	ctx := context.Background()
+	s := chstoretest.Open(tb)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Migrate(ctx, reg); err != nil {
+		tb.Fatal(err)
+	}
+	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
+	base := examplesOf(tb, "health/examples/visit.v1.valid.json")[0]
+	var ids []chstore.Identity
+	for start := 0; start < n; start += 20_000 {
+		var rows [][]any
+		for i := start; i < min(start+20_000, n); i++ {
+			e := base
+			e.ID = fmt.Sprintf("bench-%08d-6f1c2a9e-4b7d-4c1e-9a3f-2d8e5b7c1a0f", i)
+			e.Time = base.Time.Add(time.Duration(i/10) * time.Second)
+			data, _ := schema.DecodeData(e.Data)
+			row, _ := chstore.Row(ty, e, uint64(i+1), time.Now(), data)
+			rows = append(rows, row)
+			if i >= n-500 {
+				ids = append(ids, chstore.Identity{Source: e.Source, ID: e.ID, Time: e.Time.Unix()})
+			}
+		}
+		if err := s.Insert(ctx, "health_visit_v1", chstore.Columns(ty), rows); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for i := range 500 {
+		ids = append(ids, chstore.Identity{Source: base.Source, ID: fmt.Sprintf("new-%d", i), Time: base.Time.Add(time.Duration(n/10+i/10) * time.Second).Unix()})
+	}
+	return s, ids
+}
+
+// The lookup reads only the granules of the batch's event seconds: with
+// the server allowed to read a tenth of the table, it still answers.
+func TestExistingReadsOnlyTheBatchSeconds(t *testing.T) {
+	s, ids := storedVisits(t, 200_000)
+	ctx := clickhouse.Context(context.Background(), clickhouse.WithSettings(clickhouse.Settings{"max_rows_to_read": 20_000}))
+	got, err := s.Existing(ctx, "health_visit_v1", ids)
+	if err != nil {
+		t.Fatalf("Existing read more than a tenth of the table: %v", err)
+	}
+	if len(got) != 500 {
+		t.Fatalf("found %d of the 500 stored", len(got))
+	}
+}
+
+// BenchmarkExisting is the identity check of one table's batch: 1000
+// identities of the last seconds, half of them stored, against a raw table
+// of 200,000 rows.
+func BenchmarkExisting(b *testing.B) {
+	s, ids := storedVisits(b, 200_000)
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := s.Existing(ctx, "health_visit_v1", ids)
+		if err != nil || len(got) != 500 {
+			b.Fatalf("found %d, %v", len(got), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ids)), "ns/identity")
 }
