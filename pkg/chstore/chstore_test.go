@@ -117,14 +117,7 @@ func TestOpenUnreachable(t *testing.T) {
 // still answer, exactly.
 func TestExistingForAFullBatchOfLongIdentities(t *testing.T) {
 	ctx := context.Background()
-	s := chstoretest.Open(t)
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
+	s, reg := migrated(t)
 	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
 	base := examplesOf(t, "health/examples/visit.v1.valid.json")[0]
 	source := "/health/his/" + strings.Repeat("benh-vien-da-khoa-tinh-", 4)
@@ -178,14 +171,7 @@ func examplesOf(t testing.TB, file string) []event.Event {
 func storedVisits(tb testing.TB, n int) (*chstore.Store, []chstore.Identity) {
 	tb.Helper()
 	ctx := context.Background()
-	s := chstoretest.Open(tb)
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := s.Migrate(ctx, reg); err != nil {
-		tb.Fatal(err)
-	}
+	s, reg := migrated(tb)
 	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
 	base := examplesOf(tb, "health/examples/visit.v1.valid.json")[0]
 	var ids []chstore.Identity
@@ -240,4 +226,18 @@ func BenchmarkExisting(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(ids)), "ns/identity")
+}
+
+// migrated is a database of the test's own with every raw table.
+func migrated(tb testing.TB) (*chstore.Store, *schema.Registry) {
+	tb.Helper()
+	s := chstoretest.Open(tb)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Migrate(context.Background(), reg); err != nil {
+		tb.Fatal(err)
+	}
+	return s, reg
 }
