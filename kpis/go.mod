@@ -1,3 +1,0 @@
-module github.com/iochub/iochub/kpis
-
-go 1.26.0

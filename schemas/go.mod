@@ -1,3 +1,0 @@
-module github.com/iochub/iochub/schemas
-
-go 1.26.0
