@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ClickHouse/ch-go/proto"
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -73,9 +75,6 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 // Database is the database the store writes to.
 func (s *Store) Database() string { return s.database }
 
-// Conn is the underlying driver connection, for queries this package does not wrap.
-func (s *Store) Conn() driver.Conn { return s.conn }
-
 // Close closes the pool.
 func (s *Store) Close() error { return s.conn.Close() }
 
@@ -88,9 +87,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Qualified is db.table with both quoted.
-func (s *Store) Qualified(table string) string { return quote(s.database) + "." + quote(table) }
+func (s *Store) Qualified(table string) string { return Quote(s.database) + "." + Quote(table) }
 
-func quote(ident string) string { return "`" + strings.ReplaceAll(ident, "`", "\\`") + "`" }
+// Quote is ident as a ClickHouse identifier, in back quotes: the one quoting
+// function of the hub (database, table and column names).
+func Quote(ident string) string {
+	return "`" + strings.NewReplacer("\\", "\\\\", "`", "\\`").Replace(ident) + "`"
+}
 
 // Insert writes rows into table in one INSERT naming cols. Rows are atomic
 // per partition of the table; the caller makes retries idempotent (see
@@ -110,7 +113,7 @@ func (s *Store) Insert(ctx context.Context, table string, cols []string, rows []
 	}()
 	q := make([]string, len(cols))
 	for i, c := range cols {
-		q[i] = quote(c)
+		q[i] = Quote(c)
 	}
 	b, err := s.conn.PrepareBatch(ctx, "INSERT INTO "+s.Qualified(table)+" ("+strings.Join(q, ", ")+")")
 	if err != nil {
@@ -274,8 +277,9 @@ func classify(err error) error {
 	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
-		switch ex.Code {
-		case 159, 209, 210, 241, 242, 252: // timeouts, socket errors, memory, read-only, too many parts
+		switch proto.Error(ex.Code) {
+		case proto.ErrTimeoutExceeded, proto.ErrSocketTimeout, proto.ErrNetworkError,
+			proto.ErrMemoryLimitExceeded, proto.ErrTableIsReadOnly, proto.ErrTooManyParts:
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err
@@ -283,7 +287,7 @@ func classify(err error) error {
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, clickhouse.ErrAcquireConnTimeout) ||
-		errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "EOF") {
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err

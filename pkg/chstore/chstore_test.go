@@ -85,7 +85,7 @@ func TestMigrateInsertAndExisting(t *testing.T) {
 	var lat *float64
 	var sat *int64
 	var status string
-	if err := s.Conn().QueryRow(ctx, "SELECT location_lat, satisfaction, status FROM "+s.Qualified("feedback_report_v1")+" WHERE event_id = 'report-valid-2'").Scan(&lat, &sat, &status); err != nil {
+	if err := s.QueryRow(ctx, "SELECT location_lat, satisfaction, status FROM "+s.Qualified("feedback_report_v1")+" WHERE event_id = 'report-valid-2'").Scan(&lat, &sat, &status); err != nil {
 		t.Fatal(err)
 	}
 	if lat != nil || sat == nil || *sat != 4 || status != "resolved" {

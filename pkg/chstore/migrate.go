@@ -51,10 +51,10 @@ func Columns(t *schema.Type) []string {
 func (s *Store) TableDDL(t *schema.Type) string {
 	var defs []string
 	for i, c := range EnvelopeColumns {
-		defs = append(defs, quote(c)+" "+envelopeTypes[i])
+		defs = append(defs, Quote(c)+" "+envelopeTypes[i])
 	}
 	for _, c := range t.Columns {
-		defs = append(defs, quote(c.Name)+" "+ColumnType(c))
+		defs = append(defs, Quote(c.Name)+" "+ColumnType(c))
 	}
 	return fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n) ENGINE = MergeTree() PARTITION BY toYYYYMM(event_time) ORDER BY (event_time, stream_seq)",
 		s.Qualified(t.Name.Table()), strings.Join(defs, ",\n  "))
@@ -64,16 +64,20 @@ func (s *Store) TableDDL(t *schema.Type) string {
 // columns a schema gained since the table was made (new optional fields; a
 // breaking change is a new major version and so a new table).
 func (s *Store) Migrate(ctx context.Context, reg *schema.Registry) error {
-	if err := s.conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quote(s.database)); err != nil {
-		return fmt.Errorf("create database %s: %w", s.database, classify(err))
+	if err := s.CreateDatabase(ctx, s.database); err != nil {
+		return err
 	}
 	for _, t := range reg.Types() {
-		if err := s.conn.Exec(ctx, s.TableDDL(t)); err != nil {
-			return fmt.Errorf("create table %s: %w", t.Name.Table(), classify(err))
+		if err := s.Exec(ctx, s.TableDDL(t)); err != nil {
+			return fmt.Errorf("create table %s: %w", t.Name.Table(), err)
 		}
-		have, err := s.columnsOf(ctx, t.Name.Table())
+		cols, err := s.Columns(ctx, t.Name.Table())
 		if err != nil {
 			return err
+		}
+		have := map[string]bool{}
+		for _, c := range cols {
+			have[c.Name] = true
 		}
 		type col struct{ name, typ string }
 		var want []col
@@ -84,31 +88,78 @@ func (s *Store) Migrate(ctx context.Context, reg *schema.Registry) error {
 			want = append(want, col{c.Name, ColumnType(c)})
 		}
 		for _, c := range want {
-			if _, ok := have[c.name]; ok {
+			if have[c.name] {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.Qualified(t.Name.Table()), quote(c.name), c.typ)
-			if err := s.conn.Exec(ctx, q); err != nil {
-				return fmt.Errorf("add column %s.%s: %w", t.Name.Table(), c.name, classify(err))
+			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.Qualified(t.Name.Table()), Quote(c.name), c.typ)
+			if err := s.Exec(ctx, q); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", t.Name.Table(), c.name, err)
 			}
 		}
 	}
 	return nil
 }
 
-func (s *Store) columnsOf(ctx context.Context, table string) (map[string]string, error) {
-	rows, err := s.conn.Query(ctx, "SELECT name, type FROM system.columns WHERE database = ? AND table = ?", s.database, table)
+// Column is one column of a table, as system.columns lists it.
+type Column struct{ Name, Type string }
+
+// Columns lists the columns of table in the store's database, in their
+// order (18.16 has no position column: the order system.columns lists
+// them in); none if the table does not exist.
+func (s *Store) Columns(ctx context.Context, table string) ([]Column, error) {
+	rows, err := s.Query(ctx, "SELECT name, type FROM system.columns WHERE database = @db AND table = @t",
+		Named("db", s.database), Named("t", table))
 	if err != nil {
-		return nil, fmt.Errorf("columns of %s: %w", table, classify(err))
+		return nil, fmt.Errorf("columns of %s: %w", table, err)
 	}
 	defer rows.Close()
-	out := map[string]string{}
+	var out []Column
 	for rows.Next() {
-		var name, typ string
-		if err := rows.Scan(&name, &typ); err != nil {
+		var c Column
+		if err := rows.Scan(&c.Name, &c.Type); err != nil {
 			return nil, fmt.Errorf("columns of %s: %w", table, err)
 		}
-		out[name] = typ
+		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// TableExists reports whether table is in the store's database.
+func (s *Store) TableExists(ctx context.Context, table string) (bool, error) {
+	var n uint64
+	if err := s.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = @db AND name = @t",
+		Named("db", s.database), Named("t", table)).Scan(&n); err != nil {
+		return false, fmt.Errorf("table %s: %w", table, err)
+	}
+	return n > 0, nil
+}
+
+// UnmergedPartitions lists the partitions of table with more than one
+// active part or a part never merged: what Optimize would change.
+func (s *Store) UnmergedPartitions(ctx context.Context, table string) ([]string, error) {
+	rows, err := s.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = @db AND table = @t AND active GROUP BY partition_id HAVING count() > 1 OR min(level) = 0",
+		Named("db", s.database), Named("t", table))
+	if err != nil {
+		return nil, fmt.Errorf("parts of %s: %w", table, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("parts of %s: %w", table, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Optimize merges one partition of table (by its partition_id) with
+// OPTIMIZE … FINAL.
+func (s *Store) Optimize(ctx context.Context, table, partitionID string) error {
+	q := "OPTIMIZE TABLE " + s.Qualified(table) + " PARTITION ID " + literal(partitionID) + " FINAL"
+	if err := s.Exec(ctx, q); err != nil {
+		return fmt.Errorf("optimize %s partition %s: %w", table, partitionID, err)
+	}
+	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"text/template"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/iochub/iochub/pkg/chstore"
 )
 
 // Granularities a KPI may allow, finest first.
@@ -223,7 +225,7 @@ type renderArgs struct {
 // value is a bound @parameter.
 func (d *Def) render(a renderArgs) (string, error) {
 	funcs := template.FuncMap{
-		"db": func() string { return "`" + strings.ReplaceAll(a.db, "`", "") + "`" },
+		"db": func() string { return chstore.Quote(a.db) },
 		"bucket": func(col string) string {
 			switch a.bucket {
 			case "hour":

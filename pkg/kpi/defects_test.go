@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
@@ -52,12 +52,12 @@ func TestKPIDefectsReproduced(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			s, reg, cat := rawStore(t)
-			if err := cat.MigrateAndFill(ctx, s.Conn(), s.Database(), zaptest.NewLogger(t)); err != nil {
+			if err := cat.MigrateAndFill(ctx, s, zaptest.NewLogger(t)); err != nil {
 				t.Fatal(err)
 			}
 			var seq uint64
 			insert(t, s, reg, tc.events, &seq)
-			e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: loc}
+			e := &kpi.Engine{Catalog: cat, Store: s, Location: loc}
 			_, res, err := e.Run(ctx, kpi.Request{Name: tc.kpi, From: tc.from, To: tc.to, Granularity: "day"})
 			if err != nil {
 				t.Fatalf("%s: %v", tc.kpi, err)
@@ -89,27 +89,27 @@ func TestInterruptedRollupFillIsCompletedAtTheNextStart(t *testing.T) {
 	s, reg, cat := rawStore(t)
 	var seq uint64
 	insert(t, s, reg, kpitest.Unique(), &seq)
-	names, err := cat.Migrate(ctx, s.Conn(), s.Database())
+	names, err := cat.Migrate(ctx, s)
 	if err != nil || len(names) != len(cat.Rollups) {
 		t.Fatalf("first start: %v to fill, %v", names, err)
 	}
-	if err := cat.Fill(ctx, s.Conn(), s.Database(), names, zaptest.NewLogger(t)); err != nil {
+	if err := cat.Fill(ctx, s, names, zaptest.NewLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	// The kill: every rollup's rows are in, the last one's fill not recorded.
-	if err := s.Conn().Exec(ctx, "ALTER TABLE "+s.Qualified(kpi.StateTable)+" DELETE WHERE name = 'kpi_visit_hourly' AND state = 'complete'"); err != nil {
+	if err := s.Exec(ctx, "ALTER TABLE "+s.Qualified(kpi.StateTable)+" DELETE WHERE name = 'kpi_visit_hourly' AND state = 'complete'"); err != nil {
 		t.Fatal(err)
 	}
-	waitMutations(t, s.Conn(), s.Database())
-	again, err := cat.Migrate(ctx, s.Conn(), s.Database())
+	waitMutations(t, s)
+	again, err := cat.Migrate(ctx, s)
 	if err != nil || len(again) != 1 || again[0] != "kpi_visit_hourly" {
 		t.Fatalf("next start: %v to fill, %v; want the interrupted kpi_visit_hourly", again, err)
 	}
-	if err := cat.Fill(ctx, s.Conn(), s.Database(), again, zaptest.NewLogger(t)); err != nil {
+	if err := cat.Fill(ctx, s, again, zaptest.NewLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	checkEvery := func(when string) {
-		e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: kpitest.Location}
+		e := &kpi.Engine{Catalog: cat, Store: s, Location: kpitest.Location}
 		for _, x := range kpitest.Expectations {
 			t.Run(when+"/"+x.String(), func(t *testing.T) {
 				_, res, err := e.Run(ctx, kpi.Request{Name: x.KPI, From: kpitest.From, To: kpitest.To, Granularity: x.Granularity, Filters: x.Filters, By: x.By})
@@ -124,24 +124,24 @@ func TestInterruptedRollupFillIsCompletedAtTheNextStart(t *testing.T) {
 
 	// Rollups built by a version that kept no state (filled whole at start):
 	// their definition cannot be told, so each is made anew and filled once.
-	if err := s.Conn().Exec(ctx, "DROP TABLE "+s.Qualified(kpi.StateTable)); err != nil {
+	if err := s.Exec(ctx, "DROP TABLE "+s.Qualified(kpi.StateTable)); err != nil {
 		t.Fatal(err)
 	}
-	all, err := cat.Migrate(ctx, s.Conn(), s.Database())
+	all, err := cat.Migrate(ctx, s)
 	if err != nil || len(all) != len(cat.Rollups) {
 		t.Fatalf("start over rollups without state: %v to fill, %v", all, err)
 	}
-	if err := cat.Fill(ctx, s.Conn(), s.Database(), all, zaptest.NewLogger(t)); err != nil {
+	if err := cat.Fill(ctx, s, all, zaptest.NewLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	checkEvery("after an upgrade from rollups without state")
 }
 
-func waitMutations(t *testing.T, conn driver.Conn, db string) {
+func waitMutations(t *testing.T, s *chstore.Store) {
 	t.Helper()
 	for range 200 {
 		var n uint64
-		if err := conn.QueryRow(context.Background(), "SELECT count() FROM system.mutations WHERE database = ? AND NOT is_done", db).Scan(&n); err != nil || n == 0 {
+		if err := s.QueryRow(context.Background(), "SELECT count() FROM system.mutations WHERE database = ? AND NOT is_done", s.Database()).Scan(&n); err != nil || n == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -46,14 +46,14 @@ func TestEveryKPIMatchesHandComputedValues(t *testing.T) {
 	evs := kpitest.Unique()
 	var seq uint64
 	insert(t, s, reg, evs[:len(evs)/2], &seq) // before the rollups: filled by Migrate
-	if err := cat.MigrateAndFill(ctx, s.Conn(), s.Database(), zaptest.NewLogger(t)); err != nil {
+	if err := cat.MigrateAndFill(ctx, s, zaptest.NewLogger(t)); err != nil {
 		t.Fatalf("Migrate rollups: %v", err)
 	}
-	if names, err := cat.Migrate(ctx, s.Conn(), s.Database()); err != nil || len(names) != 0 {
+	if names, err := cat.Migrate(ctx, s); err != nil || len(names) != 0 {
 		t.Fatalf("Migrate rollups twice: %v, %v to fill again", err, names)
 	}
 	insert(t, s, reg, evs[len(evs)/2:], &seq) // after: through the views
-	e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: s.Database(), Location: kpitest.Location}
+	e := &kpi.Engine{Catalog: cat, Store: s, Location: kpitest.Location}
 	covered := map[string]bool{}
 	check := func(when string) {
 		for _, x := range kpitest.Expectations {
@@ -69,7 +69,7 @@ func TestEveryKPIMatchesHandComputedValues(t *testing.T) {
 	}
 	check("unmerged")
 	// Compacting the rollups (one row per entity again) changes no value.
-	n, err := cat.Compact(ctx, s.Conn(), s.Database())
+	n, err := cat.Compact(ctx, s)
 	if err != nil || n == 0 {
 		t.Fatalf("Compact merged %d partitions: %v", n, err)
 	}

@@ -11,9 +11,21 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/iochub/iochub/pkg/chstore"
 )
+
+// Store runs the statements the catalog and the engine build, in one
+// database; *chstore.Store is one.
+type Store interface {
+	Querier
+	Exec(ctx context.Context, query string, args ...any) error
+	QueryRow(ctx context.Context, query string, args ...any) chstore.Scanner
+	Insert(ctx context.Context, table string, cols []string, rows [][]any) error
+	Columns(ctx context.Context, table string) ([]chstore.Column, error)
+	TableExists(ctx context.Context, table string) (bool, error)
+	UnmergedPartitions(ctx context.Context, table string) ([]string, error)
+	Optimize(ctx context.Context, table, partitionID string) error
+}
 
 // StateTable records, per rollup, the definition it was built from and
 // whether it was filled from the raw rows to the end.
@@ -29,33 +41,33 @@ const (
 // deadline. A rollup that is new, whose definition changed (it is dropped
 // and made anew), or whose fill never finished is left to be filled by
 // Fill: it returns their names. Call Fill before the aggregator writes.
-func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string) ([]string, error) {
-	qdb := "`" + database + "`."
-	if err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+qdb+StateTable+
+func (c *Catalog) Migrate(ctx context.Context, st Store) ([]string, error) {
+	database := st.Database()
+	if err := st.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+st.Qualified(StateTable)+
 		" (name String, hash String, state String, version UInt64, at DateTime('UTC')) ENGINE = MergeTree() ORDER BY (name, version)"); err != nil {
 		return nil, fmt.Errorf("rollup state: %w", err)
 	}
-	states, err := rollupStates(ctx, conn, database)
+	states, err := rollupStates(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	var toFill []string
 	for _, r := range c.Rollups {
-		exists, err := tableExists(ctx, conn, database, r.Table)
+		exists, err := st.TableExists(ctx, r.Table)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
 		}
 		create, sel, hash, err := r.expanded(database)
 		if err != nil {
 			return nil, err
 		}
 		view := func() error {
-			if err := conn.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s`%s_mv` TO %s`%s` AS %s", qdb, r.Table, qdb, r.Table, sel)); err != nil {
+			if err := st.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s AS %s", st.Qualified(r.Table+"_mv"), st.Qualified(r.Table), sel)); err != nil {
 				return fmt.Errorf("rollup %s: create view: %w", r.Table, err)
 			}
 			return nil
 		}
-		if st, known := states[r.Table]; known && st.hash == hash && st.state == stateComplete && exists {
+		if state, known := states[r.Table]; known && state.hash == hash && state.state == stateComplete && exists {
 			if err := view(); err != nil { // up to date; make sure its view is there
 				return nil, err
 			}
@@ -64,18 +76,18 @@ func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string
 		// New, changed, a fill that did not finish, or built by a version
 		// that kept no state (whose definition cannot be told): drop it and
 		// make it anew; Fill fills it from the raw rows.
-		for _, q := range []string{"DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "_mv`", "DROP TABLE IF EXISTS " + qdb + "`" + r.Table + "`"} {
-			if err := conn.Exec(ctx, q); err != nil {
+		for _, q := range []string{"DROP TABLE IF EXISTS " + st.Qualified(r.Table+"_mv"), "DROP TABLE IF EXISTS " + st.Qualified(r.Table)} {
+			if err := st.Exec(ctx, q); err != nil {
 				return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
 			}
 		}
-		if err := conn.Exec(ctx, create); err != nil {
+		if err := st.Exec(ctx, create); err != nil {
 			return nil, fmt.Errorf("rollup %s: create table: %w", r.Table, err)
 		}
 		if err := view(); err != nil {
 			return nil, err
 		}
-		if err := recordState(ctx, conn, database, r.Table, hash, stateFilling); err != nil {
+		if err := recordState(ctx, st, r.Table, hash, stateFilling); err != nil {
 			return nil, err
 		}
 		toFill = append(toFill, r.Table)
@@ -88,8 +100,8 @@ func (c *Catalog) Migrate(ctx context.Context, conn driver.Conn, database string
 // finished: a hub killed during a fill fills the rollup again, from an empty
 // table, at its next start. It must run before the aggregator writes, so no
 // row reaches a rollup both through its view and through the fill.
-func (c *Catalog) Fill(ctx context.Context, conn driver.Conn, database string, names []string, log *zap.Logger) error {
-	qdb := "`" + database + "`."
+func (c *Catalog) Fill(ctx context.Context, st Store, names []string, log *zap.Logger) error {
+	database := st.Database()
 	for _, name := range names {
 		var r *Rollup
 		for i := range c.Rollups {
@@ -104,12 +116,17 @@ func (c *Catalog) Fill(ctx context.Context, conn driver.Conn, database string, n
 		if err != nil {
 			return err
 		}
-		cols, err := columns(ctx, conn, database, r.Table)
+		cols, err := st.Columns(ctx, r.Table)
 		if err != nil {
-			return err
+			return fmt.Errorf("rollup %s: %w", r.Table, err)
 		}
+		quoted := make([]string, len(cols))
+		for i, c := range cols {
+			quoted[i] = chstore.Quote(c.Name)
+		}
+		colList := strings.Join(quoted, ", ")
 		var raw uint64
-		_ = conn.QueryRow(ctx, "SELECT count() FROM "+qdb+"`"+r.Source+"`").Scan(&raw)
+		_ = st.QueryRow(ctx, "SELECT count() FROM "+st.Qualified(r.Source)).Scan(&raw)
 		log.Info("filling rollup from its raw table", zap.String("rollup", r.Table), zap.String("raw", r.Source), zap.Uint64("raw_rows", raw))
 		start := time.Now()
 		queryID := fmt.Sprintf("iochub-fill-%s-%d", r.Table, start.UnixNano())
@@ -124,18 +141,18 @@ func (c *Catalog) Fill(ctx context.Context, conn driver.Conn, database string, n
 				case <-t.C:
 				}
 				var read uint64
-				if err := conn.QueryRow(ctx, "SELECT read_rows FROM system.processes WHERE query_id = @q", clickhouse.Named("q", queryID)).Scan(&read); err == nil {
+				if err := st.QueryRow(ctx, "SELECT read_rows FROM system.processes WHERE query_id = @q", chstore.Named("q", queryID)).Scan(&read); err == nil {
 					log.Info("filling rollup", zap.String("rollup", r.Table), zap.Uint64("raw_rows_read", read), zap.Uint64("raw_rows", raw))
 				}
 			}
 		}()
-		fill := fmt.Sprintf("INSERT INTO %s`%s` (%s) SELECT %s FROM (%s)", qdb, r.Table, cols, cols, sel)
-		err = conn.Exec(clickhouse.Context(ctx, clickhouse.WithQueryID(queryID)), fill)
+		fill := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (%s)", st.Qualified(r.Table), colList, colList, sel)
+		err = st.Exec(chstore.WithQueryID(ctx, queryID), fill)
 		close(done)
 		if err != nil {
 			return fmt.Errorf("rollup %s: fill from %s: %w", r.Table, r.Source, err)
 		}
-		if err := recordState(ctx, conn, database, r.Table, hash, stateComplete); err != nil {
+		if err := recordState(ctx, st, r.Table, hash, stateComplete); err != nil {
 			return err
 		}
 		log.Info("rollup filled", zap.String("rollup", r.Table), zap.Uint64("raw_rows", raw), zap.Duration("took", time.Since(start)))
@@ -144,18 +161,18 @@ func (c *Catalog) Fill(ctx context.Context, conn driver.Conn, database string, n
 }
 
 // MigrateAndFill is Migrate then Fill, for tools and tests.
-func (c *Catalog) MigrateAndFill(ctx context.Context, conn driver.Conn, database string, log *zap.Logger) error {
-	names, err := c.Migrate(ctx, conn, database)
+func (c *Catalog) MigrateAndFill(ctx context.Context, st Store, log *zap.Logger) error {
+	names, err := c.Migrate(ctx, st)
 	if err != nil {
 		return err
 	}
-	return c.Fill(ctx, conn, database, names, log)
+	return c.Fill(ctx, st, names, log)
 }
 
 type rollupState struct{ hash, state string }
 
-func rollupStates(ctx context.Context, conn driver.Conn, database string) (map[string]rollupState, error) {
-	rows, err := conn.Query(ctx, "SELECT name, argMax(hash, version), argMax(state, version) FROM `"+database+"`."+StateTable+" GROUP BY name")
+func rollupStates(ctx context.Context, st Store) (map[string]rollupState, error) {
+	rows, err := st.Query(ctx, "SELECT name, argMax(hash, version), argMax(state, version) FROM "+st.Qualified(StateTable)+" GROUP BY name")
 	if err != nil {
 		return nil, fmt.Errorf("rollup state: %w", err)
 	}
@@ -163,26 +180,20 @@ func rollupStates(ctx context.Context, conn driver.Conn, database string) (map[s
 	out := map[string]rollupState{}
 	for rows.Next() {
 		var name string
-		var st rollupState
-		if err := rows.Scan(&name, &st.hash, &st.state); err != nil {
+		var state rollupState
+		if err := rows.Scan(&name, &state.hash, &state.state); err != nil {
 			return nil, fmt.Errorf("rollup state: %w", err)
 		}
-		out[name] = st
+		out[name] = state
 	}
 	return out, rows.Err()
 }
 
 // recordState appends a rollup's state; the latest version is the one in force.
-func recordState(ctx context.Context, conn driver.Conn, database, name, hash, state string) error {
+func recordState(ctx context.Context, st Store, name, hash, state string) error {
 	now := time.Now()
-	b, err := conn.PrepareBatch(ctx, fmt.Sprintf("INSERT INTO `%s`.%s (name, hash, state, version, at)", database, StateTable))
-	if err == nil {
-		if err = b.Append(name, hash, state, uint64(now.UnixNano()), now.UTC()); err == nil {
-			err = b.Send()
-		} else {
-			_ = b.Abort()
-		}
-	}
+	err := st.Insert(ctx, StateTable, []string{"name", "hash", "state", "version", "at"},
+		[][]any{{name, hash, state, uint64(now.UnixNano()), now.UTC()}})
 	if err != nil {
 		return fmt.Errorf("rollup %s: record %s: %w", name, state, err)
 	}
@@ -203,7 +214,7 @@ func (r *Rollup) expanded(database string) (create, sel, hash string, err error)
 }
 
 func expand(text, database string) (string, error) {
-	t, err := template.New("").Funcs(template.FuncMap{"db": func() string { return "`" + database + "`" }}).Parse(text)
+	t, err := template.New("").Funcs(template.FuncMap{"db": func() string { return chstore.Quote(database) }}).Parse(text)
 	if err != nil {
 		return "", err
 	}
@@ -214,71 +225,25 @@ func expand(text, database string) (string, error) {
 	return b.String(), nil
 }
 
-func tableExists(ctx context.Context, conn driver.Conn, database, table string) (bool, error) {
-	var n uint64
-	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = @db AND name = @t",
-		namedArgs("db", database, "t", table)...).Scan(&n); err != nil {
-		return false, fmt.Errorf("rollup %s: %w", table, err)
-	}
-	return n > 0, nil
-}
-
-func columns(ctx context.Context, conn driver.Conn, database, table string) (string, error) {
-	rows, err := conn.Query(ctx, "SELECT name FROM system.columns WHERE database = @db AND table = @t", namedArgs("db", database, "t", table)...)
-	if err != nil {
-		return "", fmt.Errorf("rollup %s: columns: %w", table, err)
-	}
-	defer rows.Close()
-	var cols []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return "", err
-		}
-		cols = append(cols, "`"+c+"`")
-	}
-	return strings.Join(cols, ", "), rows.Err()
-}
-
-func namedArgs(kv ...string) []any {
-	var out []any
-	for i := 0; i+1 < len(kv); i += 2 {
-		out = append(out, clickhouse.Named(kv[i], kv[i+1]))
-	}
-	return out
-}
-
 // Compact merges, with OPTIMIZE … FINAL, every partition of a
 // ReplacingMergeTree rollup that has more than one active part or a part
 // never merged (an INSERT does not replace rows within itself), so that
 // each entity is one row again and the FINAL reads of the KPI queries merge
 // little (docs/decisions/0004). Values are the same before and after; only
 // the time to read them changes. It returns how many partitions it merged.
-func (c *Catalog) Compact(ctx context.Context, conn driver.Conn, database string) (int, error) {
+func (c *Catalog) Compact(ctx context.Context, st Store) (int, error) {
 	n := 0
 	for _, r := range c.Rollups {
 		if !strings.Contains(r.Create, "ReplacingMergeTree") {
 			continue
 		}
-		rows, err := conn.Query(ctx, "SELECT partition_id FROM system.parts WHERE database = @db AND table = @t AND active GROUP BY partition_id HAVING count() > 1 OR min(level) = 0",
-			namedArgs("db", database, "t", r.Table)...)
+		parts, err := st.UnmergedPartitions(ctx, r.Table)
 		if err != nil {
-			return n, fmt.Errorf("rollup %s: parts: %w", r.Table, err)
+			return n, fmt.Errorf("rollup %s: %w", r.Table, err)
 		}
-		var parts []string
-		for rows.Next() {
-			var p string
-			if err := rows.Scan(&p); err != nil {
-				rows.Close()
-				return n, err
-			}
-			parts = append(parts, p)
-		}
-		rows.Close()
 		for _, p := range parts {
-			q := fmt.Sprintf("OPTIMIZE TABLE `%s`.`%s` PARTITION ID '%s' FINAL", database, r.Table, strings.ReplaceAll(p, "'", ""))
-			if err := conn.Exec(ctx, q); err != nil {
-				return n, fmt.Errorf("rollup %s: compact partition %s: %w", r.Table, p, err)
+			if err := st.Optimize(ctx, r.Table, p); err != nil {
+				return n, fmt.Errorf("rollup %s: compact: %w", r.Table, err)
 			}
 			n++
 		}

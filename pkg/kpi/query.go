@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/iochub/iochub/pkg/chstore"
 )
 
 // ErrBadRequest is matched by every error about the request itself (a
@@ -28,9 +28,12 @@ var MaxRange = map[string]time.Duration{
 	"month": 10 * 366 * 24 * time.Hour,
 }
 
-// Querier runs a query; clickhouse-go's driver.Conn is one.
+// Querier runs the queries the engine builds, in one database;
+// *chstore.Store is one.
 type Querier interface {
-	Query(ctx context.Context, query string, args ...any) (driver.Rows, error)
+	Database() string
+	Qualified(table string) string
+	Query(ctx context.Context, query string, args ...any) (chstore.Rows, error)
 }
 
 // Request asks for one KPI over [From, To).
@@ -68,8 +71,7 @@ type Result struct {
 // Engine answers KPI requests from ClickHouse.
 type Engine struct {
 	Catalog  *Catalog
-	DB       Querier
-	Database string
+	Store    Querier        // the database of the raw tables and rollups
 	Location *time.Location // buckets of a day or month start at local midnight
 
 	freshMu sync.Mutex
@@ -127,11 +129,11 @@ func (e *Engine) Run(ctx context.Context, r Request) (*Def, *Result, error) {
 	}
 	sort.Strings(filters)
 	args := []any{
-		clickhouse.Named("from", r.From.Unix()), clickhouse.Named("to", r.To.Unix()), clickhouse.Named("now", r.Now.Unix()),
-		clickhouse.Named("tz", loc.String()),
+		chstore.Named("from", r.From.Unix()), chstore.Named("to", r.To.Unix()), chstore.Named("now", r.Now.Unix()),
+		chstore.Named("tz", loc.String()),
 	}
 	for _, dim := range filters {
-		args = append(args, clickhouse.Named("f_"+dim, r.Filters[dim]))
+		args = append(args, chstore.Named("f_"+dim, r.Filters[dim]))
 	}
 	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
@@ -192,7 +194,7 @@ type row struct {
 }
 
 func (e *Engine) query(ctx context.Context, d *Def, ra renderArgs, args []any, buckets []time.Time) ([]row, error) {
-	ra.db = e.Database
+	ra.db = e.Store.Database()
 	q, err := d.render(ra)
 	if err != nil {
 		return nil, fmt.Errorf("kpi %s: %w", d.Name, err)
@@ -201,11 +203,11 @@ func (e *Engine) query(ctx context.Context, d *Def, ra renderArgs, args []any, b
 	for i, b := range buckets {
 		epochs[i] = uint32(b.Unix())
 	}
-	args = append(slices.Clip(args), clickhouse.Named("buckets", epochs))
+	args = append(slices.Clip(args), chstore.Named("buckets", epochs))
 	// Entity KPIs read ReplacingMergeTree rollups with FINAL and filter the
 	// latest state outside it: no predicate may be pushed below FINAL.
-	ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"enable_optimize_predicate_expression": 0}))
-	rs, err := e.DB.Query(ctx, q, args...)
+	ctx = chstore.WithSettings(ctx, chstore.Settings{"enable_optimize_predicate_expression": 0})
+	rs, err := e.Store.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("kpi %s: %w", d.Name, err)
 	}
@@ -291,8 +293,8 @@ func (e *Engine) tableFreshness(ctx context.Context, table string) (Freshness, e
 		return c.f, nil
 	}
 	e.freshMu.Unlock()
-	q := "SELECT count(), max(event_time), max(ingest_time) FROM `" + e.Database + "`.`" + table + "`"
-	rs, err := e.DB.Query(ctx, q)
+	q := "SELECT count(), max(event_time), max(ingest_time) FROM " + e.Store.Qualified(table)
+	rs, err := e.Store.Query(ctx, q)
 	if err != nil {
 		return Freshness{}, fmt.Errorf("freshness of %s: %w", table, err)
 	}

@@ -186,7 +186,7 @@ func TestMaterializesEveryTypeWithPersonalDataProtected(t *testing.T) {
 	var lat *float64
 	var source string
 	var seq uint64
-	err := e.store.Conn().QueryRow(ctx, "SELECT reporter_phone, location_lat, source, stream_seq FROM "+e.store.Qualified("feedback_report_v1")+" WHERE event_id = 'report-valid-1'").Scan(&phone, &lat, &source, &seq)
+	err := e.store.QueryRow(ctx, "SELECT reporter_phone, location_lat, source, stream_seq FROM "+e.store.Qualified("feedback_report_v1")+" WHERE event_id = 'report-valid-1'").Scan(&phone, &lat, &source, &seq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestMaterializesEveryTypeWithPersonalDataProtected(t *testing.T) {
 		"SELECT count() FROM system.columns WHERE database = '" + e.store.Database() + "' AND name IN ('reporter_name', 'applicant_name')",
 	} {
 		var n uint64
-		if err := e.store.Conn().QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
+		if err := e.store.QueryRow(ctx, q).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("%s = %d, %v", q, n, err)
 		}
 	}

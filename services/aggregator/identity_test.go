@@ -43,7 +43,7 @@ func newEnvWith(t *testing.T, l natsjs.StreamLimits) env {
 func (e env) rows(t *testing.T, table, where string) uint64 {
 	t.Helper()
 	var n uint64
-	if err := e.store.Conn().QueryRow(context.Background(), "SELECT count() FROM "+e.store.Qualified(table)+" WHERE "+where).Scan(&n); err != nil {
+	if err := e.store.QueryRow(context.Background(), "SELECT count() FROM "+e.store.Qualified(table)+" WHERE "+where).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -145,7 +145,7 @@ func TestCloudEventsNATSBindingBothModes(t *testing.T) {
 		var n uint64
 		var subj, tp, ext, patient string
 		q := "SELECT count(), any(subject), any(traceparent), any(extensions), any(patient_id) FROM " + e.store.Qualified("health_visit_v1") + " WHERE event_id = ?"
-		if err := e.store.Conn().QueryRow(ctx, q, tc.id).Scan(&n, &subj, &tp, &ext, &patient); err != nil {
+		if err := e.store.QueryRow(ctx, q, tc.id).Scan(&n, &subj, &tp, &ext, &patient); err != nil {
 			t.Fatal(err)
 		}
 		if n != 1 {
@@ -222,7 +222,7 @@ func TestReplayKeepsTheMarkAndHashesOnce(t *testing.T) {
 	where := "event_id = '" + ev.ID + "'"
 	waitFor(t, "the replayed event stored", 10*time.Second, func() bool { return e.rows(t, "health_visit_v1", where) == 1 })
 	var got string
-	_ = e.store.Conn().QueryRow(ctx, "SELECT patient_id FROM "+e.store.Qualified("health_visit_v1")+" WHERE "+where).Scan(&got)
+	_ = e.store.QueryRow(ctx, "SELECT patient_id FROM "+e.store.Qualified("health_visit_v1")+" WHERE "+where).Scan(&got)
 	if got != e.p.Hash(patient) {
 		t.Fatalf("patient_id %q, want the pseudonym of the clear value %q (hashed once)", got, e.p.Hash(patient))
 	}

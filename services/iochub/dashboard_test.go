@@ -59,7 +59,7 @@ func startKPIHub(t *testing.T) string {
 			return false
 		}
 		var running uint64
-		err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM system.processes WHERE query LIKE ?",
+		err = s.QueryRow(context.Background(), "SELECT count() FROM system.processes WHERE query LIKE ?",
 			"INSERT INTO `"+s.Database()+"`%").Scan(&running)
 		return err == nil && running == 0
 	})

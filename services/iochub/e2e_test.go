@@ -144,7 +144,7 @@ func assertExact(t *testing.T, s *chstore.Store, want map[string]uint64) {
 	for _, tb := range tables {
 		var n, ids, seqs uint64
 		q := "SELECT count(), uniqExact(source, event_id), uniqExact(stream_seq) FROM " + s.Qualified(tb)
-		if err := s.Conn().QueryRow(context.Background(), q).Scan(&n, &ids, &seqs); err != nil {
+		if err := s.QueryRow(context.Background(), q).Scan(&n, &ids, &seqs); err != nil {
 			t.Fatal(err)
 		}
 		if n != want[tb] || ids != n || seqs != n {
@@ -209,7 +209,7 @@ func TestEveryTypeFromGatewayToClickHouseExactlyOnce(t *testing.T) {
 	var insured uint8
 	var patient *string
 	q := "SELECT event_time, ingest_time, source, subject, kind, wait_minutes, insured, patient_id FROM " + store.Qualified("health_visit_v1") + " WHERE event_id = 'visit-valid-1'"
-	if err := store.Conn().QueryRow(ctx, q).Scan(&eventTime, &ingest, &source, &subject, &kind, &wait, &insured, &patient); err != nil {
+	if err := store.QueryRow(ctx, q).Scan(&eventTime, &ingest, &source, &subject, &kind, &wait, &insured, &patient); err != nil {
 		t.Fatal(err)
 	}
 	if !eventTime.Equal(time.Date(2026, 11, 20, 1, 15, 0, 0, time.UTC)) || ingest.Before(eventTime) || source != "/health/his/27-bvdk" ||
@@ -223,7 +223,7 @@ func TestEveryTypeFromGatewayToClickHouseExactlyOnce(t *testing.T) {
 	} {
 		var clear, hashed uint64
 		q := fmt.Sprintf("SELECT countIf(%s = '%s'), countIf(startsWith(%s, '%s')) FROM %s", c.col, c.clear, c.col, pii.Prefix, store.Qualified(c.table))
-		if err := store.Conn().QueryRow(ctx, q).Scan(&clear, &hashed); err != nil {
+		if err := store.QueryRow(ctx, q).Scan(&clear, &hashed); err != nil {
 			t.Fatal(err)
 		}
 		if clear != 0 || hashed == 0 {
@@ -231,7 +231,7 @@ func TestEveryTypeFromGatewayToClickHouseExactlyOnce(t *testing.T) {
 		}
 	}
 	var dropped uint64
-	if err := store.Conn().QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND name IN ('reporter_name', 'applicant_name')", store.Database()).Scan(&dropped); err != nil || dropped != 0 {
+	if err := store.QueryRow(ctx, "SELECT count() FROM system.columns WHERE database = ? AND name IN ('reporter_name', 'applicant_name')", store.Database()).Scan(&dropped); err != nil || dropped != 0 {
 		t.Errorf("dropped personal fields have %d columns (%v)", dropped, err)
 	}
 
@@ -400,10 +400,10 @@ func assertRollupsMatchRaw(t *testing.T, s *chstore.Store) {
 		{"kpi_flow_hourly", "windows", "traffic_flow_v1"},
 	} {
 		var inRollup, inRaw uint64
-		if err := s.Conn().QueryRow(context.Background(), "SELECT sum("+c.sum+") FROM "+s.Qualified(c.rollup)).Scan(&inRollup); err != nil {
+		if err := s.QueryRow(context.Background(), "SELECT sum("+c.sum+") FROM "+s.Qualified(c.rollup)).Scan(&inRollup); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified(c.raw)).Scan(&inRaw); err != nil {
+		if err := s.QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified(c.raw)).Scan(&inRaw); err != nil {
 			t.Fatal(err)
 		}
 		if inRollup != inRaw || inRaw == 0 {

@@ -110,7 +110,7 @@ func TestMakeRunServes(t *testing.T) {
 	defer s.Close()
 	var n uint64
 	waitFor(t, "the example's rows", time.Minute, func() bool {
-		err = s.Conn().QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified("health_visit_v1")+
+		err = s.QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified("health_visit_v1")+
 			" WHERE source = '/health/his/27-bvdk'").Scan(&n)
 		return err == nil && n > 0
 	})

@@ -271,7 +271,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 	}
 	count := func() uint64 {
 		var n uint64
-		_ = store.Conn().QueryRow(ctx, "SELECT count() FROM "+store.Qualified("health_visit_v1")+" WHERE kind = 'telehealth'").Scan(&n)
+		_ = store.QueryRow(ctx, "SELECT count() FROM "+store.Qualified("health_visit_v1")+" WHERE kind = 'telehealth'").Scan(&n)
 		return n
 	}
 	deadline = time.Now().Add(20 * time.Second)

@@ -47,13 +47,13 @@ func NewDatabase(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("ClickHouse is needed at %s (set %s, or run `make test`, which starts one with deploy/clickhouse/ensure.sh): %v", ServerDSN(), EnvDSN, err)
 	}
-	if err := s.Conn().Exec(ctx, "CREATE DATABASE `"+db+"`"); err != nil {
-		t.Fatalf("create test database %s: %v", db, err)
+	if err := s.CreateDatabase(ctx, db); err != nil {
+		t.Fatalf("create test database: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`")
+		_ = s.DropDatabase(ctx, db)
 		_ = s.Close()
 	})
 	return ServerDSN() + "/" + db

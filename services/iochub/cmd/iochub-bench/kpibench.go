@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/kpi"
@@ -150,7 +149,7 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 	}
 	defer func() {
 		if !o.keepKPIData {
-			_ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"`")
+			_ = s.DropDatabase(ctx, db)
 		}
 		s.Close()
 	}()
@@ -161,7 +160,7 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cat.MigrateAndFill(ctx, s.Conn(), db, zap.NewNop()); err != nil {
+	if err := cat.MigrateAndFill(ctx, s, zap.NewNop()); err != nil {
 		return nil, nil, err
 	}
 	now := time.Now().Truncate(time.Second)
@@ -177,7 +176,7 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 		if f.table == "education_attendance_v1" {
 			q = strings.ReplaceAll(q, fmt.Sprint(t0)+" + intDiv(number, 5000)", fmt.Sprint(now.Unix()-int64(n/5000)*86400)+" + intDiv(number, 5000)")
 		}
-		if err := s.Conn().Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) %s", s.Qualified(f.table), f.cols, q)); err != nil {
+		if err := s.Exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) %s", s.Qualified(f.table), f.cols, q)); err != nil {
 			return nil, nil, fmt.Errorf("fill %s: %w", f.table, err)
 		}
 		fmt.Fprintf(os.Stderr, "   %s: %d rows\n", f.table, n)
@@ -187,17 +186,17 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 	// the background merges the fill started are done (at most 5 minutes).
 	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
 		var merging uint64
-		if err := s.Conn().QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = @db", clickhouse.Named("db", db)).Scan(&merging); err != nil || merging == 0 {
+		if err := s.QueryRow(ctx, "SELECT count() FROM system.merges WHERE database = @db", chstore.Named("db", db)).Scan(&merging); err != nil || merging == 0 {
 			break
 		}
 	}
 	// … and run the compaction the hub runs every --rollup-compact-interval.
-	if _, err := cat.Compact(ctx, s.Conn(), db); err != nil {
+	if _, err := cat.Compact(ctx, s); err != nil {
 		return nil, nil, fmt.Errorf("compact rollups: %w", err)
 	}
 	figs0 := time.Since(start)
 	loc, _ := time.LoadLocation("Asia/Ho_Chi_Minh")
-	e := &kpi.Engine{Catalog: cat, DB: s.Conn(), Database: db, Location: loc}
+	e := &kpi.Engine{Catalog: cat, Store: s, Location: loc}
 	qs := dashboardQueries(cat, loc, now)
 	var all []float64
 	for i := range qs {

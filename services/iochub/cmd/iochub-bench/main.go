@@ -313,7 +313,7 @@ func benchClickHouse(o options, reg *schema.Registry) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = s.Conn().Exec(ctx, "DROP DATABASE IF EXISTS "+db); s.Close() }()
+	defer func() { _ = s.DropDatabase(ctx, db); s.Close() }()
 	if err := s.Migrate(ctx, reg); err != nil {
 		return 0, err
 	}
@@ -535,7 +535,7 @@ func (h *hubProc) stop() {
 			<-done
 		}
 		if h.store != nil {
-			_ = h.store.Conn().Exec(context.Background(), "DROP DATABASE IF EXISTS "+h.db)
+			_ = h.store.DropDatabase(context.Background(), h.db)
 			h.store.Close()
 		}
 		os.RemoveAll(h.dir)
@@ -547,7 +547,7 @@ func (h *hubProc) stop() {
 // so polling it often costs the server almost nothing.
 func (h *hubProc) rows(ctx context.Context) (uint64, error) {
 	var n uint64
-	err := h.store.Conn().QueryRow(ctx, "SELECT toUInt64(sum(rows)) FROM system.parts WHERE database = ? AND active AND table LIKE '%_v1'", h.db).Scan(&n)
+	err := h.store.QueryRow(ctx, "SELECT toUInt64(sum(rows)) FROM system.parts WHERE database = ? AND active AND table LIKE '%_v1'", h.db).Scan(&n)
 	return n, err
 }
 

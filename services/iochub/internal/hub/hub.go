@@ -90,7 +90,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		if err := h.store.Migrate(dctx, h.reg); err != nil {
 			return nil, fmt.Errorf("clickhouse migrations: %w", err)
 		}
-		if h.toFill, err = catalog.Migrate(dctx, h.store.Conn(), h.store.Database()); err != nil {
+		if h.toFill, err = catalog.Migrate(dctx, h.store); err != nil {
 			return nil, fmt.Errorf("clickhouse rollups: %w", err)
 		}
 	}
@@ -103,7 +103,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		if err != nil {
 			return nil, fmt.Errorf("iocapi timezone: %w", err)
 		}
-		engine := &kpi.Engine{Catalog: catalog, DB: h.store.Conn(), Database: h.store.Database(), Location: loc}
+		engine := &kpi.Engine{Catalog: catalog, Store: h.store, Location: loc}
 		if h.api, err = iocapi.New(cfg.File.IOCAPI, catalog, engine, areas, log); err != nil {
 			return nil, err
 		}
@@ -189,7 +189,7 @@ func (h *Hub) compactRollups(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		n, err := h.catalog.Compact(ctx, h.store.Conn(), h.store.Database())
+		n, err := h.catalog.Compact(ctx, h.store)
 		if err != nil {
 			h.log.Warn("rollup compaction failed; KPIs stay exact, queries slower", zap.Error(err))
 			continue
@@ -266,7 +266,7 @@ func (h *Hub) Run(ctx context.Context) error {
 			// New rollups are filled first, outside the start deadline; the
 			// aggregator writes only once they are complete (events wait in
 			// IOC_EVENTS meanwhile).
-			if err := h.catalog.Fill(gctx, h.store.Conn(), h.store.Database(), h.toFill, h.log); err != nil {
+			if err := h.catalog.Fill(gctx, h.store, h.toFill, h.log); err != nil {
 				if gctx.Err() != nil {
 					return nil // stopped during the fill: the next start fills again
 				}
