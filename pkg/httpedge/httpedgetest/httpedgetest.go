@@ -1,0 +1,40 @@
+// Package httpedgetest checks a running listener against the limits
+// httpedge sets.
+package httpedgetest
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// SlowHeadersAreCutOff connects to addr and sends a request's headers one
+// byte a second (a slowloris client); it fails the test unless the server
+// closes the connection within a minute.
+func SlowHeadersAreCutOff(t testing.TB, addr string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	header := []byte("GET /healthz HTTP/1.1\r\nHost: iochub\r\nX-Slow: " + strings.Repeat("a", 200))
+	buf := make([]byte, 512)
+	start := time.Now()
+	for i := 0; i < 60; i++ {
+		if _, err := c.Write(header[i : i+1]); err != nil {
+			t.Logf("connection closed after %s (write: %v)", time.Since(start).Round(time.Second), err)
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		var ne net.Error
+		if n > 0 || (err != nil && !(errors.As(err, &ne) && ne.Timeout())) {
+			t.Logf("connection closed after %s (%q, %v)", time.Since(start).Round(time.Second), buf[:n], err)
+			return
+		}
+	}
+	t.Fatal("a client sending one header byte a second kept its connection for a minute")
+}
