@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -159,5 +162,40 @@ func TestRules(t *testing.T) {
 				t.Fatalf("%s → %s forbidden = %v, want %v", tt.pkg, tt.dep, got, tt.forbidden)
 			}
 		})
+	}
+}
+
+// TestEveryListenerIsMadeByHTTPEdge: no package builds its own http.Server
+// (or serves without one), so every listener has the timeouts and limits of
+// httpedge.NewServer.
+func TestEveryListenerIsMadeByHTTPEdge(t *testing.T) {
+	root := "../.."
+	var found []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "tools" || d.Name() == "httpedge" || strings.HasPrefix(d.Name(), ".")) && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, bad := range []string{"http.Server{", "http.ListenAndServe(", "http.Serve("} {
+			if bytes.Contains(b, []byte(bad)) {
+				found = append(found, fmt.Sprintf("%s: %s", strings.TrimPrefix(path, root+"/"), bad))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) > 0 {
+		t.Fatalf("listeners made without httpedge.NewServer (no timeouts):\n%s", strings.Join(found, "\n"))
 	}
 }

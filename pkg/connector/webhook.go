@@ -5,12 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 )
 
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of a webhook's
@@ -64,9 +65,7 @@ func webhookProblem(rw http.ResponseWriter, status int, detail string) {
 	if status == http.StatusServiceUnavailable {
 		rw.Header().Set("Retry-After", "2")
 	}
-	rw.Header().Set("Content-Type", "application/problem+json")
-	rw.WriteHeader(status)
-	_ = json.NewEncoder(rw).Encode(map[string]any{"status": status, "title": http.StatusText(status), "detail": detail})
+	httpedge.Problem{Type: "urn:iochub:problem:webhook", Title: http.StatusText(status), Status: status, Detail: detail}.Write(rw)
 }
 
 // ServeHTTP checks the signature, then hands the body to the runner and

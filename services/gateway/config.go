@@ -84,12 +84,6 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// HashToken is the SHA-256 of a token, as stored in token_sha256.
-func HashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
 func (p *Producer) allowsSource(src string) bool {
 	for _, s := range p.Sources {
 		if s == "*" || strings.HasPrefix(src, s) {

@@ -7,7 +7,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -16,13 +15,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 )
 
 // Media types of the CloudEvents HTTP binding.
@@ -42,7 +43,7 @@ type Handler struct {
 	adm       *admit.Admitter
 	pub       Publisher
 	log       *zap.Logger
-	producers map[string]*Producer // by token hash
+	producers *httpedge.Keyring[*Producer]
 	timeout   time.Duration
 }
 
@@ -50,11 +51,12 @@ type Handler struct {
 func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymizer, log *zap.Logger) *Handler {
 	cfg.Defaults()
 	h := &Handler{cfg: cfg, adm: admit.New(reg, pseudo, cfg.MaxEventBytes), pub: pub, log: log.With(zap.String("component", "gateway")),
-		producers: map[string]*Producer{}, timeout: 30 * time.Second}
+		timeout: 30 * time.Second}
+	producers := make([]*Producer, len(cfg.Producers))
 	for i := range cfg.Producers {
-		p := &cfg.Producers[i]
-		h.producers[strings.ToLower(p.TokenSHA256)] = p
+		producers[i] = &cfg.Producers[i]
 	}
+	h.producers = httpedge.NewKeyring("producer", producers, func(p *Producer) string { return p.TokenSHA256 })
 	return h
 }
 
@@ -78,10 +80,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Request body too large",
-				fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", h.cfg.MaxBodyBytes), nil)
+				fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", h.cfg.MaxBodyBytes))
 			return
 		}
-		h.problem(w, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error(), nil)
+		h.problem(w, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error())
 		return
 	}
 
@@ -90,16 +92,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case MediaBatch:
 		evs, errs, err := event.ParseBatch(body)
 		if err != nil {
-			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error(), nil)
+			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error())
 			return
 		}
 		if len(evs) > h.cfg.MaxBatchEvents {
 			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large",
-				fmt.Sprintf("the batch has %d events, the limit is %d", len(evs), h.cfg.MaxBatchEvents), nil)
+				fmt.Sprintf("the batch has %d events, the limit is %d", len(evs), h.cfg.MaxBatchEvents))
 			return
 		}
 		if len(evs) == 0 {
-			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Empty batch", "the batch holds no events", nil)
+			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Empty batch", "the batch holds no events")
 			return
 		}
 		items = make([]item, len(evs))
@@ -268,7 +270,7 @@ func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
 	switch {
 	case rejected == 0:
 		resp.Status = http.StatusAccepted
-		writeJSON(w, resp.Status, resp, false)
+		httpedge.WriteJSON(w, resp.Status, resp)
 		return
 	case len(resp.Accepted) > 0:
 		resp.Status = http.StatusMultiStatus
@@ -287,7 +289,7 @@ func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
 	if statuses[http.StatusServiceUnavailable] > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(h.cfg.RetryAfterSeconds))
 	}
-	writeJSON(w, resp.Status, resp, true)
+	httpedge.WriteProblem(w, resp.Status, resp)
 }
 
 func problemFor(status int) (string, string) {
@@ -303,20 +305,11 @@ func problemFor(status int) (string, string) {
 }
 
 func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*Producer, bool) {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Missing credential", "send Authorization: Bearer <token>", nil)
-		return nil, false
-	}
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Malformed credential", "the Authorization header must be \"Bearer <token>\"", nil)
-		return nil, false
-	}
-	sum := HashToken(strings.TrimSpace(token))
-	p, found := h.producers[sum]
-	if !found || subtle.ConstantTimeCompare([]byte(strings.ToLower(p.TokenSHA256)), []byte(sum)) != 1 {
-		h.problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Unknown credential", "the bearer token is not one of this hub's producer tokens", nil)
+	p, err := h.producers.Authenticate(r)
+	var ce *httpedge.CredentialError
+	if errors.As(err, &ce) {
+		pr := ce.Problem()
+		h.problem(w, pr.Status, pr.Type, pr.Title, pr.Detail)
 		return nil, false
 	}
 	return p, true
@@ -334,14 +327,14 @@ func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (string, bool) {
 	case r.Header.Get("Ce-Specversion") != "":
 		if !event.IsJSONContentType(ct) {
 			h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported data content type",
-				fmt.Sprintf("binary mode needs Content-Type application/json for the data, got %q", ct), nil)
+				fmt.Sprintf("binary mode needs Content-Type application/json for the data, got %q", ct))
 			return "", false
 		}
 		return "binary", true
 	}
 	h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported content type",
 		fmt.Sprintf("Content-Type %q is not accepted: use %s (one event), %s (a JSON array), or binary mode (ce-* headers with application/json data)",
-			ct, MediaStructured, MediaBatch), nil)
+			ct, MediaStructured, MediaBatch))
 	return "", false
 }
 

@@ -11,15 +11,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/gateway"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zaptest"
 )
 
 const (
@@ -44,8 +46,8 @@ func newFixture(t *testing.T, limits natsjs.StreamLimits, cfg gateway.Config) fi
 	}
 	p, _ := pii.New([]byte(piiKey))
 	cfg.Producers = []gateway.Producer{
-		{Name: "all", TokenSHA256: gateway.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}},
-		{Name: "hospital", TokenSHA256: gateway.HashToken(tokenHealth), Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}},
+		{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}},
+		{Name: "hospital", TokenSHA256: httpedge.HashToken(tokenHealth), Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}},
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -323,7 +325,7 @@ func FuzzGateway(f *testing.F) {
 		f.Fatal(err)
 	}
 	p, _ := pii.New([]byte(piiKey))
-	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: gateway.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
+	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
 	h := gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(f))
 	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
 	for _, file := range files {

@@ -1,9 +1,10 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 )
 
 // Problem types, the "type" member of a problem document.
@@ -11,10 +12,10 @@ const (
 	ProblemInvalidEvent    = "urn:iochub:problem:invalid-event"
 	ProblemMalformed       = "urn:iochub:problem:malformed-request"
 	ProblemUnsupportedType = "urn:iochub:problem:unsupported-content-type"
-	ProblemUnauthorized    = "urn:iochub:problem:unauthorized"
-	ProblemForbidden       = "urn:iochub:problem:forbidden"
+	ProblemUnauthorized    = httpedge.ProblemUnauthorized
+	ProblemForbidden       = httpedge.ProblemForbidden
 	ProblemTooLarge        = "urn:iochub:problem:too-large"
-	ProblemUnavailable     = "urn:iochub:problem:unavailable"
+	ProblemUnavailable     = httpedge.ProblemUnavailable
 	ProblemPartial         = "urn:iochub:problem:partially-accepted"
 )
 
@@ -57,22 +58,12 @@ type Accepted struct {
 	Duplicate bool   `json:"duplicate,omitempty"` // it was already stored: a retry
 }
 
-func writeJSON(w http.ResponseWriter, status int, body any, problem bool) {
-	ct := "application/json"
-	if problem {
-		ct = "application/problem+json"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
-
-func (h *Handler) problem(w http.ResponseWriter, status int, typ, title, detail string, errs []FieldError) {
+func (h *Handler) problem(w http.ResponseWriter, status int, typ, title, detail string) {
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(h.cfg.RetryAfterSeconds))
 	}
 	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
+		httpedge.Challenge(w)
 	}
-	writeJSON(w, status, Response{Type: typ, Title: title, Status: status, Detail: detail, Accepted: []Accepted{}, Errors: errs}, true)
+	httpedge.WriteProblem(w, status, Response{Type: typ, Title: title, Status: status, Detail: detail, Accepted: []Accepted{}})
 }

@@ -3,9 +3,10 @@ package gateway
 import (
 	"context"
 
-	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // JetStreamPublisher publishes through a JetStream context.

@@ -6,9 +6,7 @@ package iocapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,18 +17,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iochub/iochub/pkg/area"
-	"github.com/iochub/iochub/pkg/kpi"
 	"go.uber.org/zap"
+
+	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/kpi"
 )
 
 // Problem types, the "type" member of a problem document.
 const (
 	ProblemBadParameter = "urn:iochub:problem:bad-parameter"
 	ProblemUnknownKPI   = "urn:iochub:problem:unknown-kpi"
-	ProblemUnauthorized = "urn:iochub:problem:unauthorized"
-	ProblemForbidden    = "urn:iochub:problem:forbidden"
-	ProblemUnavailable  = "urn:iochub:problem:unavailable"
+	ProblemUnauthorized = httpedge.ProblemUnauthorized
+	ProblemForbidden    = httpedge.ProblemForbidden
+	ProblemUnavailable  = httpedge.ProblemUnavailable
 )
 
 // KPIs answers KPI requests; *kpi.Engine is one.
@@ -43,6 +43,7 @@ type KPIs interface {
 // API is the iocapi HTTP handler set.
 type API struct {
 	cfg     Config
+	readers *httpedge.Keyring[*Reader]
 	catalog *kpi.Catalog
 	kpis    KPIs
 	areas   *area.List
@@ -58,15 +59,21 @@ func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap
 	if err != nil {
 		return nil, fmt.Errorf("iocapi timezone %q: %w", cfg.Timezone, err)
 	}
-	return &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: loc, log: log, now: time.Now}, nil
+	a := &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: loc, log: log, now: time.Now}
+	readers := make([]*Reader, len(a.cfg.Readers))
+	for i := range a.cfg.Readers {
+		readers[i] = &a.cfg.Readers[i]
+	}
+	a.readers = httpedge.NewKeyring("reader", readers, func(r *Reader) string { return r.TokenSHA256 })
+	return a, nil
 }
 
 // Register mounts the API and the dashboard on mux.
 func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/kpis", a.auth(a.catalogue))
-	mux.HandleFunc("GET /v1/kpis/{name}", a.auth(a.kpi))
-	mux.HandleFunc("GET /v1/areas", a.auth(a.listAreas))
-	mux.HandleFunc("GET /v1/whoami", a.auth(a.whoami))
+	mux.HandleFunc("GET /v1/kpis", a.readers.Require(a.catalogue))
+	mux.HandleFunc("GET /v1/kpis/{name}", a.readers.Require(a.kpi))
+	mux.HandleFunc("GET /v1/areas", a.readers.Require(a.listAreas))
+	mux.HandleFunc("GET /v1/whoami", a.readers.Require(a.whoami))
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)
 	mux.Handle("GET /", withHeaders(files))
@@ -83,48 +90,10 @@ func withHeaders(h http.Handler) http.Handler {
 	})
 }
 
-type problemDoc struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
-}
+func writeJSON(w http.ResponseWriter, status int, body any) { httpedge.WriteJSON(w, status, body) }
 
 func problem(w http.ResponseWriter, status int, typ, title, detail string) {
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(problemDoc{Type: typ, Title: title, Status: status, Detail: detail})
-}
-
-type readerKey struct{}
-
-func (a *API) auth(next func(http.ResponseWriter, *http.Request, *Reader)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if h == "" || !ok || strings.TrimSpace(tok) == "" {
-			problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Missing bearer token", "send Authorization: Bearer <reader token>")
-			return
-		}
-		sum := HashToken(strings.TrimSpace(tok))
-		for i := range a.cfg.Readers {
-			if subtle.ConstantTimeCompare([]byte(sum), []byte(a.cfg.Readers[i].TokenSHA256)) == 1 {
-				next(w, r, &a.cfg.Readers[i])
-				return
-			}
-		}
-		problem(w, http.StatusUnauthorized, ProblemUnauthorized, "Unknown token", "the bearer token is not a reader token of this hub")
-	}
+	httpedge.Problem{Type: typ, Title: title, Status: status, Detail: detail}.Write(w)
 }
 
 func (a *API) whoami(w http.ResponseWriter, _ *http.Request, rd *Reader) {

@@ -10,11 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/services/iocapi"
-	"go.uber.org/zap"
 )
 
 // fakeKPIs checks requests like the real engine and answers a fixed series,
@@ -63,8 +65,8 @@ func newServer(t *testing.T) (*httptest.Server, *fakeKPIs) {
 		t.Fatal(err)
 	}
 	cfg := iocapi.Config{Readers: []iocapi.Reader{
-		{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(leaderToken), Role: "leader"},
-		{Name: "so-y-te", TokenSHA256: iocapi.HashToken(healthToken), Role: "health"},
+		{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(leaderToken), Role: "leader"},
+		{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthToken), Role: "health"},
 	}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

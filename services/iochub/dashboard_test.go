@@ -14,6 +14,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
 	"github.com/iochub/iochub/services/iocapi"
@@ -36,8 +37,8 @@ func startKPIHub(t *testing.T) string {
 		c.Services = "gateway,aggregator,iocapi"
 		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
 		c.File.IOCAPI.Readers = []iocapi.Reader{
-			{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(readerToken), Role: "leader"},
-			{Name: "so-y-te", TokenSHA256: iocapi.HashToken(healthToken), Role: "health"},
+			{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"},
+			{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthToken), Role: "health"},
 		}
 		c.File.IOCAPI.Defaults()
 	})

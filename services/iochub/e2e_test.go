@@ -16,19 +16,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zaptest"
 )
 
 const (
@@ -52,7 +54,7 @@ func startHubWith(t *testing.T, dsn string, change func(*hub.Config)) string {
 	cfg := hub.Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), ClickHouseDSN: dsn, LogLevel: "info",
 		Services: "gateway,aggregator", NATSSync: "2m", DedupWindow: time.Hour, EventsMaxBytes: 1 << 30,
 		AckWait: 5 * time.Second, BatchMaxEvents: 2000, BatchMaxWait: 50 * time.Millisecond, PIIKey: e2ePIIKey}
-	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: gateway.HashToken(e2eToken), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
+	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: httpedge.HashToken(e2eToken), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
 	cfg.File.Gateway.Defaults()
 	if change != nil {
 		change(&cfg)

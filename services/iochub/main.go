@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/pkg/flagenv"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/logging"
 	"github.com/iochub/iochub/services/connectors/simulate"
-	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
 
@@ -182,7 +182,7 @@ func newToken(w io.Writer) error {
 		return err
 	}
 	tok := "ioc_" + hex.EncodeToString(b[:])
-	fmt.Fprintf(w, "token:        %s\ntoken_sha256: %s\n", tok, gateway.HashToken(tok))
+	fmt.Fprintf(w, "token:        %s\ntoken_sha256: %s\n", tok, httpedge.HashToken(tok))
 	return nil
 }
 

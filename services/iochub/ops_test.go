@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/monitor"
-	"github.com/nats-io/nats.go"
 )
 
 // TestOpsPageInHeadlessChromium: a hub with traffic, dead letters and a
@@ -26,11 +28,11 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		c.NATSListen = natsAddr
 		c.Services = "gateway,aggregator,iocapi,monitor"
 		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: iocapi.HashToken(readerToken), Role: "leader"}}
+		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"}}
 		c.File.IOCAPI.Defaults()
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
 			"/traffic/sensors": time.Hour, "/education/sms": time.Minute},
-			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: monitor.HashToken("ops-token")}}}
+			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}}
 	})
 	nc, err := nats.Connect("nats://" + natsAddr)
 	if err != nil {

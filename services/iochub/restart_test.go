@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/gateway"
-	"github.com/nats-io/nats.go"
 )
 
 const restartReader = "restart-reader-token-0123456789"
@@ -120,7 +122,7 @@ gateway:
   producers: [{name: restart, token_sha256: %q, sources: ["*"], types: ["vn.ioc.*"]}]
 iocapi:
   readers: [{name: leader, token_sha256: %q, role: leader}]
-`, e2ePIIKey, gateway.HashToken(e2eToken), gateway.HashToken(restartReader))
+`, e2ePIIKey, httpedge.HashToken(e2eToken), httpedge.HashToken(restartReader))
 	confFile := filepath.Join(dir, "iochub.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/iochub/iochub/pkg/natsjs"
 	"go.uber.org/zap"
+
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // The alerts the monitor evaluates.

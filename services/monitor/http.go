@@ -1,24 +1,13 @@
 package monitor
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/httpedge"
 )
-
-// HashToken is the SHA-256 of an admin token, as stored in token_sha256.
-func HashToken(tok string) string {
-	s := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(s[:])
-}
 
 // Register mounts /metrics and the /v1/ops/ API (admin token) on mux; reg
 // is the registry replays validate with.
@@ -125,35 +114,11 @@ func nonNil[T any](xs []T) []T {
 }
 
 func (m *Monitor) admin(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
-			problem(w, 401, "send Authorization: Bearer <admin token>")
-			return
-		}
-		sum := HashToken(strings.TrimSpace(tok))
-		for _, a := range m.cfg.Admins {
-			if subtle.ConstantTimeCompare([]byte(sum), []byte(a.TokenSHA256)) == 1 {
-				next(w, r)
-				return
-			}
-		}
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
-		problem(w, 401, "the bearer token is not an admin token of this hub")
-	}
+	return m.admins.Require(func(w http.ResponseWriter, r *http.Request, _ Admin) { next(w, r) })
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpedge.WriteJSON(w, status, v) }
 
 func problem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "urn:iochub:problem:ops", "title": http.StatusText(status), "status": status,
-		"detail": fmt.Sprint(detail)})
+	httpedge.Problem{Type: "urn:iochub:problem:ops", Title: http.StatusText(status), Status: status, Detail: detail}.Write(w)
 }

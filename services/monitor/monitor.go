@@ -16,11 +16,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/iochub/iochub/pkg/dlq"
-	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/iochub/iochub/pkg/dlq"
+	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // Config is the monitor part of the config file.
@@ -138,12 +140,13 @@ type Snapshot struct {
 
 // Monitor samples and alerts.
 type Monitor struct {
-	cfg   Config
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	store Pinger
-	log   *zap.Logger
-	now   func() time.Time
+	cfg    Config
+	admins *httpedge.Keyring[Admin]
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	store  Pinger
+	log    *zap.Logger
+	now    func() time.Time
 
 	mu      sync.Mutex
 	snap    Snapshot
@@ -213,7 +216,8 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, store Pinger, log *z
 		cfg.DiskFullPercent = 90
 	}
 	return &Monitor{cfg: cfg, nc: nc, js: js, store: store, log: log, now: time.Now, prev: map[string]uint64{},
-		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{}}
+		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},
+		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
 
 // Run samples every interval until ctx is done. It also counts events per

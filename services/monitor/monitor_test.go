@@ -12,10 +12,17 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
@@ -23,18 +30,13 @@ import (
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/monitor"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-	"go.uber.org/zap/zaptest"
 )
 
 func setup(t *testing.T, cfg monitor.Config) (*monitor.Monitor, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	srv := natsjstest.Run(t)
 	nc, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
-	cfg.Admins = append(cfg.Admins, monitor.Admin{Name: "ops", TokenSHA256: monitor.HashToken(adminToken)})
+	cfg.Admins = append(cfg.Admins, monitor.Admin{Name: "ops", TokenSHA256: httpedge.HashToken(adminToken)})
 	return monitor.New(cfg, nc, js, nil, zaptest.NewLogger(t)), nc, js
 }
 

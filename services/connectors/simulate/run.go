@@ -11,6 +11,8 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 )
 
 // Systems says where each simulated system listens or sends.
@@ -57,7 +59,7 @@ func Run(ctx context.Context, s Systems) error {
 		if err != nil {
 			return fmt.Errorf("simulated system on %s: %w", x.addr, err)
 		}
-		hs := &http.Server{Handler: x.h, ReadHeaderTimeout: 10 * time.Second}
+		hs := httpedge.NewServer(x.h, httpedge.ServerConfig{})
 		servers = append(servers, hs)
 		go func() { _ = hs.Serve(l) }()
 	}

@@ -37,15 +37,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/gateway"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 type options struct {
@@ -423,7 +425,7 @@ func startHub(o options) (*hubProc, error) {
 	}
 	cfgPath := filepath.Join(dir, "iochub.yaml")
 	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n"+
-		"iocapi:\n  readers:\n    - {name: bench, role: leader, token_sha256: %q}\n", gateway.HashToken(benchToken), gateway.HashToken("bench-reader"))
+		"iocapi:\n  readers:\n    - {name: bench, role: leader, token_sha256: %q}\n", httpedge.HashToken(benchToken), httpedge.HashToken("bench-reader"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

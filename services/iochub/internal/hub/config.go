@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/services/aggregator"
@@ -19,7 +22,6 @@ import (
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/monitor"
-	"gopkg.in/yaml.v3"
 )
 
 // Service names for --services.
@@ -73,6 +75,9 @@ type File struct {
 	Connectors connectors.Config `yaml:"connectors"`
 	// Monitor: expected source intervals, alert webhook, admin tokens.
 	Monitor monitor.Config `yaml:"monitor"`
+	// HTTP bounds every listener's connections (timeouts, header size);
+	// unset fields take httpedge.DefaultServerConfig.
+	HTTP httpedge.ServerConfig `yaml:"http"`
 }
 
 // Register binds the flags to c with their defaults: loopback only.

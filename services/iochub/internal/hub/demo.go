@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iochub/iochub/pkg/eventgen"
-	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // runDemo publishes the demo province's events onto JetStream: the last

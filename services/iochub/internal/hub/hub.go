@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,10 +13,17 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
@@ -28,11 +34,6 @@ import (
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/monitor"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
-	"golang.org/x/sync/errgroup"
 )
 
 // Hub is a started iochub process.
@@ -243,10 +244,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		mux.Handle("POST "+path, wh)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, http.StatusOK, map[string]string{"status": "up"})
+		httpedge.WriteJSON(w, http.StatusOK, map[string]string{"status": "up"})
 	})
 	mux.HandleFunc("GET /readyz", h.ready)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := httpedge.NewServer(mux, h.cfg.File.HTTP)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { // exits when the server is shut down below
@@ -291,7 +292,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		g.Go(func() error { h.runDemo(gctx); return nil })
 	}
 	if h.cfg.DebugAddr != "" {
-		dbg := &http.Server{Addr: h.cfg.DebugAddr, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		dbg := httpedge.NewServer(debugMux(), h.cfg.File.HTTP)
+		dbg.Addr = h.cfg.DebugAddr
 		g.Go(func() error { // exits when ctx is done
 			go func() { <-gctx.Done(); _ = dbg.Close() }()
 			if err := dbg.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
@@ -325,7 +327,7 @@ func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	writeStatus(w, status, checks)
+	httpedge.WriteJSON(w, status, checks)
 }
 
 func debugMux() *http.ServeMux {
@@ -334,12 +336,6 @@ func debugMux() *http.ServeMux {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
-}
-
-func writeStatus(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
 }
 
 func (h *Hub) close() {

@@ -6,9 +6,10 @@ import (
 	"net/url"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/services/connectors"
 	"github.com/iochub/iochub/services/connectors/simulate"
-	"go.uber.org/zap"
 )
 
 // simulate runs the simulated sector systems where the connectors config
