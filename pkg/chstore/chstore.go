@@ -25,6 +25,8 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/iochub/iochub/pkg/backoff"
 )
 
 // ErrUnavailable is matched by errors that mean ClickHouse could not be
@@ -230,7 +232,7 @@ func (s *Store) settle(ctx context.Context, table string) error {
 		}
 		in.WriteString(literal(id))
 	}
-	wait := 10 * time.Millisecond
+	wait := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second, NoJitter: true}
 	for {
 		var n uint64
 		err := s.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id IN ("+in.String()+")").Scan(&n)
@@ -240,12 +242,9 @@ func (s *Store) settle(ctx context.Context, table string) error {
 		if n == 0 {
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !wait.Wait(ctx) {
 			return fmt.Errorf("inserts into %s still running: %w", table, classify(ctx.Err()))
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, time.Second)
 	}
 	s.mu.Lock()
 	s.unsettled[table] = slices.DeleteFunc(s.unsettled[table], func(id string) bool { return slices.Contains(ids, id) })

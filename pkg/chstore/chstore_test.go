@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -69,13 +70,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.MaxBackoff = 30 * time.Second
 	}
 	log := r.Log.With(zap.String("connector", r.Name))
-	b := backoff{min: r.MinBackoff, max: r.MaxBackoff}
+	b := backoff.Backoff{Min: r.MinBackoff, Max: r.MaxBackoff}
 	var kv jetstream.KeyValue
 	for kv == nil {
 		var err error
 		if kv, err = Checkpoints(ctx, r.JS); err != nil {
 			log.Warn("checkpoints unavailable; retrying", zap.Error(err))
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				return nil
 			}
 		}
@@ -93,8 +94,8 @@ func (r *Runner) Run(ctx context.Context) error {
 				err = r.Source.Connect(ctx, cp)
 			}
 			if err != nil {
-				log.Warn("source not connected; backing off", zap.Error(err), zap.Duration("wait", b.next()))
-				if !b.wait(ctx) {
+				log.Warn("source not connected; backing off", zap.Error(err), zap.Duration("wait", b.Current()))
+				if !b.Wait(ctx) {
 					return nil
 				}
 				continue
@@ -107,10 +108,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			log.Warn("source read failed; reconnecting after a backoff", zap.Error(err), zap.Duration("wait", b.next()))
+			log.Warn("source read failed; reconnecting after a backoff", zap.Error(err), zap.Duration("wait", b.Current()))
 			_ = r.Source.Close()
 			connected = false
-			if !b.wait(ctx) {
+			if !b.Wait(ctx) {
 				return nil
 			}
 			continue
@@ -118,7 +119,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := r.handle(ctx, kv, rec, &b, log); err != nil {
 			return nil // ctx done while retrying
 		}
-		b.reset()
+		b.Reset()
 	}
 	return nil
 }
@@ -136,7 +137,7 @@ func (r *Runner) checkpoint(ctx context.Context, kv jetstream.KeyValue) (string,
 
 // handle publishes or dead-letters rec, stores its cursor and acks it,
 // retrying JetStream until it answers. It fails only when ctx is done.
-func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, b *backoff, log *zap.Logger) error {
+func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, b *backoff.Backoff, log *zap.Logger) error {
 	msg := r.message(rec)
 	for {
 		_, err := r.JS.PublishMsg(ctx, msg)
@@ -144,7 +145,7 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 			break
 		}
 		log.Warn("publish failed; retrying", zap.String("record", rec.Key), zap.Error(err))
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return ctx.Err()
 		}
 	}
@@ -158,7 +159,7 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 			break
 		}
 		log.Warn("checkpoint failed; retrying", zap.Error(err))
-		if !b.wait(ctx) {
+		if !b.Wait(ctx) {
 			return ctx.Err()
 		}
 	}
@@ -203,31 +204,3 @@ func (r *Runner) message(rec Record) *nats.Msg {
 func (r *Runner) deadLetter(rec Record, id, reason string) *nats.Msg {
 	return dlq.ForRecord(r.Name, rec.Key, id, rec.Data, reason, time.Now())
 }
-
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		return b.min
-	}
-	return b.cur
-}
-
-// wait sleeps the current backoff, doubles it, and reports false when ctx
-// ended first.
-func (b *backoff) wait(ctx context.Context) bool {
-	d := b.next()
-	b.cur = min(d*2, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func (b *backoff) reset() { b.cur = 0 }

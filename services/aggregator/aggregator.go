@@ -30,21 +30,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap"
 )
 
 // Store is what the aggregator needs of ClickHouse.
@@ -357,7 +358,7 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 // writeTable inserts the rows of one table, retrying until they are written,
 // and returns the rows ClickHouse keeps rejecting, to be dead-lettered.
 func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatch) []deadLetter {
-	backoff := a.cfg.BackoffMin
+	b := a.backoff()
 	lastProgress := a.now()
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
@@ -381,15 +382,14 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 			return a.writeRowByRow(ctx, table, tb)
 		}
 		a.log.Warn("insert failed; will retry", zap.String("table", table), zap.Int("rows", len(tb.rows)),
-			zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+			zap.Int("attempt", attempt), zap.Duration("backoff", b.Current()), zap.Error(err))
 		if a.now().Sub(lastProgress) > a.cfg.AckWait/3 {
 			for _, r := range tb.rows {
 				r.inProgress()
 			}
 			lastProgress = a.now()
 		}
-		a.sleep(ctx, backoff)
-		backoff = min(backoff*2, a.cfg.BackoffMax)
+		b.Wait(ctx)
 	}
 }
 
@@ -399,7 +399,7 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableBatch) []deadLetter {
 	var dead []deadLetter
 	for _, r := range tb.rows {
-		backoff := a.cfg.BackoffMin
+		b := a.backoff()
 		for attempt := 1; ; attempt++ {
 			if ctx.Err() != nil {
 				return dead
@@ -418,8 +418,7 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 				break
 			}
 			r.inProgress()
-			a.sleep(ctx, backoff)
-			backoff = min(backoff*2, a.cfg.BackoffMax)
+			b.Wait(ctx)
 		}
 	}
 	return dead
@@ -455,14 +454,9 @@ func values(rows []*pendingRow) [][]any {
 	return out
 }
 
-func (a *Aggregator) sleep(ctx context.Context, d time.Duration) {
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+// backoff is a fresh retry delay for one batch or row.
+func (a *Aggregator) backoff() *backoff.Backoff {
+	return &backoff.Backoff{Min: a.cfg.BackoffMin, Max: a.cfg.BackoffMax}
 }
 
 type deadLetter struct {

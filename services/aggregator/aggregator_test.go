@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -19,9 +23,6 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/zap/zaptest"
 )
 
 const piiKey = "test-pii-key-0123456789"

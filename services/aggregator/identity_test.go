@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/dlq"
@@ -17,9 +21,6 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 )
 
 // newEnvWith is newEnv with the stream limits of the test.

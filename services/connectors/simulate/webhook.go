@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/connector"
 )
 
@@ -38,6 +39,7 @@ func (s *WebhookSender) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Un
 
 // Run sends until ctx is done.
 func (s *WebhookSender) Run(ctx context.Context) {
+	retry := backoff.Backoff{Min: 50 * time.Millisecond, Max: 2 * time.Second}
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		var body []byte
@@ -59,10 +61,11 @@ func (s *WebhookSender) Run(ctx context.Context) {
 				s.mu.Lock()
 				s.queue = s.queue[1:]
 				s.mu.Unlock()
+				retry.Reset()
 				continue
 			}
 		}
-		sleep(ctx, 50*time.Millisecond)
+		retry.Wait(ctx)
 	}
 }
 
