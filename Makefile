@@ -11,14 +11,28 @@ CH_DATABASE ?= iochub
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: chromium build run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
+.PHONY: chromium build install run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
 
-build: bin/iochub
+build: bin/iochub bin/iochub-sim
 
-bin/iochub: go.mod go.sum $(shell find pkg schemas kpis services -name '*.go' -o -name '*.json' -o -name '*.yaml' -o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
+SOURCES := go.mod go.sum $(shell find pkg schemas kpis services sim -name '*.go' -o -name '*.json' -o -name '*.yaml' -o -name '*.html' -o -name '*.js' -o -name '*.css' 2>/dev/null)
+
+bin/iochub: $(SOURCES)
 	@mkdir -p bin
 	@[ -x bin/iochub ] || echo "build: compiling bin/iochub (the first build downloads Go modules and takes minutes on a small machine)"
 	$(GO) build -o bin/iochub ./services/iochub
+
+# The simulated sector systems `make run` starts beside the hub: a binary of
+# their own, so bin/iochub carries no simulator and no MQTT client.
+bin/iochub-sim: $(SOURCES)
+	@mkdir -p bin
+	$(GO) build -o bin/iochub-sim ./sim/cmd/iochub-sim
+
+# Installs both binaries into $(PREFIX)/bin.
+PREFIX ?= /usr/local
+install: build
+	install -d $(PREFIX)/bin
+	install -m 0755 bin/iochub bin/iochub-sim $(PREFIX)/bin/
 
 clickhouse:
 	@deploy/clickhouse/ensure.sh $(DATA_DIR)
@@ -37,7 +51,11 @@ run: build clickhouse
 	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; simulated sector systems fill the tiles)"
 	@echo "  ops page:           http://$(HTTP_ADDR)/ops#token=dev-admin-token-not-for-production  (metrics: http://$(HTTP_ADDR)/metrics)"
 	@echo
-	exec bin/iochub run --simulate --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
+	@echo "  starting bin/iochub-sim (simulated sector systems) and bin/iochub run; Ctrl-C stops both"
+	@echo
+	@bin/iochub-sim --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --mqtt 127.0.0.1:$(MQTT_PORT) --hub http://$(HTTP_ADDR) & \
+	trap 'kill $$! 2>/dev/null; wait $$! 2>/dev/null' EXIT; \
+	bin/iochub run --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
 test: clickhouse chromium
@@ -65,7 +83,7 @@ chromium:
 		else echo "chromium: missing; install it with: sudo apt-get install chromium fonts-noto-core"; exit 1; fi; }
 
 lint:
-	@out=$$(gofmt -l pkg schemas services tools); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l pkg schemas kpis services sim internal tools); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd tools/jsonschemabench && $(GO) vet ./...
 

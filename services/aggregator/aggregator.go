@@ -29,6 +29,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,27 +66,59 @@ type Config struct {
 	AckWait        time.Duration // the consumer's ack wait; InProgress is sent at a third of it; default natsjs.DefaultAckWait
 }
 
+// DefaultConfig is the aggregator's configuration when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		BatchMaxEvents: 5000,
+		BatchMaxBytes:  8 << 20,
+		BatchMaxWait:   200 * time.Millisecond,
+		MaxAttempts:    5,
+		BackoffMin:     100 * time.Millisecond,
+		BackoffMax:     10 * time.Second,
+		AckWait:        natsjs.DefaultAckWait,
+	}
+}
+
+// RegisterFlags binds the flags an operator tunes, each named prefix+name,
+// with the defaults of DefaultConfig. The ack wait is the consumer's
+// (natsjs.StreamLimits registers --ack-wait).
+func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.IntVar(&c.BatchMaxEvents, prefix+"batch-max-events", d.BatchMaxEvents, "aggregator: events per ClickHouse insert at most")
+	fs.DurationVar(&c.BatchMaxWait, prefix+"batch-max-wait", d.BatchMaxWait, "aggregator: longest wait before a partial batch is written")
+}
+
+// Validate names every problem.
+func (c Config) Validate() error {
+	var errs []error
+	if c.BatchMaxEvents < 1 {
+		errs = append(errs, fmt.Errorf("--batch-max-events must be at least 1, got %d", c.BatchMaxEvents))
+	}
+	if c.BatchMaxWait < 0 {
+		errs = append(errs, fmt.Errorf("--batch-max-wait must not be negative, got %s", c.BatchMaxWait))
+	}
+	return errors.Join(errs...)
+}
+
+// defaults fills the zero fields from DefaultConfig.
 func (c *Config) defaults() {
+	d := DefaultConfig()
+	for _, f := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&c.BatchMaxWait, d.BatchMaxWait}, {&c.BackoffMin, d.BackoffMin}, {&c.BackoffMax, d.BackoffMax}, {&c.AckWait, d.AckWait}} {
+		if *f.v == 0 {
+			*f.v = f.d
+		}
+	}
 	if c.BatchMaxEvents == 0 {
-		c.BatchMaxEvents = 5000
+		c.BatchMaxEvents = d.BatchMaxEvents
 	}
 	if c.BatchMaxBytes == 0 {
-		c.BatchMaxBytes = 8 << 20
-	}
-	if c.BatchMaxWait == 0 {
-		c.BatchMaxWait = 200 * time.Millisecond
+		c.BatchMaxBytes = d.BatchMaxBytes
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 5
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = 100 * time.Millisecond
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = 10 * time.Second
-	}
-	if c.AckWait == 0 {
-		c.AckWait = natsjs.DefaultAckWait
+		c.MaxAttempts = d.MaxAttempts
 	}
 }
 

@@ -94,11 +94,9 @@ type Set struct {
 	Webhooks map[string]http.Handler
 }
 
-// Build makes the runners and webhooks of cfg.
-func Build(cfg Config, d Deps) (*Set, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
+// Build makes the runners and webhooks of cfg, which must have passed
+// Validate.
+func Build(cfg Config, d Deps) *Set {
 	s := &Set{Webhooks: map[string]http.Handler{}}
 	add := func(name string, src connector.Source, m connector.Mapper) {
 		s.Runners = append(s.Runners, &connector.Runner{Name: name, Source: src, Map: m, Registry: d.Registry, Pseudo: d.Pseudo, JS: d.JS, Log: d.Log})
@@ -132,7 +130,7 @@ func Build(cfg Config, d Deps) (*Set, error) {
 		add("feedback-portal", w, feedback.Map)
 		s.Webhooks[FeedbackWebhookPath] = w
 	}
-	return s, nil
+	return s
 }
 
 // Prepare declares what must exist before any source system sends: the

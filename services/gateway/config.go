@@ -36,19 +36,25 @@ type Producer struct {
 	Types []string `yaml:"types"`
 }
 
-// Defaults fills unset fields.
+// DefaultConfig is the gateway's configuration when the file sets nothing.
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: 5 << 20, MaxBatchEvents: 10_000, MaxEventBytes: 1 << 20, RetryAfterSeconds: 5}
+}
+
+// Defaults fills the unset limits from DefaultConfig.
 func (c *Config) Defaults() {
+	d := DefaultConfig()
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 5 << 20
+		c.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if c.MaxBatchEvents == 0 {
-		c.MaxBatchEvents = 10_000
+		c.MaxBatchEvents = d.MaxBatchEvents
 	}
 	if c.MaxEventBytes == 0 {
-		c.MaxEventBytes = 1 << 20
+		c.MaxEventBytes = d.MaxEventBytes
 	}
 	if c.RetryAfterSeconds == 0 {
-		c.RetryAfterSeconds = 5
+		c.RetryAfterSeconds = d.RetryAfterSeconds
 	}
 }
 

@@ -55,11 +55,7 @@ type API struct {
 // New builds the API. cfg must have passed Validate.
 func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap.Logger) (*API, error) {
 	cfg.Defaults()
-	loc, err := time.LoadLocation(cfg.Timezone)
-	if err != nil {
-		return nil, fmt.Errorf("iocapi timezone %q: %w", cfg.Timezone, err)
-	}
-	a := &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: loc, log: log, now: time.Now}
+	a := &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: cfg.Timezone.Loc(), log: log, now: time.Now}
 	readers := make([]*Reader, len(a.cfg.Readers))
 	for i := range a.cfg.Readers {
 		readers[i] = &a.cfg.Readers[i]

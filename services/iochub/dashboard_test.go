@@ -40,7 +40,6 @@ func startKPIHub(t *testing.T) string {
 			{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"},
 			{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthToken), Role: "health"},
 		}
-		c.File.IOCAPI.Defaults()
 	})
 	evs := kpitest.Events()
 	for i := 0; i < 3; i++ {

@@ -62,7 +62,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	m := monitor.New(monitor.Config{}, nc, js, nil, zap.NewNop())
+	m := monitor.New(monitor.Config{}, monitor.Deps{NC: nc, JS: js, Log: zap.NewNop()})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	switch args[0] {

@@ -21,7 +21,7 @@ import (
 func TestDLQCommand(t *testing.T) {
 	bin := iochubBinary(t)
 	natsAddr := "127.0.0.1:" + freePort(t)
-	startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) { c.NATSListen = natsAddr })
+	startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) { c.NATS.Listen = natsAddr })
 	nc, err := nats.Connect("nats://" + natsAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -51,11 +51,12 @@ func startHub(t *testing.T, dsn string) string {
 // the config first.
 func startHubWith(t *testing.T, dsn string, change func(*hub.Config)) string {
 	t.Helper()
-	cfg := hub.Config{HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(), ClickHouseDSN: dsn, LogLevel: "info",
-		Services: "gateway,aggregator", NATSSync: "2m", DedupWindow: time.Hour, EventsMaxBytes: 1 << 30,
-		AckWait: 5 * time.Second, BatchMaxEvents: 2000, BatchMaxWait: 50 * time.Millisecond, PIIKey: e2ePIIKey}
+	cfg := hub.DefaultConfig()
+	cfg.HTTPAddr, cfg.ClickHouseDSN, cfg.Services, cfg.PIIKey, cfg.CompactEvery = "127.0.0.1:0", dsn, "gateway,aggregator", e2ePIIKey, 0
+	cfg.NATS.DataDir, cfg.NATS.Listen = t.TempDir(), ""
+	cfg.Streams.DedupWindow, cfg.Streams.EventsMaxBytes, cfg.Streams.AckWait = time.Hour, 1<<30, 5*time.Second
+	cfg.Aggregator.BatchMaxEvents, cfg.Aggregator.BatchMaxWait = 2000, 50*time.Millisecond
 	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: httpedge.HashToken(e2eToken), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
-	cfg.File.Gateway.Defaults()
 	if change != nil {
 		change(&cfg)
 	}
@@ -257,6 +258,8 @@ var (
 	buildErr  error
 )
 
+// iochubBinary builds bin/iochub and bin/iochub-sim once for the tests
+// that run them as processes, and returns the first.
 func iochubBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -266,15 +269,22 @@ func iochubBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "iochub")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		for pkg, out := range map[string]string{".": binPath, "../../sim/cmd/iochub-sim": filepath.Join(dir, "iochub-sim")} {
+			if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+			}
 		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// simBinary is iochub-sim, built beside iochub.
+func simBinary(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(filepath.Dir(iochubBinary(t)), "iochub-sim")
 }
 
 // publisher publishes n generated events straight onto NATS in batches, at

@@ -1,5 +1,8 @@
 // Command iochub is the all-in-one iochub binary: `iochub run` starts the
-// embedded JetStream server, the gateway and the aggregator in one process.
+// embedded JetStream server (unless --nats-url) and the services --services
+// names — gateway, aggregator, connectors, iocapi, monitor — in one process;
+// `iochub dlq` works on the dead letters, `iochub token` makes a producer
+// token.
 package main
 
 import (
@@ -12,14 +15,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
+	_ "time/tzdata" // the IOC's time zone on a machine without a zone database
 
 	"github.com/iochub/iochub/pkg/flagenv"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/logging"
-	"github.com/iochub/iochub/services/connectors/simulate"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
 
@@ -27,12 +28,8 @@ const usage = `iochub — event hub of the Intelligent Operations Center
 
 Usage:
   iochub run [flags]     start the hub: embedded JetStream (unless --nats-url), gateway,
-                         aggregator, iocapi, monitor and the configured connectors;
-                         --services picks a subset
-  iochub simulate [flags] run the simulated sector systems (dossier API, FHIR server, CSV
-                         exports, MQTT sensors, portal and incident webhooks) where the
-                         config's connectors read, fed with a demo province, against a
-                         running hub (iochub run --simulate does the same in-process)
+                         aggregator, connectors (the sector systems of the config file),
+                         iocapi and monitor; --services picks a subset
   iochub dlq list|show|replay|purge   the dead letters (iochub dlq for its usage)
   iochub token           make a producer token and the token_sha256 for the config file
   iochub help            this text, and the flags of run
@@ -62,8 +59,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runHub(ctx, args[1:], stdout, stderr)
 	case "dlq":
 		err = runDLQ(ctx, args[1:], stdout, stderr)
-	case "simulate":
-		err = runSimulate(ctx, args[1:], stderr)
 	case "token":
 		err = newToken(stdout)
 	case "help", "-h", "--help", "-help":
@@ -89,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func flags(cfg *hub.Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("iochub run", flag.ContinueOnError)
 	fs.SetOutput(out)
-	cfg.Register(fs)
+	cfg.RegisterFlags(fs)
 	flagenv.Usage(fs, "IOCHUB")
 	fs.Usage = func() {
 		fmt.Fprint(out, usage)
@@ -99,12 +94,12 @@ func flags(cfg *hub.Config, out io.Writer) *flag.FlagSet {
 }
 
 func printUsage(w io.Writer) {
-	var cfg hub.Config
+	cfg := hub.DefaultConfig()
 	flags(&cfg, w).Usage()
 }
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var cfg hub.Config
+	cfg := hub.DefaultConfig()
 	fs := flags(&cfg, io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -136,37 +131,6 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return h.Run(ctx)
-}
-
-// runSimulate is `iochub simulate`.
-func runSimulate(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("iochub simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg hub.Config
-	var hubURL string
-	fs.StringVar(&cfg.ConfigFile, "config", "deploy/iochub.dev.yaml", "the hub's config file: its connectors say where each system must be")
-	fs.StringVar(&cfg.DataDir, "data-dir", "data", "the hub's --data-dir (${DATA_DIR} in the config file)")
-	fs.StringVar(&cfg.MQTTListen, "mqtt", "127.0.0.1:1883", "the MQTT listener the sensors publish to (the hub's --mqtt-listen)")
-	fs.StringVar(&hubURL, "hub", "http://127.0.0.1:8080", "the hub's HTTP address, for the portal's and incident centre's webhooks")
-	fs.DurationVar(&cfg.SimHistory, "history", 72*time.Hour, "how much of the past to send at start")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if err := cfg.LoadFile(); err != nil {
-		return err
-	}
-	log, err := logging.New("info")
-	if err != nil {
-		return err
-	}
-	defer log.Sync()
-	s, err := hub.SimulatedSystems(cfg, strings.TrimRight(hubURL, "/"), log)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return simulate.Run(ctx, s)
 }
 
 func envOr(name, def string) string {

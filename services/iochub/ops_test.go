@@ -25,11 +25,10 @@ import (
 func TestOpsPageInHeadlessChromium(t *testing.T) {
 	natsAddr := "127.0.0.1:" + freePort(t)
 	base := startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
-		c.NATSListen = natsAddr
+		c.NATS.Listen = natsAddr
 		c.Services = "gateway,aggregator,iocapi,monitor"
 		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
 		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"}}
-		c.File.IOCAPI.Defaults()
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
 			"/traffic/sensors": time.Hour, "/education/sms": time.Minute},
 			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}}

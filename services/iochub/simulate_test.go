@@ -16,12 +16,12 @@ import (
 )
 
 // TestSimulateCommandFillsEverySector runs a hub with every connector
-// configured, then `iochub simulate` as its own process against it: the
+// configured, then `iochub-sim` as its own process against it: the
 // dossier API, FHIR server, CSV exports, MQTT sensors and webhooks it
 // simulates reach all seven raw tables through the connectors within a
 // minute.
 func TestSimulateCommandFillsEverySector(t *testing.T) {
-	bin := iochubBinary(t)
+	iochubBinary(t)
 	dsn := chstoretest.NewDatabase(t)
 	dir := t.TempDir()
 	mqttAddr := "127.0.0.1:" + freePort(t)
@@ -42,17 +42,15 @@ connectors:
 		t.Fatal(err)
 	}
 	base := startHubWith(t, dsn, func(c *hub.Config) {
-		c.Services = "aggregator"
-		c.DataDir = filepath.Join(dir, "hub")
+		c.Services = "aggregator,connectors"
+		c.NATS.DataDir = filepath.Join(dir, "hub")
 		c.ConfigFile = confFile
-		c.MQTTListen = mqttAddr
-		pii := c.PIIKey
-		if err := c.LoadFile(); err != nil {
+		c.NATS.MQTTListen = mqttAddr
+		if err := c.Load(); err != nil {
 			t.Fatal(err)
 		}
-		c.PIIKey = pii
 	})
-	cmd := exec.Command(bin, "simulate", "--config", confFile, "--data-dir", filepath.Join(dir, "hub"), "--mqtt", mqttAddr, "--hub", base, "--history", "24h")
+	cmd := exec.Command(simBinary(t), "--config", confFile, "--data-dir", filepath.Join(dir, "hub"), "--mqtt", mqttAddr, "--hub", base, "--history", "24h")
 	cmd.Stderr = testWriter{t}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

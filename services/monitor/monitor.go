@@ -164,22 +164,11 @@ type Monitor struct {
 	prevIns uint64
 }
 
-// StoreStatsWith gives the monitor the aggregator's insert counters and a
-// way to read the tables' sizes (either may be nil). Call before Run.
-func (m *Monitor) StoreStatsWith(counters func() StoreCounters, sizes func(context.Context) (map[string]TableSize, error)) {
-	m.storeC, m.sizes = counters, sizes
-}
-
 // SourceTotal is what an in-process aggregator counted of a source.
 type SourceTotal struct {
 	Events uint64
 	Last   time.Time
 }
-
-// CountSourcesWith makes the monitor take its per-source event counts from
-// counts (an in-process aggregator's) instead of subscribing to every event:
-// the cheaper way when both run in one process. Call before Run.
-func (m *Monitor) CountSourcesWith(counts func() map[string]SourceTotal) { m.counts = counts }
 
 // RatePoint is the events accepted and dead-lettered per second at a sample.
 type RatePoint struct {
@@ -204,25 +193,50 @@ type minuteCount struct {
 	events, rejected uint64
 }
 
-// New makes a monitor; store may be nil.
-func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, store Pinger, log *zap.Logger) *Monitor {
+// DefaultConfig is the monitor's configuration when the file sets nothing.
+func DefaultConfig() Config {
+	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90}
+}
+
+// Deps are what the monitor watches. NC, JS and Log are required; the rest
+// may be nil.
+type Deps struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	Log *zap.Logger
+	// Store is pinged for ClickHouse's health; nil where no ClickHouse is used.
+	Store Pinger
+	// Sources gives the per-source event counts of an in-process aggregator;
+	// nil: the monitor subscribes to every event and counts itself (the
+	// costlier way, when the aggregator runs elsewhere).
+	Sources func() map[string]SourceTotal
+	// StoreStats gives the aggregator's insert counters, TableSizes the raw
+	// tables' sizes.
+	StoreStats func() StoreCounters
+	TableSizes func(context.Context) (map[string]TableSize, error)
+}
+
+// New makes a monitor; unset fields of cfg take DefaultConfig's.
+func New(cfg Config, d Deps) *Monitor {
+	def := DefaultConfig()
 	if cfg.Interval <= 0 {
-		cfg.Interval = 5 * time.Second
+		cfg.Interval = def.Interval
 	}
 	if cfg.LagWindow <= 0 {
-		cfg.LagWindow = time.Minute
+		cfg.LagWindow = def.LagWindow
 	}
 	if cfg.DiskFullPercent <= 0 {
-		cfg.DiskFullPercent = 90
+		cfg.DiskFullPercent = def.DiskFullPercent
 	}
-	return &Monitor{cfg: cfg, nc: nc, js: js, store: store, log: log, now: time.Now, prev: map[string]uint64{},
+	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
 		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},
+		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes,
 		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
 
 // Run samples every interval until ctx is done. It also counts events per
 // source by listening to the event subjects (a plain subscription: it takes
-// nothing from the work queue; CountSourcesWith avoids it) and dead letters
+// nothing from the stream; Deps.Sources avoids it) and dead letters
 // as they arrive.
 func (m *Monitor) Run(ctx context.Context) error {
 	if m.counts == nil {

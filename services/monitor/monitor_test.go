@@ -37,7 +37,7 @@ func setup(t *testing.T, cfg monitor.Config) (*monitor.Monitor, *nats.Conn, jets
 	srv := natsjstest.Run(t)
 	nc, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
 	cfg.Admins = append(cfg.Admins, monitor.Admin{Name: "ops", TokenSHA256: httpedge.HashToken(adminToken)})
-	return monitor.New(cfg, nc, js, nil, zaptest.NewLogger(t)), nc, js
+	return monitor.New(cfg, monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t)}), nc, js
 }
 
 const adminToken = "ops-admin-token"

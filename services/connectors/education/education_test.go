@@ -13,7 +13,7 @@ import (
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/connector/connectortest"
 	"github.com/iochub/iochub/services/connectors/education"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/sim"
 )
 
 func rec(header, row string) connector.Record {
@@ -93,7 +93,7 @@ func TestReadsTheExportFormat(t *testing.T) {
 
 // dirSystem is a school management system dropping exports.
 type dirSystem struct {
-	exp *simulate.ExportDir
+	exp *sim.ExportDir
 	n   int
 }
 
@@ -123,7 +123,7 @@ func (d *dirSystem) SetAvailable(t *testing.T, up bool) {
 
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "education-csv", func(t *testing.T) connectortest.System {
-		exp := &simulate.ExportDir{Dir: filepath.Join(t.TempDir(), "exports")}
+		exp := &sim.ExportDir{Dir: filepath.Join(t.TempDir(), "exports")}
 		if err := os.Mkdir(exp.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,7 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/feedback"
-	"github.com/iochub/iochub/services/connectors/simulate/simtest"
+	"github.com/iochub/iochub/sim/simtest"
 	"go.uber.org/zap/zaptest"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/csvdir"
 	"github.com/iochub/iochub/services/connectors/health"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/sim"
 )
 
 var facilities = map[string]string{"BV-DK-BN": "27256", "TTYT-YP": "27258"}
@@ -107,7 +107,7 @@ func TestAgeBand(t *testing.T) {
 // instant, so the cursor's ties are exercised.
 type fhirSystem struct {
 	mu  sync.Mutex
-	srv *simulate.FHIRServer
+	srv *sim.FHIRServer
 	url string
 	n   int
 	now time.Time
@@ -127,20 +127,20 @@ func (s *fhirSystem) Add(_ *testing.T, n int) {
 		}
 		pid := fmt.Sprintf("pt-%d", s.n)
 		s.srv.PutPatient(pid, map[string]any{"gender": "female", "birthDate": "1990-05-01"})
-		s.srv.PutEncounter(fmt.Sprintf("enc-%05d", s.n), simulate.Encounter("AMB", "BV-DK-BN", pid, s.now, 10, true, "J06.9"))
+		s.srv.PutEncounter(fmt.Sprintf("enc-%05d", s.n), sim.Encounter("AMB", "BV-DK-BN", pid, s.now, 10, true, "J06.9"))
 	}
 }
 func (s *fhirSystem) AddMalformed(*testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.srv.PutEncounter("enc-bad", simulate.Encounter("XYZ", "NOWHERE", "nobody", s.now, 0, false, ""))
+	s.srv.PutEncounter("enc-bad", sim.Encounter("XYZ", "NOWHERE", "nobody", s.now, 0, false, ""))
 }
 func (s *fhirSystem) SetAvailable(_ *testing.T, up bool) { s.srv.SetDown(!up) }
 
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "health-fhir", func(t *testing.T) connectortest.System {
 		sys := &fhirSystem{now: time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)}
-		sys.srv = &simulate.FHIRServer{Now: func() time.Time { return sys.now }}
+		sys.srv = &sim.FHIRServer{Now: func() time.Time { return sys.now }}
 		hs := httptest.NewServer(sys.srv)
 		t.Cleanup(hs.Close)
 		sys.url = hs.URL
@@ -184,7 +184,7 @@ func TestBedExport(t *testing.T) {
 
 // bedSystem is a hospital dropping bed-occupancy exports.
 type bedSystem struct {
-	exp *simulate.ExportDir
+	exp *sim.ExportDir
 	n   int
 }
 
@@ -214,7 +214,7 @@ func (b *bedSystem) SetAvailable(t *testing.T, up bool) {
 
 func TestBedConformance(t *testing.T) {
 	connectortest.Run(t, "health-beds", func(t *testing.T) connectortest.System {
-		exp := &simulate.ExportDir{Dir: t.TempDir() + "/beds"}
+		exp := &sim.ExportDir{Dir: t.TempDir() + "/beds"}
 		if err := os.Mkdir(exp.Dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

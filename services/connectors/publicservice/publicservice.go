@@ -2,7 +2,7 @@
 // for dossiers changed since a cursor, page by page, and turns each changed
 // dossier into a publicservice.dossier event.
 //
-// The API, as the dossier system (and simulate.DossierAPI) serves it:
+// The API, as the dossier system (and sim.DossierAPI) serves it:
 //
 //	GET {base}/api/v1/ho-so?sau=<cursor>&so_ban_ghi=100
 //	{"du_lieu": [{"ma_ho_so": "…", "ma_thu_tuc": "1.001", "co_quan": "SO-TP", "ma_dia_ban": "27256",

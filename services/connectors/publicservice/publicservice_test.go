@@ -16,7 +16,7 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/publicservice"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/sim"
 )
 
 // TestReadsAndMapsAPage serves the fixture page as the dossier system would
@@ -85,7 +85,7 @@ func TestReadsAndMapsAPage(t *testing.T) {
 // apiSystem is the simulated dossier API behind an HTTP server.
 type apiSystem struct {
 	mu  sync.Mutex
-	api *simulate.DossierAPI
+	api *sim.DossierAPI
 	url string
 	n   int
 }
@@ -111,7 +111,7 @@ func (s *apiSystem) SetAvailable(_ *testing.T, up bool) { s.api.SetDown(!up) }
 
 func TestConformance(t *testing.T) {
 	connectortest.Run(t, "publicservice-dvc", func(t *testing.T) connectortest.System {
-		api := &simulate.DossierAPI{}
+		api := &sim.DossierAPI{}
 		hs := httptest.NewServer(api)
 		t.Cleanup(hs.Close)
 		return &apiSystem{api: api, url: hs.URL}

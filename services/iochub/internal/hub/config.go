@@ -1,19 +1,19 @@
-// Package hub wires iochub's services into one process: the embedded (or a
-// remote) JetStream, the gateway and the aggregator, with /healthz and /readyz.
+// Package hub is iochub's composition root: it opens the infrastructure
+// (the schema registry, the personal-data key, ClickHouse, the embedded or a
+// remote JetStream) and builds the services --services names — gateway,
+// aggregator, connectors, iocapi, monitor — into one process with /healthz
+// and /readyz.
 package hub
 
 import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
-
+	"github.com/iochub/iochub/pkg/configfile"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
@@ -28,39 +28,35 @@ import (
 const (
 	ServiceGateway    = "gateway"
 	ServiceAggregator = "aggregator"
+	ServiceConnectors = "connectors"
 	ServiceIOCAPI     = "iocapi"
 	ServiceMonitor    = "monitor"
 )
 
-// Config is everything `iochub run` takes: flags (each with an IOCHUB_*
-// twin) and the config file they point at.
-type Config struct {
-	HTTPAddr       string
-	NATSURL        string
-	NATSListen     string
-	DataDir        string
-	ClickHouseDSN  string
-	ConfigFile     string
-	LogLevel       string
-	Services       string
-	NATSSync       string
-	DedupWindow    time.Duration
-	EventsMaxBytes int64
-	EventsMaxAge   time.Duration
-	AckWait        time.Duration
-	BatchMaxEvents int
-	BatchMaxWait   time.Duration
-	PIIKey         string
-	DebugAddr      string
-	AreasFile      string
-	Demo           bool
-	Simulate       bool
-	SimHistory     time.Duration
-	MQTTListen     string
-	CompactEvery   time.Duration
-	KPIDir         string
+// Services are every service a process can run, in --services' default.
+var Services = []string{ServiceGateway, ServiceAggregator, ServiceConnectors, ServiceIOCAPI, ServiceMonitor}
 
-	File File // from ConfigFile
+// Config is everything `iochub run` takes: flags (each with an IOCHUB_*
+// twin), grouped by the component they configure, and the config file they
+// point at. Each component registers its own flags with its own defaults.
+type Config struct {
+	HTTPAddr      string
+	ConfigFile    string
+	LogLevel      string
+	Services      string
+	DebugAddr     string
+	ClickHouseDSN string
+	PIIKey        string
+	AreasFile     string
+	KPIDir        string
+	CompactEvery  time.Duration
+	Demo          bool
+
+	NATS       natsjs.Config       // --nats-url, --nats-listen, --data-dir, --nats-sync, --mqtt-listen
+	Streams    natsjs.StreamLimits // --dedup-window, --events-max-age, --events-max-bytes, --ack-wait
+	Aggregator aggregator.Config   // --batch-max-events, --batch-max-wait
+
+	File File // from ConfigFile, over DefaultFile
 }
 
 // File is the YAML config file.
@@ -75,68 +71,53 @@ type File struct {
 	Connectors connectors.Config `yaml:"connectors"`
 	// Monitor: expected source intervals, alert webhook, admin tokens.
 	Monitor monitor.Config `yaml:"monitor"`
-	// HTTP bounds every listener's connections (timeouts, header size);
-	// unset fields take httpedge.DefaultServerConfig.
+	// HTTP bounds every listener's connections (timeouts, header size).
 	HTTP httpedge.ServerConfig `yaml:"http"`
 }
 
-// Register binds the flags to c with their defaults: loopback only.
-func (c *Config) Register(fs *flag.FlagSet) {
+// DefaultFile is what a config file that sets nothing means.
+func DefaultFile() File {
+	return File{Gateway: gateway.DefaultConfig(), IOCAPI: iocapi.DefaultConfig(), Monitor: monitor.DefaultConfig(), HTTP: httpedge.DefaultServerConfig()}
+}
+
+// DefaultConfig is `iochub run` with no flag and no config file.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	c.File = DefaultFile()
+	return c
+}
+
+// RegisterFlags binds the flags to c with their defaults: loopback only.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address of the gateway, /healthz and /readyz")
-	fs.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL; empty starts the embedded JetStream server")
-	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "client listen address of the embedded NATS server; empty for in-process only")
-	fs.StringVar(&c.DataDir, "data-dir", "data", "directory of the embedded JetStream store (<data-dir>/jetstream)")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.Services, "services", "gateway,aggregator,iocapi,monitor", "services to run in this process, comma-separated: gateway, aggregator, iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts)")
+	fs.StringVar(&c.Services, "services", strings.Join(Services, ","), "services to run in this process, comma-separated: gateway, aggregator, connectors (the sector systems of the config file), iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts)")
 	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
 	fs.DurationVar(&c.CompactEvery, "rollup-compact-interval", 10*time.Minute, "aggregator: how often the entity rollups are compacted (OPTIMIZE … FINAL of partitions with several parts) so KPI queries stay fast; 0 never")
-	fs.StringVar(&c.MQTTListen, "mqtt-listen", "", "MQTT listener of the embedded NATS server for traffic sensors (e.g. 127.0.0.1:1883); empty: none")
-	fs.BoolVar(&c.Simulate, "simulate", false, "run simulated sector systems (dossier API, FHIR server, CSV exports, MQTT sensors, webhooks) where the connectors config points, fed with a demo province; for trying the hub, never for production")
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
 	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
-	fs.StringVar(&c.NATSSync, "nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
-	fs.DurationVar(&c.DedupWindow, "dedup-window", natsjs.DefaultDedupWindow, "how long JetStream answers a resent identity (source, id) as \"duplicate\": true at publish time (costs ~180 bytes of memory an event); a resend after it is still stored once in ClickHouse")
-	fs.DurationVar(&c.EventsMaxAge, "events-max-age", natsjs.DefaultEventsMaxAge, "retention of IOC_EVENTS, the replayable log of every accepted event")
-	fs.Int64Var(&c.EventsMaxBytes, "events-max-bytes", 10<<30, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
-	fs.DurationVar(&c.AckWait, "ack-wait", 60*time.Second, "how long JetStream waits for the aggregator's ack before redelivering")
-	fs.IntVar(&c.BatchMaxEvents, "batch-max-events", 5000, "aggregator: events per ClickHouse insert at most")
-	fs.DurationVar(&c.BatchMaxWait, "batch-max-wait", 200*time.Millisecond, "aggregator: longest wait before a partial batch is written")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this address (loopback only, e.g. 127.0.0.1:6060)")
 	fs.StringVar(&c.PIIKey, "pii-key", "", "key of the personal-data HMAC (prefer the IOCHUB_PII_KEY variable or the config file)")
+	c.NATS.RegisterFlags("", fs)
+	c.Streams.RegisterFlags("", fs)
+	c.Aggregator.RegisterFlags("", fs)
 }
 
-// Load reads the config file and checks everything, reporting all problems.
+// Load reads the config file over c.File (which holds the defaults), once,
+// then checks everything once, reporting every problem.
 func (c *Config) Load() error {
-	if err := c.LoadFile(); err != nil {
-		return err
-	}
-	return c.Validate()
-}
-
-// LoadFile reads the config file alone, with no check of the flags.
-func (c *Config) LoadFile() error {
 	if c.ConfigFile != "" {
-		b, err := os.ReadFile(c.ConfigFile)
-		if err != nil {
-			return fmt.Errorf("config file: %w", err)
-		}
-		// ${DATA_DIR} in the file is --data-dir: where the dev config keeps
-		// the simulated systems' exports.
-		text := strings.ReplaceAll(string(b), "${DATA_DIR}", c.DataDir)
-		dec := yaml.NewDecoder(strings.NewReader(text))
-		dec.KnownFields(true)
-		if err := dec.Decode(&c.File); err != nil {
-			return fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		if err := configfile.Decode(c.ConfigFile, c.NATS.DataDir, &c.File, true); err != nil {
+			return err
 		}
 	}
 	if c.PIIKey == "" {
 		c.PIIKey = c.File.PIIKey
 	}
-	c.File.Gateway.Defaults()
-	c.File.IOCAPI.Defaults()
-	return c.File.Connectors.Validate()
+	return c.Validate()
 }
 
 // Validate reports every problem at once.
@@ -144,30 +125,27 @@ func (c *Config) Validate() error {
 	var errs []error
 	svcs := c.ServiceList()
 	if len(svcs) == 0 {
-		errs = append(errs, errors.New("--services: name at least one of gateway, aggregator, iocapi, monitor"))
+		errs = append(errs, fmt.Errorf("--services: name at least one of %s", strings.Join(Services, ", ")))
 	}
 	for _, s := range svcs {
-		if s != ServiceGateway && s != ServiceAggregator && s != ServiceIOCAPI && s != ServiceMonitor {
-			errs = append(errs, fmt.Errorf("--services: unknown service %q (want gateway, aggregator, iocapi, monitor)", s))
+		if !slices.Contains(Services, s) {
+			errs = append(errs, fmt.Errorf("--services: unknown service %q (want %s)", s, strings.Join(Services, ", ")))
 		}
 	}
-	if c.NATSURL == "" && c.DataDir == "" {
-		errs = append(errs, errors.New("--data-dir is required for the embedded NATS server"))
-	}
-	if c.ClickHouseDSN == "" && (slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI)) {
-		errs = append(errs, errors.New("--clickhouse-dsn is required"))
-	}
-	if _, _, err := c.SyncSetting(); err != nil {
+	if err := c.NATS.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.ClickHouseDSN == "" && (c.Runs(ServiceAggregator) || c.Runs(ServiceIOCAPI)) {
+		errs = append(errs, errors.New("--clickhouse-dsn is required"))
 	}
 	if len(c.PIIKey) < pii.MinKeyLen {
 		errs = append(errs, fmt.Errorf("personal-data key: set pii_key in the config file or IOCHUB_PII_KEY (%d bytes or more)", pii.MinKeyLen))
 	}
-	if err := c.streamLimits().Validate(); err != nil {
+	if err := c.Streams.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window: %w", err))
 	}
-	if c.BatchMaxEvents < 1 {
-		errs = append(errs, fmt.Errorf("--batch-max-events must be at least 1, got %d", c.BatchMaxEvents))
+	if err := c.Aggregator.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.File.Gateway.Validate(); err != nil {
 		errs = append(errs, err)
@@ -175,16 +153,16 @@ func (c *Config) Validate() error {
 	if err := c.File.Connectors.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.File.Connectors.UsesSensors() && c.NATSURL == "" && c.MQTTListen == "" {
+	if c.Runs(ServiceConnectors) && c.File.Connectors.UsesSensors() && c.NATS.Embedded() && c.NATS.MQTTListen == "" {
 		errs = append(errs, errors.New("connectors.traffic.sensors: the embedded server needs --mqtt-listen for the sensors to publish to"))
 	}
 	if err := c.File.IOCAPI.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if slices.Contains(svcs, ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {
+	if c.Runs(ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {
 		errs = append(errs, errors.New("iocapi: no readers in the config file: no one could read KPIs (see deploy/iochub.example.yaml)"))
 	}
-	if slices.Contains(svcs, ServiceGateway) && len(c.File.Gateway.Producers) == 0 {
+	if c.Runs(ServiceGateway) && len(c.File.Gateway.Producers) == 0 {
 		errs = append(errs, errors.New("gateway: no producers in the config file: no one could send events (see deploy/iochub.example.yaml)"))
 	}
 	return errors.Join(errs...)
@@ -201,25 +179,13 @@ func (c *Config) ServiceList() []string {
 	return out
 }
 
-// SyncSetting parses --nats-sync.
-func (c *Config) SyncSetting() (interval time.Duration, always bool, err error) {
-	if c.NATSSync == "always" {
-		return 0, true, nil
-	}
-	d, err := time.ParseDuration(c.NATSSync)
-	if err != nil || d <= 0 {
-		return 0, false, fmt.Errorf("--nats-sync: want a duration such as 2m or \"always\", got %q", c.NATSSync)
-	}
-	return d, false, nil
-}
+// Runs reports whether --services names service.
+func (c *Config) Runs(service string) bool { return slices.Contains(c.ServiceList(), service) }
 
-func (c *Config) storeDir() string { return filepath.Join(c.DataDir, "jetstream") }
-
+// streamLimits are the limits of the streams as declared: the operator's,
+// with the gateway's largest event as the largest message.
 func (c *Config) streamLimits() natsjs.StreamLimits {
-	return natsjs.StreamLimits{EventsMaxBytes: c.EventsMaxBytes, EventsMaxAge: c.EventsMaxAge, DedupWindow: c.DedupWindow, AckWait: c.AckWait,
-		MaxMsgSize: int32(c.File.Gateway.MaxEventBytes)}
-}
-
-func (c *Config) aggregatorConfig() aggregator.Config {
-	return aggregator.Config{BatchMaxEvents: c.BatchMaxEvents, BatchMaxWait: c.BatchMaxWait, AckWait: c.AckWait}
+	l := c.Streams
+	l.MaxMsgSize = int32(c.File.Gateway.MaxEventBytes)
+	return l
 }

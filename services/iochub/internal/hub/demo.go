@@ -22,12 +22,8 @@ import (
 // only what is new (the events are deterministic; resending would be a
 // retry anyway).
 func (h *Hub) runDemo(ctx context.Context) {
-	loc, err := time.LoadLocation(h.cfg.File.IOCAPI.Timezone)
-	if err != nil {
-		loc = time.UTC
-	}
-	demo := &eventgen.Demo{Location: loc}
-	mark := filepath.Join(h.cfg.DataDir, "demo-until")
+	demo := &eventgen.Demo{Location: h.cfg.File.IOCAPI.Timezone.Loc()}
+	mark := filepath.Join(h.cfg.NATS.DataDir, "demo-until")
 	from := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Hour)
 	if b, err := os.ReadFile(mark); err == nil {
 		if sec, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && time.Unix(sec, 0).After(from) {

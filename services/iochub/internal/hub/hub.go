@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"slices"
-	"time"
-
-	"io/fs"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -36,27 +34,27 @@ import (
 	"github.com/iochub/iochub/services/monitor"
 )
 
-// Hub is a started iochub process.
+// Hub is a started iochub process: its infrastructure, and what each built
+// service mounts on the HTTP listener and runs until the process stops.
 type Hub struct {
 	cfg      Config
 	log      *zap.Logger
 	srv      *server.Server // embedded NATS, or nil
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	store    *chstore.Store // nil when the aggregator does not run here
+	store    *chstore.Store // nil when neither the aggregator nor iocapi runs here
+	catalog  *kpi.Catalog   // nil when neither the aggregator nor iocapi runs here
 	reg      *schema.Registry
 	pseudo   *pii.Pseudonymizer
 	listener net.Listener
 	agg      *aggregator.Aggregator
-	api      *iocapi.API
-	catalog  *kpi.Catalog
-	conns    *connectors.Set
-	mon      *monitor.Monitor
-	toFill   []string // rollups to fill from the raw rows before the aggregator writes
+
+	mounts []func(*http.ServeMux)            // each service's routes
+	tasks  []func(ctx context.Context) error // each service's work; returns when ctx is done
 }
 
-// Start connects everything and declares the streams and tables. Errors are
-// one line each: what could not be reached, and where.
+// Start opens the infrastructure, then builds each service of --services.
+// Errors are one line each: what could not be reached, and where.
 func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error) {
 	h := &Hub{cfg: cfg, log: log}
 	defer func() {
@@ -64,117 +62,189 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 			h.close()
 		}
 	}()
-	if h.reg, err = schema.Load(schemas.FS); err != nil {
-		return nil, err
-	}
-	if h.pseudo, err = pii.New([]byte(cfg.PIIKey)); err != nil {
-		return nil, err
-	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	svcs := cfg.ServiceList()
-	var catalog *kpi.Catalog
-	if slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI) {
-		if catalog, err = loadCatalog(cfg.KPIDir); err != nil {
-			return nil, err
-		}
-	}
-	// ClickHouse first: when it is unreachable, that is the one line the operator sees.
-	if slices.Contains(svcs, ServiceAggregator) || slices.Contains(svcs, ServiceIOCAPI) {
-		if h.store, err = chstore.Open(dctx, cfg.ClickHouseDSN); err != nil {
-			return nil, fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
-		}
-	}
-	h.catalog = catalog
-	if slices.Contains(svcs, ServiceAggregator) {
-		// Raw tables, then the rollups over them, before the aggregator writes.
-		if err := h.store.Migrate(dctx, h.reg); err != nil {
-			return nil, fmt.Errorf("clickhouse migrations: %w", err)
-		}
-		if h.toFill, err = catalog.Migrate(dctx, h.store); err != nil {
-			return nil, fmt.Errorf("clickhouse rollups: %w", err)
-		}
-	}
-	if slices.Contains(svcs, ServiceIOCAPI) {
-		areas, err := area.Load(cfg.AreasFile)
-		if err != nil {
-			return nil, fmt.Errorf("--areas: %w", err)
-		}
-		loc, err := time.LoadLocation(cfg.File.IOCAPI.Timezone)
-		if err != nil {
-			return nil, fmt.Errorf("iocapi timezone: %w", err)
-		}
-		engine := &kpi.Engine{Catalog: catalog, Store: h.store, Location: loc}
-		if h.api, err = iocapi.New(cfg.File.IOCAPI, catalog, engine, areas, log); err != nil {
-			return nil, err
-		}
-	}
-	url := cfg.NATSURL
-	opts := []nats.Option{nats.Name("iochub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
-	if url == "" {
-		interval, always, _ := cfg.SyncSetting()
-		h.srv, err = natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: cfg.NATSListen, StoreDir: cfg.storeDir(), SyncInterval: interval, SyncAlways: always,
-			MQTTListen: cfg.MQTTListen})
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, nats.InProcessServer(h.srv))
-		log.Info("embedded JetStream started", zap.String("store", cfg.storeDir()), zap.String("listen", cfg.NATSListen))
-	}
-	if h.nc, err = nats.Connect(url, opts...); err != nil {
-		return nil, fmt.Errorf("nats %s: %w", url, err)
-	}
-	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	if err := natsjs.Declare(dctx, h.js, cfg.streamLimits()); err != nil {
-		return nil, fmt.Errorf("jetstream at %q: %w", displayURL(url), err)
-	}
-	if err := cfg.File.Connectors.Prepare(dctx, h.js); err != nil {
+	if err := h.open(dctx); err != nil {
 		return nil, err
 	}
-	if h.conns, err = connectors.Build(cfg.File.Connectors, connectors.Deps{NC: h.nc, JS: h.js, Registry: h.reg, Pseudo: h.pseudo, Log: log}); err != nil {
-		return nil, err
+	// The aggregator before the monitor, which reads its counters.
+	for _, b := range []struct {
+		service string
+		build   func(context.Context) error
+	}{
+		{ServiceAggregator, h.buildAggregator},
+		{ServiceGateway, h.buildGateway},
+		{ServiceConnectors, h.buildConnectors},
+		{ServiceIOCAPI, h.buildIOCAPI},
+		{ServiceMonitor, h.buildMonitor},
+	} {
+		if cfg.Runs(b.service) {
+			if err := b.build(dctx); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if slices.Contains(svcs, ServiceMonitor) {
-		var ping monitor.Pinger
-		if h.store != nil {
-			ping = h.store
-		}
-		mcfg := cfg.File.Monitor
-		if h.srv != nil {
-			mcfg.StoreDir = cfg.storeDir()
-		}
-		h.mon = monitor.New(mcfg, h.nc, h.js, ping, log.With(zap.String("component", "monitor")))
-	}
-	if slices.Contains(svcs, ServiceAggregator) {
-		h.agg = aggregator.New(cfg.aggregatorConfig(), h.js, h.store, h.reg, h.pseudo, log)
-		if h.mon != nil { // count sources from the aggregator, not from every event again
-			agg := h.agg
-			h.mon.CountSourcesWith(func() map[string]monitor.SourceTotal {
-				out := map[string]monitor.SourceTotal{}
-				for src, c := range agg.SourceCounts() {
-					out[src] = monitor.SourceTotal{Events: c.Events, Last: c.Last}
-				}
-				return out
-			})
-			h.mon.StoreStatsWith(func() monitor.StoreCounters {
-				return monitor.StoreCounters{RowsInserted: agg.Stats.Inserted.Load(), InsertErrors: agg.Stats.Retries.Load(),
-					Batches: agg.Stats.Batches.Load(), LastBatch: time.Duration(agg.Stats.LastBatchNs.Load())}
-			}, func(ctx context.Context) (map[string]monitor.TableSize, error) {
-				sizes, err := h.store.TableSizes(ctx)
-				out := map[string]monitor.TableSize{}
-				for t, s := range sizes {
-					out[t] = monitor.TableSize{Rows: s.Rows, Bytes: s.Bytes}
-				}
-				return out, err
-			})
-		}
+	if cfg.Demo {
+		h.tasks = append(h.tasks, func(ctx context.Context) error { h.runDemo(ctx); return nil })
 	}
 	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("http listen: %w", err)
 	}
 	return h, nil
+}
+
+// open opens what the services share: the schemas, the personal-data key,
+// ClickHouse and the KPI catalogue where a service needs them (first: when
+// ClickHouse is unreachable, that is the one line the operator sees), and
+// JetStream with its streams.
+func (h *Hub) open(ctx context.Context) (err error) {
+	cfg := h.cfg
+	if h.reg, err = schema.Load(schemas.FS); err != nil {
+		return err
+	}
+	if h.pseudo, err = pii.New([]byte(cfg.PIIKey)); err != nil {
+		return err
+	}
+	if cfg.Runs(ServiceAggregator) || cfg.Runs(ServiceIOCAPI) {
+		if h.catalog, err = loadCatalog(cfg.KPIDir); err != nil {
+			return err
+		}
+		if h.store, err = chstore.Open(ctx, cfg.ClickHouseDSN); err != nil {
+			return fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
+		}
+	}
+	opts := []nats.Option{nats.Name("iochub"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
+	if cfg.NATS.Embedded() {
+		ecfg, err := cfg.NATS.EmbeddedConfig()
+		if err != nil {
+			return err
+		}
+		if h.srv, err = natsjs.RunEmbedded(ecfg); err != nil {
+			return err
+		}
+		opts = append(opts, nats.InProcessServer(h.srv))
+		h.log.Info("embedded JetStream started", zap.String("store", ecfg.StoreDir), zap.String("listen", ecfg.Listen))
+	}
+	if h.nc, err = nats.Connect(cfg.NATS.URL, opts...); err != nil {
+		return fmt.Errorf("nats %s: %w", cfg.NATS.URL, err)
+	}
+	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := natsjs.Declare(ctx, h.js, cfg.streamLimits()); err != nil {
+		return fmt.Errorf("jetstream at %q: %w", displayURL(cfg.NATS.URL), err)
+	}
+	return nil
+}
+
+// buildAggregator migrates the raw tables and the rollups over them, then
+// runs the aggregator once new rollups are filled, and the compaction.
+func (h *Hub) buildAggregator(ctx context.Context) error {
+	if err := h.store.Migrate(ctx, h.reg); err != nil {
+		return fmt.Errorf("clickhouse migrations: %w", err)
+	}
+	toFill, err := h.catalog.Migrate(ctx, h.store)
+	if err != nil {
+		return fmt.Errorf("clickhouse rollups: %w", err)
+	}
+	acfg := h.cfg.Aggregator
+	acfg.AckWait = h.cfg.Streams.AckWait
+	h.agg = aggregator.New(acfg, h.js, h.store, h.reg, h.pseudo, h.log)
+	h.tasks = append(h.tasks, func(ctx context.Context) error {
+		// New rollups are filled first, outside the start deadline; the
+		// aggregator writes only once they are complete (events wait in
+		// IOC_EVENTS meanwhile).
+		if err := h.catalog.Fill(ctx, h.store, toFill, h.log); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped during the fill: the next start fills again
+			}
+			return fmt.Errorf("clickhouse rollups: %w", err)
+		}
+		return h.agg.Run(ctx)
+	})
+	if h.cfg.CompactEvery > 0 {
+		h.tasks = append(h.tasks, func(ctx context.Context) error { h.compactRollups(ctx); return nil })
+	}
+	return nil
+}
+
+// buildGateway mounts POST /v1/events.
+func (h *Hub) buildGateway(context.Context) error {
+	gw := gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log)
+	h.mounts = append(h.mounts, gw.Register)
+	return nil
+}
+
+// buildConnectors declares what the sector systems send to, runs a runner
+// per configured system and mounts the webhooks.
+func (h *Hub) buildConnectors(ctx context.Context) error {
+	if err := h.cfg.File.Connectors.Prepare(ctx, h.js); err != nil {
+		return err
+	}
+	set := connectors.Build(h.cfg.File.Connectors, connectors.Deps{NC: h.nc, JS: h.js, Registry: h.reg, Pseudo: h.pseudo, Log: h.log})
+	h.mounts = append(h.mounts, func(mux *http.ServeMux) {
+		for path, wh := range set.Webhooks {
+			mux.Handle("POST "+path, wh)
+		}
+	})
+	for _, r := range set.Runners {
+		h.tasks = append(h.tasks, r.Run)
+	}
+	return nil
+}
+
+// buildIOCAPI mounts the KPI API and the dashboard.
+func (h *Hub) buildIOCAPI(context.Context) error {
+	areas, err := area.Load(h.cfg.AreasFile)
+	if err != nil {
+		return fmt.Errorf("--areas: %w", err)
+	}
+	engine := &kpi.Engine{Catalog: h.catalog, Store: h.store, Location: h.cfg.File.IOCAPI.Timezone.Loc()}
+	api, err := iocapi.New(h.cfg.File.IOCAPI, h.catalog, engine, areas, h.log)
+	if err != nil {
+		return err
+	}
+	h.mounts = append(h.mounts, api.Register)
+	return nil
+}
+
+// buildMonitor watches the streams, the consumers and ClickHouse, with an
+// in-process aggregator's counters when there is one.
+func (h *Hub) buildMonitor(context.Context) error {
+	mcfg := h.cfg.File.Monitor
+	d := monitor.Deps{NC: h.nc, JS: h.js, Log: h.log.With(zap.String("component", "monitor"))}
+	if h.srv != nil {
+		mcfg.StoreDir = h.cfg.NATS.StoreDir()
+	}
+	if h.store != nil {
+		d.Store = h.store
+	}
+	if agg := h.agg; agg != nil { // count sources from the aggregator, not from every event again
+		d.Sources = func() map[string]monitor.SourceTotal {
+			out := map[string]monitor.SourceTotal{}
+			for src, c := range agg.SourceCounts() {
+				out[src] = monitor.SourceTotal{Events: c.Events, Last: c.Last}
+			}
+			return out
+		}
+		d.StoreStats = func() monitor.StoreCounters {
+			return monitor.StoreCounters{RowsInserted: agg.Stats.Inserted.Load(), InsertErrors: agg.Stats.Retries.Load(),
+				Batches: agg.Stats.Batches.Load(), LastBatch: time.Duration(agg.Stats.LastBatchNs.Load())}
+		}
+		d.TableSizes = func(ctx context.Context) (map[string]monitor.TableSize, error) {
+			sizes, err := h.store.TableSizes(ctx)
+			out := map[string]monitor.TableSize{}
+			for t, s := range sizes {
+				out[t] = monitor.TableSize{Rows: s.Rows, Bytes: s.Bytes}
+			}
+			return out, err
+		}
+	}
+	mon := monitor.New(mcfg, d)
+	adm := admit.New(h.reg, h.pseudo, 0)
+	h.mounts = append(h.mounts, func(mux *http.ServeMux) { mon.Register(mux, adm) })
+	h.tasks = append(h.tasks, mon.Run)
+	return nil
 }
 
 // compactRollups compacts the entity rollups every --rollup-compact-interval
@@ -231,17 +301,8 @@ func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.close()
 	mux := http.NewServeMux()
-	if slices.Contains(h.cfg.ServiceList(), ServiceGateway) {
-		gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log).Register(mux)
-	}
-	if h.api != nil {
-		h.api.Register(mux)
-	}
-	if h.mon != nil {
-		h.mon.Register(mux, admit.New(h.reg, h.pseudo, 0))
-	}
-	for path, wh := range h.conns.Webhooks {
-		mux.Handle("POST "+path, wh)
+	for _, mount := range h.mounts {
+		mount(mux)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpedge.WriteJSON(w, http.StatusOK, map[string]string{"status": "up"})
@@ -262,34 +323,8 @@ func (h *Hub) Run(ctx context.Context) error {
 		defer cancel()
 		return hs.Shutdown(sctx)
 	})
-	if h.agg != nil {
-		g.Go(func() error { // exits on ctx done after flushing
-			// New rollups are filled first, outside the start deadline; the
-			// aggregator writes only once they are complete (events wait in
-			// IOC_EVENTS meanwhile).
-			if err := h.catalog.Fill(gctx, h.store, h.toFill, h.log); err != nil {
-				if gctx.Err() != nil {
-					return nil // stopped during the fill: the next start fills again
-				}
-				return fmt.Errorf("clickhouse rollups: %w", err)
-			}
-			return h.agg.Run(gctx)
-		})
-	}
-	if h.agg != nil && h.cfg.CompactEvery > 0 {
-		g.Go(func() error { h.compactRollups(gctx); return nil })
-	}
-	for _, r := range h.conns.Runners {
-		g.Go(func() error { return r.Run(gctx) })
-	}
-	if h.mon != nil {
-		g.Go(func() error { return h.mon.Run(gctx) })
-	}
-	if h.cfg.Simulate {
-		g.Go(func() error { return h.simulate(gctx) })
-	}
-	if h.cfg.Demo {
-		g.Go(func() error { h.runDemo(gctx); return nil })
+	for _, task := range h.tasks {
+		g.Go(func() error { return task(gctx) }) // each exits on ctx done
 	}
 	if h.cfg.DebugAddr != "" {
 		dbg := httpedge.NewServer(debugMux(), h.cfg.File.HTTP)

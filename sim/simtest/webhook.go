@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/pkg/connector"
-	"github.com/iochub/iochub/services/connectors/simulate"
+	"github.com/iochub/iochub/sim"
 )
 
 // WebhookSystem is a system that notifies by signed webhooks, for the
@@ -26,7 +26,7 @@ type WebhookSystem struct {
 	Malformed  []byte             // a body the mapping rejects
 
 	mu      sync.Mutex
-	sender  *simulate.WebhookSender
+	sender  *sim.WebhookSender
 	current *connector.Webhook
 	n       int
 }
@@ -45,7 +45,7 @@ func StartWebhookSystem(t *testing.T, s *WebhookSystem) *WebhookSystem {
 		cur.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
-	s.sender = &simulate.WebhookSender{URL: hs.URL, Secret: s.Secret}
+	s.sender = &sim.WebhookSender{URL: hs.URL, Secret: s.Secret}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go s.sender.Run(ctx)

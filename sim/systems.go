@@ -1,7 +1,6 @@
-package hub
+package sim
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"time"
@@ -9,24 +8,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/services/connectors"
-	"github.com/iochub/iochub/services/connectors/simulate"
 )
 
-// simulate runs the simulated sector systems where the connectors config
-// points (--simulate), so the connectors have something to read.
-func (h *Hub) simulate(ctx context.Context) error {
-	s, err := SimulatedSystems(h.cfg, "http://"+h.HTTPAddr(), h.log)
-	if err != nil {
-		return err
-	}
-	return simulate.Run(ctx, s)
-}
-
-// SimulatedSystems places the simulated systems where cfg's connectors read:
-// the dossier API and FHIR server on their URLs' addresses, the exports in
-// their directories, the sensors on --mqtt-listen, the webhooks to hubBase.
-func SimulatedSystems(cfg Config, hubBase string, log *zap.Logger) (simulate.Systems, error) {
-	c := cfg.File.Connectors
+// SystemsFor places the simulated systems where the hub's connectors read
+// (the connectors part of its config file): the dossier API and FHIR server
+// on their URLs' addresses, the exports in their directories, the sensors
+// on mqttAddr (the hub's --mqtt-listen), the webhooks to hubBase.
+func SystemsFor(c connectors.Config, mqttAddr, hubBase string, history time.Duration, log *zap.Logger) (Systems, error) {
 	hostOf := func(raw string) string {
 		u, err := url.Parse(raw)
 		if err != nil {
@@ -34,7 +22,7 @@ func SimulatedSystems(cfg Config, hubBase string, log *zap.Logger) (simulate.Sys
 		}
 		return u.Host
 	}
-	s := simulate.Systems{History: cfg.SimHistory, Tick: 5 * time.Second, MalformedEvery: 500,
+	s := Systems{History: history, Tick: 5 * time.Second, MalformedEvery: 500,
 		OnError: func(err error) { log.Warn("simulated systems", zap.Error(err)) }}
 	if s.History <= 0 {
 		s.History = 72 * time.Hour
@@ -49,7 +37,7 @@ func SimulatedSystems(cfg Config, hubBase string, log *zap.Logger) (simulate.Sys
 		s.AttendanceDir = c.Education.Dir
 	}
 	if c.Traffic != nil {
-		s.MQTTAddr, s.IncidentsURL, s.IncidentSecret = cfg.MQTTListen, hubBase+connectors.IncidentsWebhookPath, []byte(c.Traffic.IncidentSecret)
+		s.MQTTAddr, s.IncidentsURL, s.IncidentSecret = mqttAddr, hubBase+connectors.IncidentsWebhookPath, []byte(c.Traffic.IncidentSecret)
 	}
 	if c.Feedback != nil {
 		s.FeedbackURL, s.FeedbackSecret = hubBase+connectors.FeedbackWebhookPath, []byte(c.Feedback.Secret)

@@ -1,7 +1,7 @@
-// Package simulate stands in for the sector systems the connectors read,
-// for tests, demos and `iochub simulate`: each simulator speaks its
+// Package sim stands in for the sector systems the connectors read,
+// for tests, demos and `iochub-sim`: each simulator speaks its
 // system's own format.
-package simulate
+package sim
 
 import (
 	"encoding/json"

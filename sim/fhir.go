@@ -1,4 +1,4 @@
-package simulate
+package sim
 
 import (
 	"encoding/json"
