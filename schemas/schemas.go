@@ -15,8 +15,10 @@ import "embed"
 var FS embed.FS
 
 // Examples holds the example events: <sector>/examples/<name>.v<major>.valid.json
-// (a JSON array of CloudEvents) and <sector>/examples/<name>.v<major>.invalid.json
-// (a JSON array of {"want": {"pointer", "rule"}, "event"}).
+// (a JSON array of CloudEvents), <sector>/examples/<name>.v<major>.invalid.json
+// (a JSON array of CloudEvents, each failing one rule: a batch the gateway
+// answers 400) and <sector>/examples/<name>.v<major>.invalid.want.json (for
+// each invalid event, {"id", "pointer", "rule"}: what it must fail).
 //
 //go:embed */examples/*.json
 var Examples embed.FS

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -86,17 +87,30 @@ func TestValidExamplesPass(t *testing.T) {
 }
 
 func TestInvalidExamplesNamePointerAndRule(t *testing.T) {
-	type invalid struct {
-		Want  schema.Violation `json:"want"`
-		Event json.RawMessage  `json:"event"`
+	type want struct {
+		ID string `json:"id"`
+		schema.Violation
 	}
 	r := load(t)
-	for file, cases := range readExamples[invalid](t, "*/examples/*.invalid.json") {
-		for _, c := range cases {
-			e, err := event.Parse(c.Event)
+	wants := readExamples[want](t, "*/examples/*.invalid.want.json")
+	for file, evs := range readExamples[json.RawMessage](t, "*/examples/*.invalid.json") {
+		byID := map[string]schema.Violation{}
+		for _, w := range wants[strings.TrimSuffix(file, ".json")+".want.json"] {
+			byID[w.ID] = w.Violation
+		}
+		if len(byID) != len(evs) {
+			t.Fatalf("%s: %d events, %d expectations in its .want.json", file, len(evs), len(byID))
+		}
+		for _, raw := range evs {
+			e, err := event.Parse(raw)
 			if err != nil {
 				t.Fatalf("%s: envelope: %v", file, err)
 			}
+			w, ok := byID[e.ID]
+			if !ok {
+				t.Fatalf("%s %s: no expectation in its .want.json", file, e.ID)
+			}
+			c := struct{ Want schema.Violation }{w}
 			err = validate(t, r, e)
 			var ve *schema.ValidationError
 			if !errors.As(err, &ve) || !errors.Is(err, schema.ErrInvalidData) {

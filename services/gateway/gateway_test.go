@@ -377,3 +377,39 @@ type acceptAll struct{}
 func (acceptAll) PublishAll(_ context.Context, msgs []*nats.Msg) []natsjs.Outcome {
 	return make([]natsjs.Outcome, len(msgs))
 }
+
+// TestInvalidExamplesAreSendableAsTheyAre: each invalid example file, posted
+// as it is (the README's curl), is answered 400 with, for every event, the
+// JSON pointer and the rule its .want.json names.
+func TestInvalidExamplesAreSendableAsTheyAre(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	files, _ := fs.Glob(schemas.Examples, "*/examples/*.invalid.json")
+	if len(files) == 0 {
+		t.Fatal("no invalid examples")
+	}
+	for _, file := range files {
+		t.Run(file, func(t *testing.T) {
+			body, _ := fs.ReadFile(schemas.Examples, file)
+			wantRaw, _ := fs.ReadFile(schemas.Examples, strings.TrimSuffix(file, ".json")+".want.json")
+			var wants []struct{ ID, Pointer, Rule string }
+			if err := json.Unmarshal(wantRaw, &wants); err != nil || len(wants) == 0 {
+				t.Fatalf("%s.want.json: %v", file, err)
+			}
+			code, r, _ := post(t, f.url, tokenAll, gateway.MediaBatch, body, nil)
+			if code != http.StatusBadRequest || len(r.Accepted) != 0 {
+				t.Fatalf("answer %d with %d accepted, want 400 and none", code, len(r.Accepted))
+			}
+			for _, w := range wants {
+				found := false
+				for _, res := range r.Results {
+					for _, fe := range res.Errors {
+						found = found || (res.ID == w.ID && fe.Pointer == "/data"+w.Pointer && fe.Rule == w.Rule)
+					}
+				}
+				if !found {
+					t.Errorf("%s: no error at /data%s for rule %s in %+v", w.ID, w.Pointer, w.Rule, r.Results)
+				}
+			}
+		})
+	}
+}
