@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -169,7 +169,14 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 	return nil
 }
 
-func isDuplicate(err error) bool { return err != nil && strings.Contains(err.Error(), "duplicate") }
+// isDuplicate reports a publish JetStream refused because the same message
+// id is being stored at that moment (a resend racing its first send): the
+// event is stored either way. A resend of a stored id is not an error (its
+// PubAck says Duplicate).
+func isDuplicate(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && server.ErrorIdentifier(apiErr.ErrorCode) == server.JSStreamDuplicateMessageConflict
+}
 
 // message is the event message for rec, admitted (pkg/admit), or its dead letter.
 func (r *Runner) message(rec Record) *nats.Msg {

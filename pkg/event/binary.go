@@ -29,7 +29,7 @@ func FromBinary(h map[string][]string, contentType string, body []byte) (Event, 
 		name := strings.ToLower(k[len(HeaderPrefix):])
 		v, err := DecodeHeaderValue(vs[0])
 		if err != nil {
-			return e, &AttributeError{name, err.Error()}
+			return e, &AttributeError{name, err.Error(), RuleFormat}
 		}
 		switch name {
 		case "specversion":
@@ -51,7 +51,7 @@ func FromBinary(h map[string][]string, contentType string, body []byte) (Event, 
 				contentType = v
 			}
 		case "data", "data_base64":
-			return e, &AttributeError{name, "is not a header attribute: the data is the body"}
+			return e, &AttributeError{name, "is not a header attribute: the data is the body", RuleFormat}
 		default:
 			e.SetExtension(name, v)
 		}
@@ -63,7 +63,7 @@ func FromBinary(h map[string][]string, contentType string, body []byte) (Event, 
 	if ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
-			return e, &AttributeError{Attribute: "time", Problem: fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts)}
+			return e, &AttributeError{Attribute: "time", Problem: fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts), Rule: RuleFormat}
 		}
 		e.Time = t
 	}
@@ -71,7 +71,7 @@ func FromBinary(h map[string][]string, contentType string, body []byte) (Event, 
 		return e, err
 	}
 	if !json.Valid(body) {
-		return e, &AttributeError{Attribute: "data", Problem: "must be valid JSON"}
+		return e, &AttributeError{Attribute: "data", Problem: "must be valid JSON", Rule: RuleFormat}
 	}
 	return e, nil
 }

@@ -79,19 +79,19 @@ func (e Event) ExtensionsJSON() string {
 // checkExtension names what is wrong with an extension attribute.
 func checkExtension(name string, value json.RawMessage) error {
 	if len(name) == 0 || len(name) > MaxExtensionNameLen {
-		return &AttributeError{name, fmt.Sprintf("is not an accepted extension name: 1 to %d characters", MaxExtensionNameLen)}
+		return &AttributeError{name, fmt.Sprintf("is not an accepted extension name: 1 to %d characters", MaxExtensionNameLen), RuleFormat}
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
-			return &AttributeError{name, "is not an accepted extension name: lower-case letters and digits only"}
+			return &AttributeError{name, "is not an accepted extension name: lower-case letters and digits only", RuleFormat}
 		}
 	}
 	if len(value) > MaxExtensionValueSize {
-		return &AttributeError{name, fmt.Sprintf("is over %d bytes", MaxExtensionValueSize)}
+		return &AttributeError{name, fmt.Sprintf("is over %d bytes", MaxExtensionValueSize), RuleFormat}
 	}
 	v := bytes.TrimSpace(value)
 	if len(v) == 0 || v[0] == '{' || v[0] == '[' || bytes.Equal(v, []byte("null")) {
-		return &AttributeError{name, "must be a string, number or boolean"}
+		return &AttributeError{name, "must be a string, number or boolean", RuleFormat}
 	}
 	return nil
 }
@@ -103,7 +103,14 @@ var ErrInvalid = errors.New("invalid event")
 type AttributeError struct {
 	Attribute string // CloudEvents attribute name, e.g. "source"
 	Problem   string // what is wrong, e.g. "is required"
+	Rule      string // RuleRequired or RuleFormat
 }
+
+// Rules an attribute can fail.
+const (
+	RuleRequired = "required" // missing or empty
+	RuleFormat   = "format"   // present, but not as the attribute must be
+)
 
 func (e *AttributeError) Error() string {
 	return fmt.Sprintf("attribute %q %s", e.Attribute, e.Problem)
@@ -186,7 +193,7 @@ func parseValid(b []byte) (Event, error) {
 		}
 		v, ok := stringValue(raw)
 		if !ok {
-			attrErr = &AttributeError{string(key), "must be a JSON string"}
+			attrErr = &AttributeError{string(key), "must be a JSON string", RuleFormat}
 			return attrErr
 		}
 		*dst = &v
@@ -228,10 +235,10 @@ func (w *wire) event() (Event, error) {
 	var e Event
 	req := func(name string, p *string) (string, error) {
 		if p == nil {
-			return "", &AttributeError{name, "is required"}
+			return "", &AttributeError{name, "is required", RuleRequired}
 		}
 		if *p == "" {
-			return "", &AttributeError{name, "must not be empty"}
+			return "", &AttributeError{name, "must not be empty", RuleRequired}
 		}
 		return *p, nil
 	}
@@ -240,7 +247,7 @@ func (w *wire) event() (Event, error) {
 		return Event{}, err
 	}
 	if e.SpecVersion != SpecVersion {
-		return Event{}, &AttributeError{"specversion", fmt.Sprintf("must be %q, got %q", SpecVersion, e.SpecVersion)}
+		return Event{}, &AttributeError{"specversion", fmt.Sprintf("must be %q, got %q", SpecVersion, e.SpecVersion), RuleFormat}
 	}
 	if e.ID, err = req("id", w.ID); err != nil {
 		return Event{}, err
@@ -259,12 +266,12 @@ func (w *wire) event() (Event, error) {
 		return Event{}, err
 	}
 	if e.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-		return Event{}, &AttributeError{"time", fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts)}
+		return Event{}, &AttributeError{"time", fmt.Sprintf("must be an RFC 3339 timestamp, got %q", ts), RuleFormat}
 	}
 	if w.DataContentType != nil {
 		e.DataContentType = *w.DataContentType
 		if !IsJSONContentType(e.DataContentType) {
-			return Event{}, &AttributeError{"datacontenttype", fmt.Sprintf("must be %q, got %q", ContentTypeJSON, e.DataContentType)}
+			return Event{}, &AttributeError{"datacontenttype", fmt.Sprintf("must be %q, got %q", ContentTypeJSON, e.DataContentType), RuleFormat}
 		}
 	}
 	if w.Subject != nil {
@@ -274,7 +281,7 @@ func (w *wire) event() (Event, error) {
 		e.DataSchema = *w.DataSchema
 	}
 	if len(w.Extensions) > MaxExtensions {
-		return Event{}, &AttributeError{"extensions", fmt.Sprintf("at most %d extension attributes are accepted, got %d", MaxExtensions, len(w.Extensions))}
+		return Event{}, &AttributeError{"extensions", fmt.Sprintf("at most %d extension attributes are accepted, got %d", MaxExtensions, len(w.Extensions)), RuleFormat}
 	}
 	for name, v := range w.Extensions {
 		if err := checkExtension(name, v); err != nil {
@@ -284,19 +291,19 @@ func (w *wire) event() (Event, error) {
 	e.Extensions = w.Extensions
 	if w.DataBase64 != nil {
 		if len(w.Data) > 0 {
-			return Event{}, &AttributeError{"data_base64", "must not be sent together with data"}
+			return Event{}, &AttributeError{"data_base64", "must not be sent together with data", RuleFormat}
 		}
 		b, err := base64.StdEncoding.DecodeString(*w.DataBase64)
 		if err != nil {
-			return Event{}, &AttributeError{"data_base64", "must be base64: " + err.Error()}
+			return Event{}, &AttributeError{"data_base64", "must be base64: " + err.Error(), RuleFormat}
 		}
 		if !json.Valid(b) {
-			return Event{}, &AttributeError{"data_base64", "must hold JSON data (datacontenttype application/json)"}
+			return Event{}, &AttributeError{"data_base64", "must hold JSON data (datacontenttype application/json)", RuleFormat}
 		}
 		w.Data = b
 	}
 	if len(w.Data) == 0 || bytes.Equal(w.Data, []byte("null")) {
-		return Event{}, &AttributeError{"data", "is required"}
+		return Event{}, &AttributeError{"data", "is required", RuleRequired}
 	}
 	e.Data = w.Data
 	return e, nil

@@ -184,3 +184,26 @@ func ExampleParseType() {
 	fmt.Println(tn.Subject(), tn.Table())
 	// Output: ioc.traffic.flow.v1 traffic_flow_v1
 }
+
+// TestAttributeErrorCarriesItsRule: the attribute and the rule come as
+// fields, for the gateway's problem document, not parsed from the message.
+func TestAttributeErrorCarriesItsRule(t *testing.T) {
+	const ok = `"specversion":"1.0","source":"/s","type":"vn.ioc.health.visit.v1","time":"2026-11-20T08:15:00+07:00","data":{}`
+	tests := []struct {
+		name, json, attr, rule string
+	}{
+		{"missing id", `{` + ok + `}`, "id", event.RuleRequired},
+		{"empty id", `{"id":"",` + ok + `}`, "id", event.RuleRequired},
+		{"bad time", `{"id":"1","specversion":"1.0","source":"/s","type":"vn.ioc.health.visit.v1","time":"yesterday","data":{}}`, "time", event.RuleFormat},
+		{"bad type", `{"id":"1","specversion":"1.0","source":"/s","type":"health","time":"2026-11-20T08:15:00+07:00","data":{}}`, "type", event.RuleFormat},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := event.Parse([]byte(tt.json))
+			var ae *event.AttributeError
+			if !errors.As(err, &ae) || ae.Attribute != tt.attr || ae.Rule != tt.rule {
+				t.Fatalf("err = %#v, want attribute %q rule %q", err, tt.attr, tt.rule)
+			}
+		})
+	}
+}

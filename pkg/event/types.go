@@ -20,7 +20,7 @@ type TypeName struct {
 // case letters, digits and underscores.
 func ParseType(t string) (TypeName, error) {
 	bad := func(why string) (TypeName, error) {
-		return TypeName{}, &AttributeError{"type", fmt.Sprintf("%s: want vn.ioc.<sector>.<name>.v<major>, got %q", why, t)}
+		return TypeName{}, &AttributeError{"type", fmt.Sprintf("%s: want vn.ioc.<sector>.<name>.v<major>, got %q", why, t), RuleFormat}
 	}
 	rest, ok := strings.CutPrefix(t, TypePrefix)
 	if !ok {

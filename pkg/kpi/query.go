@@ -20,6 +20,22 @@ import (
 // parameter the caller can fix); its message names the parameter.
 var ErrBadRequest = errors.New("bad request")
 
+// ParameterError is a request parameter the caller can fix: Param names it
+// (from, to, granularity, by, format, a dimension), Detail says what is
+// wrong, naming it too. It matches ErrBadRequest.
+type ParameterError struct {
+	Param  string
+	Detail string
+}
+
+// BadParameter is a *ParameterError for param.
+func BadParameter(param, format string, args ...any) error {
+	return &ParameterError{Param: param, Detail: fmt.Sprintf(format, args...)}
+}
+
+func (e *ParameterError) Error() string { return ErrBadRequest.Error() + ": " + e.Detail }
+func (e *ParameterError) Unwrap() error { return ErrBadRequest }
+
 // MaxRange bounds the period of a request per granularity, so one request
 // cannot ask for an unbounded series.
 var MaxRange = map[string]time.Duration{
@@ -86,23 +102,23 @@ func (e *Engine) Check(r Request) (*Def, error) {
 		return nil, err
 	}
 	if !r.From.Before(r.To) {
-		return nil, fmt.Errorf("%w: from (%s) must be before to (%s)", ErrBadRequest, r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
+		return nil, BadParameter("from", "from (%s) must be before to (%s)", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
 	}
 	if !d.Allows(r.Granularity) {
-		return nil, fmt.Errorf("%w: granularity %q: %s allows %s", ErrBadRequest, r.Granularity, d.Name, strings.Join(d.Granularities, ", "))
+		return nil, BadParameter("granularity", "granularity %q: %s allows %s", r.Granularity, d.Name, strings.Join(d.Granularities, ", "))
 	}
 	if max := MaxRange[r.Granularity]; r.To.Sub(r.From) > max {
-		return nil, fmt.Errorf("%w: range of %s is longer than the %d days allowed at granularity %s", ErrBadRequest,
+		return nil, BadParameter("from", "range of %s is longer than the %d days allowed at granularity %s",
 			r.To.Sub(r.From).Round(time.Hour), int(max.Hours()/24), r.Granularity)
 	}
 	for dim := range r.Filters {
 		if _, ok := d.Dimensions[dim]; !ok {
-			return nil, fmt.Errorf("%w: %s cannot be filtered by %q; it allows %s", ErrBadRequest, d.Name, dim, strings.Join(d.DimensionNames, ", "))
+			return nil, BadParameter(dim, "%s cannot be filtered by %q; it allows %s", d.Name, dim, strings.Join(d.DimensionNames, ", "))
 		}
 	}
 	if r.By != "" {
 		if _, ok := d.Dimensions[r.By]; !ok {
-			return nil, fmt.Errorf("%w: by=%s: %s can be broken down by %s", ErrBadRequest, r.By, d.Name, strings.Join(d.DimensionNames, ", "))
+			return nil, BadParameter("by", "by=%s: %s can be broken down by %s", r.By, d.Name, strings.Join(d.DimensionNames, ", "))
 		}
 	}
 	return d, nil

@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -213,11 +215,12 @@ func ClassifyPublishError(err error) error {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case 10077, 10028, 10023: // store failed (maximum bytes/messages exceeded), resources exceeded, insufficient resources
+		switch server.ErrorIdentifier(apiErr.ErrorCode) {
+		case server.JSStreamStoreFailedF, // maximum bytes or messages exceeded
+			server.JSMemoryResourcesExceededErr, server.JSInsufficientResourcesErr:
 			return fmt.Errorf("%w: %w", ErrStreamFull, err)
 		}
-		if apiErr.Code == 503 {
+		if apiErr.Code == http.StatusServiceUnavailable {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err

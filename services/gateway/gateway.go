@@ -12,7 +12,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -147,11 +146,7 @@ func envelopeError(err error, headerPrefix string) *itemError {
 				ptr = "/body"
 			}
 		}
-		rule := "format"
-		if strings.Contains(ae.Problem, "required") || strings.Contains(ae.Problem, "empty") {
-			rule = "required"
-		}
-		return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: ptr, Rule: rule, Message: ae.Error()}}}
+		return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: ptr, Rule: ae.Rule, Message: ae.Error()}}}
 	}
 	return &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "", Rule: "json", Message: err.Error()}}}
 }

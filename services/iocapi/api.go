@@ -143,7 +143,14 @@ func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
 		_, err = a.kpis.Check(req)
 	}
 	if err != nil {
-		problem(w, http.StatusBadRequest, ProblemBadParameter, "Bad parameter", strings.TrimPrefix(err.Error(), kpi.ErrBadRequest.Error()+": "))
+		var pe *kpi.ParameterError
+		if !errors.As(err, &pe) {
+			pe = &kpi.ParameterError{Detail: err.Error()}
+		}
+		httpedge.WriteProblem(w, http.StatusBadRequest, parameterProblem{
+			Problem:   httpedge.Problem{Type: ProblemBadParameter, Title: "Bad parameter", Status: http.StatusBadRequest, Detail: pe.Detail},
+			Parameter: pe.Param,
+		})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -189,12 +196,15 @@ func localize(res *kpi.Result, loc *time.Location) *kpi.Result {
 // MaxFilterValues bounds how many values one dimension filter may list.
 const MaxFilterValues = 100
 
-// parse reads the query string. Errors wrap kpi.ErrBadRequest and name the
-// parameter.
+// parameterProblem is the 400 answer naming the parameter at fault.
+type parameterProblem struct {
+	httpedge.Problem
+	Parameter string `json:"parameter,omitempty"`
+}
+
+// parse reads the query string. Errors are *kpi.ParameterError.
 func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", kpi.ErrBadRequest, fmt.Sprintf(format, args...))
-	}
+	bad := kpi.BadParameter
 	req := kpi.Request{Name: d.Name, Filters: map[string][]string{}}
 	now := a.now()
 	var err error
@@ -203,23 +213,23 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 		case "from", "to", "granularity", "by", "format":
 		default:
 			if !slices.Contains(kpi.Dimensions, k) {
-				return req, "", bad("unknown parameter %q (from, to, granularity, by, format and the dimensions %s)", k, strings.Join(d.DimensionNames, ", "))
+				return req, "", bad(k, "unknown parameter %q (from, to, granularity, by, format and the dimensions %s)", k, strings.Join(d.DimensionNames, ", "))
 			}
 		}
 		if len(q[k]) > 1 {
-			return req, "", bad("%s is given %d times; give it once (several values: comma-separated)", k, len(q[k]))
+			return req, "", bad(k, "%s is given %d times; give it once (several values: comma-separated)", k, len(q[k]))
 		}
 	}
 	req.To = now
 	if v := q.Get("to"); v != "" {
 		if req.To, err = a.parseTime(v); err != nil {
-			return req, "", bad("to: %v", err)
+			return req, "", bad("to", "to: %v", err)
 		}
 	}
 	req.From = req.To.Add(-7 * 24 * time.Hour)
 	if v := q.Get("from"); v != "" {
 		if req.From, err = a.parseTime(v); err != nil {
-			return req, "", bad("from: %v", err)
+			return req, "", bad("from", "from: %v", err)
 		}
 	}
 	req.Granularity = q.Get("granularity")
@@ -229,12 +239,12 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 			req.Granularity = "day"
 		}
 	} else if !slices.Contains(kpi.Granularities, req.Granularity) {
-		return req, "", bad("granularity %q: want hour, day or month", req.Granularity)
+		return req, "", bad("granularity", "granularity %q: want hour, day or month", req.Granularity)
 	}
 	req.By = q.Get("by")
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		return req, "", bad("format %q: want json or csv", format)
+		return req, "", bad("format", "format %q: want json or csv", format)
 	}
 	for _, dim := range kpi.Dimensions {
 		v := q.Get(dim)
@@ -243,14 +253,14 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 		}
 		vals := strings.Split(v, ",")
 		if v == "" || slices.Contains(vals, "") {
-			return req, "", bad("%s is empty", dim)
+			return req, "", bad(dim, "%s is empty", dim)
 		}
 		if len(vals) > MaxFilterValues {
-			return req, "", bad("%s lists %d values; at most %d", dim, len(vals), MaxFilterValues)
+			return req, "", bad(dim, "%s lists %d values; at most %d", dim, len(vals), MaxFilterValues)
 		}
 		if dim == "area" {
 			if vals, err = a.expandAreas(vals); err != nil {
-				return req, "", bad("area: %v", err)
+				return req, "", bad("area", "area: %v", err)
 			}
 		}
 		req.Filters[dim] = vals

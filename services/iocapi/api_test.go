@@ -192,3 +192,25 @@ func TestDashboardIsServedFromTheBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestBadParameterIsNamed: a 400 for a parameter names it in the problem's
+// "parameter" member, for a client to point at the field.
+func TestBadParameterIsNamed(t *testing.T) {
+	srv, _ := newServer(t)
+	const ok = "/v1/kpis/health.visits?from=2026-11-01&to=2026-11-08&granularity=day"
+	for _, c := range []struct{ path, param string }{
+		{"/v1/kpis/health.visits?from=2026-11-08&to=2026-11-01", "from"},
+		{ok + "&area=99999", "area"},
+		{"/v1/kpis/education.schools_not_reported?granularity=hour", "granularity"},
+		{ok + "&category=x", "category"},
+		{ok + "&colour=red", "colour"},
+		{ok + "&by=school", "by"},
+		{ok + "&format=xml", "format"},
+	} {
+		status, body, _ := get(t, srv, c.path, leaderToken)
+		var doc struct{ Parameter string }
+		if err := json.Unmarshal([]byte(body), &doc); status != 400 || err != nil || doc.Parameter != c.param {
+			t.Errorf("%s: %d %s; want 400 naming parameter %q", c.path, status, body, c.param)
+		}
+	}
+}
