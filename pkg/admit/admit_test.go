@@ -7,13 +7,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
-	"github.com/nats-io/nats.go"
 )
 
 func setup(t *testing.T) (*schema.Registry, *pii.Pseudonymizer, event.Event) {
@@ -56,7 +58,7 @@ func TestClearThenMarkedHashesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Header.Get(natsjs.HeaderPseudonymized) != admit.Mark || m.Header.Get(natsjs.HeaderMsgID) != ev.DedupID() || m.Subject != "ioc.health.visit.v1" {
+	if m.Header.Get(natsjs.HeaderPseudonymized) != admit.Mark || m.Header.Get(jetstream.MsgIDHeader) != ev.DedupID() || m.Subject != "ioc.health.visit.v1" {
 		t.Fatalf("message %s %v", m.Subject, m.Header)
 	}
 	back, marked, err := admit.FromMsg(m.Header, m.Data)

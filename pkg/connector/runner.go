@@ -17,7 +17,6 @@ import (
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
-	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 )
@@ -151,7 +150,7 @@ func (r *Runner) handle(ctx context.Context, kv jetstream.KeyValue, rec Record, 
 	}
 	cp := rec.Cursor
 	if cp == "" { // a push source resumes nowhere; the checkpoint names the last record handled
-		cp = "last:" + msg.Header.Get(natsjs.HeaderMsgID)
+		cp = "last:" + msg.Header.Get(jetstream.MsgIDHeader)
 	}
 	for {
 		_, err := kv.PutString(ctx, r.Name, cp)

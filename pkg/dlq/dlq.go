@@ -19,11 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // HeaderRecordKey names the record of a connector's dead letter.
@@ -59,7 +60,7 @@ func ForEvent(subject string, h nats.Header, data []byte, seq uint64, stage, rea
 	if e, _, err := admit.FromMsg(h, data); err == nil {
 		id = e.DedupID()
 	}
-	m.Header.Set(natsjs.HeaderMsgID, "dlq:"+id)
+	m.Header.Set(jetstream.MsgIDHeader, "dlq:"+id)
 	m.Header.Set(natsjs.HeaderDLQReason, truncate(reason, 4000))
 	m.Header.Set(natsjs.HeaderDLQSubject, subject)
 	m.Header.Set(natsjs.HeaderDLQSequence, strconv.FormatUint(seq, 10))
@@ -74,7 +75,7 @@ func ForEvent(subject string, h nats.Header, data []byte, seq uint64, stage, rea
 func ForRecord(connector, recordKey, id string, data []byte, reason string, now time.Time) *nats.Msg {
 	m := nats.NewMsg(ConnectorSubjectPrefix + connector)
 	m.Data = data
-	m.Header.Set(natsjs.HeaderMsgID, "dlq-"+id)
+	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+id)
 	m.Header.Set(natsjs.HeaderDLQReason, truncate(reason, 4000))
 	m.Header.Set(natsjs.HeaderDLQStage, "connector:"+connector)
 	m.Header.Set(natsjs.HeaderDLQTime, now.UTC().Format(time.RFC3339))
@@ -216,7 +217,7 @@ func (q Queue) Replay(ctx context.Context, seq uint64, adm *admit.Admitter) erro
 			}
 		}
 	}
-	out.Header.Set(natsjs.HeaderMsgID, "replay:"+e.DedupID())
+	out.Header.Set(jetstream.MsgIDHeader, "replay:"+e.DedupID())
 	if _, err := q.JS.PublishMsg(ctx, out); err != nil {
 		return fmt.Errorf("replay %d: %w", seq, natsjs.ClassifyPublishError(err))
 	}

@@ -65,7 +65,7 @@ func (t TypeName) DLQSubject() string { return fmt.Sprintf("dlq.%s.%s.v%d", t.Se
 // Table is the ClickHouse raw table, <sector>_<name>_v<major>.
 func (t TypeName) Table() string { return fmt.Sprintf("%s_%s_v%d", t.Sector, t.Name, t.Major) }
 
-// SchemaPath is the schema's path in the schemas module, <sector>/<name>.v<major>.json.
+// SchemaPath is the schema's path in the schemas package, <sector>/<name>.v<major>.json.
 func (t TypeName) SchemaPath() string {
 	return fmt.Sprintf("%s/%s.v%d.json", t.Sector, t.Name, t.Major)
 }

@@ -1,5 +1,5 @@
 // Package kpi loads the IOC's KPI definitions and rollups (data, see the
-// kpis module), keeps the rollups in ClickHouse, and answers a KPI request —
+// kpis package), keeps the rollups in ClickHouse, and answers a KPI request —
 // a series, a total and a breakdown — with every parameter bound, never
 // pasted into SQL.
 package kpi

@@ -30,9 +30,9 @@ const (
 	AggregatorConsumer = "aggregator"
 )
 
-// Headers set on messages. Nats-Msg-Id is JetStream's own.
+// Headers set on messages (JetStream's own Nats-Msg-Id is
+// jetstream.MsgIDHeader).
 const (
-	HeaderMsgID = "Nats-Msg-Id"
 	// HeaderPseudonymized marks events whose personal data the gateway has
 	// already pseudonymized (and whose data it validated). Only services may
 	// publish on ioc.> with it: restrict that subject with NATS permissions.

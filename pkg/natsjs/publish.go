@@ -7,9 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/iochub/iochub/pkg/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/pkg/event"
 )
 
 func isConnErr(err error) bool {
@@ -26,7 +27,7 @@ func EventMsg(e event.Event, body []byte) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(tn.Subject())
 	m.Data = body
-	m.Header.Set(HeaderMsgID, e.DedupID())
+	m.Header.Set(jetstream.MsgIDHeader, e.DedupID())
 	return m, nil
 }
 

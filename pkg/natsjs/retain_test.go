@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 )
 
 // The retained log: an ack deletes nothing, a second durable consumer reads
@@ -138,8 +139,8 @@ func TestUpgradeFromAWorkQueueKeepsWaitingEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("2:/a:%d", i); m.Header.Get(natsjs.HeaderMsgID) != want || m.Subject != "ioc.health.visit.v1" {
-			t.Fatalf("event %d after the upgrade: id %q subject %q, want %q", seq, m.Header.Get(natsjs.HeaderMsgID), m.Subject, want)
+		if want := fmt.Sprintf("2:/a:%d", i); m.Header.Get(jetstream.MsgIDHeader) != want || m.Subject != "ioc.health.visit.v1" {
+			t.Fatalf("event %d after the upgrade: id %q subject %q, want %q", seq, m.Header.Get(jetstream.MsgIDHeader), m.Subject, want)
 		}
 		if m.Header.Get(natsjs.HeaderUpgradedFrom) != fmt.Sprint(i+1) {
 			t.Fatalf("event %d: upgraded-from %q, want %d", seq, m.Header.Get(natsjs.HeaderUpgradedFrom), i+1)

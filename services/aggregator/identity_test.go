@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -246,7 +247,7 @@ func dlqReplayCopy(t *testing.T, e env, ev event.Event) *nats.Msg {
 		t.Fatal(err)
 	}
 	m, _ := adm.Msg(ad)
-	m.Header.Set(natsjs.HeaderMsgID, "replay:again:"+ev.DedupID())
+	m.Header.Set(jetstream.MsgIDHeader, "replay:again:"+ev.DedupID())
 	return m
 }
 

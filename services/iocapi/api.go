@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -171,19 +172,11 @@ func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
 	}
 	filters := req.Filters
 	if v := r.URL.Query().Get("area"); v != "" {
-		filters = mapsClone(filters)
+		filters = maps.Clone(filters)
 		filters["area"] = []string{v} // as asked, not expanded
 	}
 	writeJSON(w, http.StatusOK, KPIResponse{Name: d.Name, Title: d.Title, Unit: d.Unit, Format: d.Format, From: req.From.In(a.loc), To: req.To.In(a.loc),
 		Granularity: req.Granularity, Filters: filters, By: req.By, Result: *localize(res, a.loc), Freshness: fresh})
-}
-
-func mapsClone(m map[string][]string) map[string][]string {
-	out := make(map[string][]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func localize(res *kpi.Result, loc *time.Location) *kpi.Result {

@@ -17,14 +17,11 @@ var ErrNotReplayable = dlq.ErrNotReplayable
 
 func (m *Monitor) queue() dlq.Queue { return dlq.Queue{JS: m.js} }
 
-// listDLQ returns up to max dead letters, newest last.
-func (m *Monitor) listDLQ(ctx context.Context, max int) []DeadLetter {
+// ListDLQ is the dead-letter view: the newest max letters, newest last.
+func (m *Monitor) ListDLQ(ctx context.Context, max int) []DeadLetter {
 	out, _ := m.queue().List(ctx, max)
 	return out
 }
-
-// ListDLQ is the dead-letter view: the newest max letters.
-func (m *Monitor) ListDLQ(ctx context.Context, max int) []DeadLetter { return m.listDLQ(ctx, max) }
 
 // ShowDLQ is one dead letter with its original body.
 func (m *Monitor) ShowDLQ(ctx context.Context, seq uint64) (DeadLetter, error) {

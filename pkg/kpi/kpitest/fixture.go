@@ -1,5 +1,5 @@
 // Package kpitest is a hand-checked event set for the KPIs of the kpis
-// module: a few dossiers, reports, visits, bed readings, attendance reports,
+// package: a few dossiers, reports, visits, bed readings, attendance reports,
 // sensor windows and incidents over 2–4 November 2026 (Asia/Ho_Chi_Minh),
 // with duplicates, late events and status changes out of order, and the
 // value every KPI must give over them, worked out by hand in the comments.

@@ -13,6 +13,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/connector/connectortest"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -20,9 +24,6 @@ import (
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/traffic"
 	"github.com/iochub/iochub/sim/simtest"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func mapFixture(t *testing.T, file, typ string, m connector.Mapper) map[string]any {

@@ -10,11 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/schema"
-	"go.uber.org/zap"
 )
 
 // The KPI bench fills a fresh database with kpiEvents raw events over the

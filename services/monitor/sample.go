@@ -1,0 +1,228 @@
+package monitor
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/pkg/dlq"
+	"github.com/iochub/iochub/pkg/natsjs"
+)
+
+// Sample reads the streams, consumers and store, then evaluates alerts.
+func (m *Monitor) Sample(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	now := m.now()
+	var s Snapshot
+	s.At = now
+	names := []string{natsjs.EventsStream, natsjs.DLQStream, "IOC_SENSORS"}
+	for _, name := range names {
+		st, err := m.js.Stream(ctx, name)
+		if err != nil {
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			continue
+		}
+		ss := StreamStat{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes, FirstTime: info.State.FirstTime,
+			LastTime: info.State.LastTime, LastSeq: info.State.LastSeq}
+		m.mu.Lock()
+		if p, ok := m.prev[name]; ok && !m.snap.At.IsZero() {
+			if dt := now.Sub(m.snap.At).Seconds(); dt > 0 && ss.LastSeq >= p {
+				ss.RatePerSec = float64(ss.LastSeq-p) / dt
+			}
+		}
+		m.prev[name] = ss.LastSeq
+		m.mu.Unlock()
+		s.Streams = append(s.Streams, ss)
+		for cname := range consumersOf(ctx, st) {
+			c, err := st.Consumer(ctx, cname)
+			if err != nil {
+				continue
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				continue
+			}
+			cs := ConsumerStat{Stream: name, Name: cname, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered}
+			if ci.Delivered.Last != nil {
+				t := *ci.Delivered.Last
+				cs.LastActive = &t
+			}
+			s.Consumers = append(s.Consumers, cs)
+		}
+		if name == natsjs.DLQStream {
+			s.DLQ = m.dlqStats(ctx, st, info.State.LastSeq)
+		}
+	}
+	if ai, err := m.js.AccountInfo(ctx); err == nil && ai.Limits.MaxStore > 0 {
+		s.Storage.Used, s.Storage.Limit, s.Storage.Of = ai.Store, ai.Limits.MaxStore, "account"
+	} else if m.cfg.StoreDir != "" {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(m.cfg.StoreDir, &fs); err == nil {
+			total := fs.Blocks * uint64(fs.Bsize)
+			s.Storage.Used, s.Storage.Limit, s.Storage.Of = total-fs.Bavail*uint64(fs.Bsize), int64(total), "filesystem"
+		}
+	}
+	if m.store != nil {
+		if err := m.store.Ping(ctx); err != nil {
+			s.Store = StoreStat{Reachable: false, Error: err.Error()}
+		} else {
+			s.Store.Reachable = true
+		}
+	}
+	if m.storeC != nil {
+		c := m.storeC()
+		s.Store.RowsInserted, s.Store.InsertErrors, s.Store.Batches = c.RowsInserted, c.InsertErrors, c.Batches
+		s.Store.LastBatchMs = float64(c.LastBatch.Microseconds()) / 1000
+		m.mu.Lock()
+		if dt := now.Sub(m.snap.At).Seconds(); !m.snap.At.IsZero() && dt > 0 && c.RowsInserted >= m.prevIns {
+			s.Store.InsertRatePerSec = float64(c.RowsInserted-m.prevIns) / dt
+		}
+		m.prevIns = c.RowsInserted
+		m.mu.Unlock()
+	}
+	if m.sizes != nil && s.Store.Reachable {
+		if t, err := m.sizes(ctx); err == nil {
+			s.Store.Tables = t
+		}
+	}
+	var totals map[string]SourceTotal
+	if m.counts != nil {
+		totals = m.counts()
+	}
+	m.mu.Lock()
+	for src, tot := range totals {
+		c := m.sources[src]
+		if c == nil {
+			c = &sourceCounter{window: []minuteCount{{at: now}}}
+			m.sources[src] = c
+		}
+		c.events, c.last = tot.Events, tot.Last
+	}
+	s.Sources = m.sourceStats(now)
+	m.snap = s
+	rp := RatePoint{At: now}
+	for _, st := range s.Streams {
+		switch st.Name {
+		case natsjs.EventsStream:
+			rp.Events = st.RatePerSec
+		case natsjs.DLQStream:
+			rp.DeadLetters = st.RatePerSec
+		}
+	}
+	m.rates = append(m.rates, rp)
+	for len(m.rates) > 0 && now.Sub(m.rates[0].At) > time.Hour {
+		m.rates = m.rates[1:]
+	}
+	m.mu.Unlock()
+	m.evaluate(ctx, s)
+}
+
+func consumersOf(ctx context.Context, st jetstream.Stream) map[string]bool {
+	out := map[string]bool{}
+	l := st.ConsumerNames(ctx)
+	for n := range l.Name() {
+		out[n] = true
+	}
+	return out
+}
+
+// dlqStats counts dead letters by reason (its first words) and type.
+func (m *Monitor) dlqStats(ctx context.Context, st jetstream.Stream, last uint64) DLQStat {
+	out := DLQStat{ByReason: map[string]uint64{}, ByType: map[string]uint64{}}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		return out
+	}
+	out.Depth = info.State.Msgs
+	for subj, n := range info.State.Subjects {
+		out.ByType[strings.TrimPrefix(subj, "dlq.")] += n
+	}
+	for _, d := range m.ListDLQ(ctx, 500) {
+		out.ByReason[reasonKind(d.Reason)]++
+	}
+	return out
+}
+
+// reasonKind is the part of a reason before its details, to group by.
+func reasonKind(r string) string {
+	if i := strings.IndexAny(r, ":("); i > 0 {
+		return strings.TrimSpace(r[:i])
+	}
+	if len(r) > 60 {
+		return r[:60]
+	}
+	return r
+}
+
+func (m *Monitor) sourceStats(now time.Time) []SourceStat {
+	var out []SourceStat
+	seen := map[string]bool{}
+	for src, c := range m.sources {
+		c.window = append(c.window, minuteCount{at: now, events: c.events, rejected: c.rejected})
+		for len(c.window) > 1 && now.Sub(c.window[0].at) > time.Minute {
+			c.window = c.window[1:]
+		}
+		ss := SourceStat{Source: src, Events: c.events, Rejected: c.rejected, Freshness: "unknown"}
+		// Over the last minute; a younger window counts as a whole minute,
+		// so a burst just after start is not read as a huge rate.
+		first := c.window[0]
+		mins := max(now.Sub(first.at).Minutes(), 1)
+		ss.EventsPerMin = float64(c.events-first.events) / mins
+		ss.RejectedPerMin = float64(c.rejected-first.rejected) / mins
+		if !c.last.IsZero() {
+			t := c.last
+			ss.LastEventTime = &t
+		}
+		if prefix, every, ok := m.expectation(src); ok {
+			seen[prefix] = true
+			ss.ExpectedInterval = every.String()
+			ss.Freshness = "ok"
+			if c.last.IsZero() || now.Sub(c.last) > every {
+				ss.Freshness = "late"
+			}
+		}
+		out = append(out, ss)
+	}
+	for prefix, every := range m.cfg.Sources { // expected and never heard from
+		if !seen[prefix] {
+			out = append(out, SourceStat{Source: prefix, ExpectedInterval: every.String(), Freshness: "late"})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
+}
+
+// expectation is the longest configured prefix of src.
+func (m *Monitor) expectation(src string) (string, time.Duration, bool) {
+	best, every := "", time.Duration(0)
+	for p, d := range m.cfg.Sources {
+		if strings.HasPrefix(src, p) && len(p) > len(best) {
+			best, every = p, d
+		}
+	}
+	return best, every, best != ""
+}
+
+// Rates are the event and dead-letter rates of the last hour's samples.
+func (m *Monitor) Rates() []RatePoint {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]RatePoint(nil), m.rates...)
+}
+
+// Snapshot is the latest sample.
+func (m *Monitor) Snapshot() Snapshot {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snap
+}
+
+var errNotFound = dlq.ErrNotFound
