@@ -13,11 +13,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
-	"github.com/nats-io/nats.go"
 )
 
 // Mark is the value of natsjs.HeaderPseudonymized on an admitted event: its
@@ -26,6 +27,10 @@ const Mark = "hmac-sha256"
 
 // ErrTooLarge is matched when the encoded event is over the size limit.
 var ErrTooLarge = errors.New("event too large")
+
+// ErrNoKey is matched when an event has personal data to pseudonymize and
+// the admitter has no key.
+var ErrNoKey = errors.New("admit: no personal-data key")
 
 // Admitter admits events. Safe for concurrent use.
 type Admitter struct {
@@ -58,7 +63,7 @@ func (a *Admitter) Clear(e event.Event) (Admitted, error) {
 		return Admitted{}, err
 	}
 	if len(ty.PII) > 0 && a.pseudo == nil {
-		return Admitted{}, errors.New("admit: no personal-data key to pseudonymize " + e.Type)
+		return Admitted{}, fmt.Errorf("%w to pseudonymize %s", ErrNoKey, e.Type)
 	}
 	if len(ty.PII) > 0 && a.pseudo.Apply(ty, data) {
 		if e.Data, err = json.Marshal(data); err != nil {

@@ -99,11 +99,17 @@ func TestFromBinary(t *testing.T) {
 		t.Fatalf("event %+v", e)
 	}
 	h["Ce-Id"] = []string{"bad%zz"}
-	if _, err := event.FromBinary(h, "application/json", []byte(`{}`)); err == nil || !strings.Contains(err.Error(), "percent") {
+	if _, err := event.FromBinary(h, "application/json", []byte(`{}`)); !isAttributeError(err, "id") || !strings.Contains(err.Error(), "percent") {
 		t.Fatalf("a broken percent-encoding: %v", err)
 	}
 	h["Ce-Id"] = []string{"b2"}
 	if _, err := event.FromBinary(h, "application/json", []byte(`not json`)); err == nil {
 		t.Fatal("data that is not JSON was accepted")
 	}
+}
+
+// isAttributeError reports an *event.AttributeError about attr.
+func isAttributeError(err error, attr string) bool {
+	var ae *event.AttributeError
+	return errors.As(err, &ae) && ae.Attribute == attr
 }

@@ -2,14 +2,17 @@ package kpi_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/kpi/kpitest"
-	"go.uber.org/zap/zaptest"
 )
 
 // Each case reproduces a defect with single events: it failed before its fix.
@@ -139,12 +142,14 @@ func TestInterruptedRollupFillIsCompletedAtTheNextStart(t *testing.T) {
 
 func waitMutations(t *testing.T, s *chstore.Store) {
 	t.Helper()
-	for range 200 {
+	polltest.Until(t, "the mutation done", 30*time.Second, func() error {
 		var n uint64
-		if err := s.QueryRow(context.Background(), "SELECT count() FROM system.mutations WHERE database = ? AND NOT is_done", s.Database()).Scan(&n); err != nil || n == 0 {
-			return
+		if err := s.QueryRow(context.Background(), "SELECT count() FROM system.mutations WHERE database = ? AND NOT is_done", s.Database()).Scan(&n); err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("mutation not done")
+		if n > 0 {
+			return fmt.Errorf("%d mutations running", n)
+		}
+		return nil
+	})
 }

@@ -3,16 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
-	"github.com/nats-io/nats.go"
 )
 
 // TestDLQCommand: events that fail validation, published straight onto
@@ -48,11 +51,12 @@ func TestDLQCommand(t *testing.T) {
 		return out.String()
 	}
 	var list string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if list = dlq("list"); strings.Count(list, "dlq.health.visit.v1") == 3 {
-			break
+	polltest.Until(t, "three dead letters listed", 20*time.Second, func() error {
+		if list = dlq("list"); strings.Count(list, "dlq.health.visit.v1") != 3 {
+			return fmt.Errorf("dlq list:\n%s", list)
 		}
-	}
+		return nil
+	})
 	if strings.Count(list, "dlq.health.visit.v1") != 3 || !strings.Contains(list, "required") {
 		t.Fatalf("dlq list:\n%s", list)
 	}

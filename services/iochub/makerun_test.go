@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/services/iocapi"
@@ -141,9 +143,8 @@ func TestMakeRunServes(t *testing.T) {
 		t.Fatalf("the reader token sees %d KPIs", len(cat.KPIs))
 	}
 	// The dashboard's default view: the last 7 days; open-now tiles over 90.
-	var missing []string
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(2 * time.Second) {
-		missing = missing[:0]
+	polltest.Until(t, "demo data behind every KPI of the default view", 90*time.Second, func() error {
+		var missing []string
 		for _, k := range cat.KPIs {
 			days := 7
 			if k.Name == "publicservice.overdue_now" || k.Name == "feedback.reports_open" {
@@ -158,13 +159,11 @@ func TestMakeRunServes(t *testing.T) {
 				missing = append(missing, k.Name)
 			}
 		}
-		if len(missing) == 0 {
-			break
+		if len(missing) > 0 {
+			return fmt.Errorf("no demo data behind %v", missing)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no demo data behind %v", missing)
-		}
-	}
+		return nil
+	})
 }
 
 // testWriter sends a child's stderr to the test log.

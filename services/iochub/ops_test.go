@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
@@ -39,7 +41,6 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := natsjs.NewJetStream(nc)
-	time.Sleep(300 * time.Millisecond) // the monitor subscribes
 	g := eventgen.New(5, "ops")
 	var msgs []*nats.Msg
 	for range 40 {
@@ -59,7 +60,33 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			t.Fatal(o.Err)
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // stored, dead-lettered, sampled
+	// Stored, dead-lettered and sampled: what the page will show.
+	polltest.Until(t, "the monitor's sample to show the events stored and dead-lettered", time.Minute, func() error {
+		var snap monitor.Snapshot
+		if code := getJSON(t, base+"/v1/ops/snapshot", "ops-token", &snap); code != http.StatusOK {
+			return fmt.Errorf("snapshot: %d", code)
+		}
+		for _, st := range snap.Streams {
+			if st.Name == natsjs.DLQStream && st.Messages != 2 {
+				return fmt.Errorf("%d dead letters", st.Messages)
+			}
+		}
+		for _, c := range snap.Consumers {
+			if c.Name == natsjs.AggregatorConsumer && (c.Pending > 0 || c.AckPending > 0) {
+				return fmt.Errorf("aggregator: %d pending, %d awaiting ack", c.Pending, c.AckPending)
+			}
+		}
+		fresh := 0
+		for _, src := range snap.Sources {
+			if src.Freshness == "ok" {
+				fresh++
+			}
+		}
+		if _, ok := snap.Store.Tables["health_visit_v1"]; !ok || fresh == 0 || len(snap.Consumers) == 0 || len(snap.Streams) == 0 {
+			return fmt.Errorf("sample %+v", snap)
+		}
+		return nil
+	})
 
 	pg := openPage(t, base+"/ops#token=ops-token", 1400, 1600)
 	pg.waitLoaded("0")

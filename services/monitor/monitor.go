@@ -58,6 +58,7 @@ type Pinger interface {
 type Monitor struct {
 	cfg    Config
 	admins *httpedge.Keyring[Admin]
+	ready  chan struct{} // closed once Run has subscribed
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	store  Pinger
@@ -133,9 +134,13 @@ func New(cfg Config, d Deps) *Monitor {
 	}
 	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
 		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},
-		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes,
+		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, ready: make(chan struct{}),
 		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
+
+// Ready is closed once Run listens: every event and dead letter published
+// after it is counted.
+func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 
 // Run samples every interval until ctx is done. It also counts events per
 // source by listening to the event subjects (a plain subscription: it takes
@@ -154,6 +159,10 @@ func (m *Monitor) Run(ctx context.Context) error {
 		return err
 	}
 	defer dsub.Unsubscribe()
+	if err := m.nc.Flush(); err != nil { // the server has the subscriptions
+		return err
+	}
+	close(m.ready)
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -18,8 +19,10 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
@@ -126,11 +129,13 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = m.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond) // subscribed
+	waitReady(t, m)
 	g := eventgen.New(2, "fresh")
 	publish(t, js, g.Of("vn.ioc.health.visit.v1"))
-	time.Sleep(100 * time.Millisecond)
-	m.Sample(context.Background())
+	polltest.True(t, "the hospital's event counted", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		return sourceEvents(m, "/health/his/") == 1
+	})
 	for _, s := range m.Snapshot().Sources {
 		if strings.HasPrefix(s.Source, "/health/his/") && (s.Freshness != "ok" || s.Events != 1) {
 			t.Fatalf("just after its event: %+v", s)
@@ -139,8 +144,16 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 	if a := firing(m, monitor.AlertSourceSilent); a == nil || a.Subject != "/education/sms" {
 		t.Fatalf("a source never heard from is not reported silent: %+v", a)
 	}
-	time.Sleep(400 * time.Millisecond)
-	m.Sample(context.Background())
+	polltest.True(t, "the hospital silent past its 300 ms", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		alerts, _ := m.Alerts()
+		for _, x := range alerts {
+			if x.Name == monitor.AlertSourceSilent && strings.HasPrefix(x.Subject, "/health/his/") {
+				return true
+			}
+		}
+		return false
+	})
 	alerts, _ := m.Alerts()
 	silent := 0
 	for _, a := range alerts {
@@ -224,10 +237,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 		evs = append(evs, e)
 	}
 	publish(t, js, evs...)
-	deadline := time.Now().Add(20 * time.Second)
-	for len(m.ListDLQ(ctx, 100)) < 5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	polltest.True(t, "five dead letters", 20*time.Second, func() bool { return len(m.ListDLQ(ctx, 100)) >= 5 })
 	stop()
 	letters := m.ListDLQ(ctx, 100)
 	if len(letters) != 5 {
@@ -246,7 +256,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 		t.Errorf("dlq stats %+v", s)
 	}
 	// Before the fix a replay is refused and the letter stays.
-	if err := m.Replay(ctx, letters[0].Seq, admit.New(strict, ps, 0)); err == nil || !strings.Contains(err.Error(), "still fails") {
+	if err := m.Replay(ctx, letters[0].Seq, admit.New(strict, ps, 0)); !errors.Is(err, dlq.ErrStillInvalid) {
 		t.Fatalf("replay before the fix: %v", err)
 	}
 	stop = runAgg(fixed)
@@ -276,10 +286,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 		_ = store.QueryRow(ctx, "SELECT count() FROM "+store.Qualified("health_visit_v1")+" WHERE kind = 'telehealth'").Scan(&n)
 		return n
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for count() < 5 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	polltest.True(t, "five telehealth rows", 20*time.Second, func() bool { return count() >= 5 })
 	if out := replay(); out["replayed"] != float64(0) {
 		t.Fatalf("second replay: %v", out)
 	}
@@ -301,14 +308,20 @@ func TestMetricsParseAndMatchTheJSON(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = m.Run(ctx) }()
-	time.Sleep(100 * time.Millisecond)
+	waitReady(t, m)
 	g := eventgen.New(4, "metrics")
 	for range 7 {
 		publish(t, js, g.Next())
 	}
 	publish(t, js, g.Of("vn.ioc.traffic.flow.v1"))
-	time.Sleep(200 * time.Millisecond)
-	m.Sample(context.Background())
+	polltest.True(t, "the eight events counted", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		var n uint64
+		for _, s := range m.Snapshot().Sources {
+			n += s.Events
+		}
+		return n == 8
+	})
 	mux := http.NewServeMux()
 	m.Register(mux, nil)
 	rec := httptest.NewRecorder()
@@ -382,4 +395,25 @@ func TestDiskNearlyFullWatchesTheStoreFilesystem(t *testing.T) {
 	if a := firing(m2, monitor.AlertDiskNearlyFull); a != nil && m2.Snapshot().Storage.Used*100 < uint64(m2.Snapshot().Storage.Limit)*90 {
 		t.Errorf("fires under the threshold: %+v", a)
 	}
+}
+
+// waitReady waits until the monitor's Run listens.
+func waitReady(t *testing.T, m *monitor.Monitor) {
+	t.Helper()
+	select {
+	case <-m.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the monitor did not start listening")
+	}
+}
+
+// sourceEvents is the events counted of the sources under prefix.
+func sourceEvents(m *monitor.Monitor, prefix string) uint64 {
+	var n uint64
+	for _, s := range m.Snapshot().Sources {
+		if strings.HasPrefix(s.Source, prefix) {
+			n += s.Events
+		}
+	}
+	return n
 }

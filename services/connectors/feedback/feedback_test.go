@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/connector/connectortest"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -21,7 +24,6 @@ import (
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/connectors/feedback"
 	"github.com/iochub/iochub/sim/simtest"
-	"go.uber.org/zap/zaptest"
 )
 
 var secret = []byte("portal-webhook-secret")
@@ -126,13 +128,13 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	if n, d := count(natsjs.EventsStream), count(natsjs.DLQStream); n != 0 || d != 0 {
 		t.Fatalf("after bad signatures: %d events, %d dead letters; want none", n, d)
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	status := 0
-	for status != http.StatusAccepted && time.Now().Before(deadline) {
+	polltest.Until(t, "the signed body accepted", 10*time.Second, func() error {
 		if status = post(t, hs.URL, body, connector.Sign(secret, body)); status != http.StatusAccepted {
-			time.Sleep(50 * time.Millisecond) // the runner may not have connected yet: 503
+			return fmt.Errorf("status %d", status) // the runner may not have connected yet: 503
 		}
-	}
+		return nil
+	})
 	if status != http.StatusAccepted || count(natsjs.EventsStream) != 1 {
 		t.Fatalf("signed body: %d, %d events", status, count(natsjs.EventsStream))
 	}
