@@ -47,6 +47,7 @@ type Hub struct {
 	reg      *schema.Registry
 	pseudo   *pii.Pseudonymizer
 	listener net.Listener
+	debug    net.Listener // --debug-addr, or nil
 	agg      *aggregator.Aggregator
 
 	mounts []func(*http.ServeMux)            // each service's routes
@@ -87,10 +88,24 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	if cfg.Demo {
 		h.tasks = append(h.tasks, func(ctx context.Context) error { h.runDemo(ctx); return nil })
 	}
-	if h.listener, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("http listen: %w", err)
+	if err := h.listen(); err != nil {
+		return nil, err
 	}
 	return h, nil
+}
+
+// listen opens the HTTP listener and the debug one, so that an address in
+// use is a start error and both answer once Start returns.
+func (h *Hub) listen() (err error) {
+	if h.listener, err = net.Listen("tcp", h.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	if h.cfg.DebugAddr != "" {
+		if h.debug, err = net.Listen("tcp", h.cfg.DebugAddr); err != nil {
+			return fmt.Errorf("--debug-addr: %w", err)
+		}
+	}
+	return nil
 }
 
 // open opens what the services share: the schemas, the personal-data key,
@@ -326,12 +341,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	for _, task := range h.tasks {
 		g.Go(func() error { return task(gctx) }) // each exits on ctx done
 	}
-	if h.cfg.DebugAddr != "" {
+	if h.debug != nil {
 		dbg := httpedge.NewServer(debugMux(), h.cfg.File.HTTP)
-		dbg.Addr = h.cfg.DebugAddr
 		g.Go(func() error { // exits when ctx is done
 			go func() { <-gctx.Done(); _ = dbg.Close() }()
-			if err := dbg.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			if err := dbg.Serve(h.debug); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("debug http: %w", err)
 			}
 			return nil
@@ -376,6 +390,9 @@ func debugMux() *http.ServeMux {
 func (h *Hub) close() {
 	if h.listener != nil {
 		_ = h.listener.Close()
+	}
+	if h.debug != nil {
+		_ = h.debug.Close()
 	}
 	if h.nc != nil {
 		_ = h.nc.Drain()
