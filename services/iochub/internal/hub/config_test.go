@@ -1,0 +1,85 @@
+package hub
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/services/gateway"
+)
+
+// TestConfigFileOverDefaults: the file is decoded once over the defaults
+// (what it leaves out keeps its default), its time zone is parsed as it is
+// read, and a bad one is named.
+func TestConfigFileOverDefaults(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		wantErr    string
+		check      func(t *testing.T, c Config)
+	}{
+		{name: "defaults kept", yaml: "pii_key: 0123456789abcdef0123\ngateway: {max_batch_events: 7}\nhttp: {read_header_timeout: 3s}\n",
+			check: func(t *testing.T, c Config) {
+				d := gateway.DefaultConfig()
+				if c.File.Gateway.MaxBatchEvents != 7 || c.File.Gateway.MaxBodyBytes != d.MaxBodyBytes || c.File.Gateway.RetryAfterSeconds != d.RetryAfterSeconds {
+					t.Errorf("gateway %+v: want max_batch_events 7 and the other limits' defaults", c.File.Gateway)
+				}
+				if c.File.HTTP.ReadHeaderTimeout != 3*time.Second || c.File.HTTP.IdleTimeout == 0 {
+					t.Errorf("http %+v", c.File.HTTP)
+				}
+				if c.File.IOCAPI.Timezone.String() != "Asia/Ho_Chi_Minh" || c.PIIKey != "0123456789abcdef0123" {
+					t.Errorf("time zone %s, key %q", c.File.IOCAPI.Timezone, c.PIIKey)
+				}
+			}},
+		{name: "time zone parsed once, when read", yaml: "pii_key: 0123456789abcdef0123\niocapi: {timezone: Asia/Bangkok}\n",
+			check: func(t *testing.T, c Config) {
+				if c.File.IOCAPI.Timezone.Loc().String() != "Asia/Bangkok" {
+					t.Errorf("time zone %s", c.File.IOCAPI.Timezone)
+				}
+			}},
+		{name: "bad time zone named", yaml: "iocapi: {timezone: Nowhere/City}\n", wantErr: "iocapi.timezone"},
+		{name: "unknown key named", yaml: "gateway: {max_bodybytes: 1}\n", wantErr: "max_bodybytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Services = "aggregator"
+			c.NATS.DataDir = t.TempDir()
+			c.ConfigFile = filepath.Join(t.TempDir(), "iochub.yaml")
+			if err := os.WriteFile(c.ConfigFile, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := c.Load()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+// TestFlagDefaultsAreTheComponents': DefaultConfig is what the flags give
+// with no argument, and each component's numbers come from the component.
+func TestFlagDefaultsAreTheComponents(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultConfig()
+	if c.Aggregator.BatchMaxEvents != 5000 || c.Aggregator != (d.Aggregator) || c.Streams != d.Streams || c.NATS != d.NATS {
+		t.Fatalf("flags %+v / %+v, defaults %+v / %+v", c.Aggregator, c.Streams, d.Aggregator, d.Streams)
+	}
+	if c.Services != "gateway,aggregator,connectors,iocapi,monitor" {
+		t.Fatalf("--services default %q", c.Services)
+	}
+}
