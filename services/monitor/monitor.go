@@ -10,6 +10,10 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -100,6 +104,28 @@ type minuteCount struct {
 // DefaultConfig is the monitor's configuration when the file sets nothing.
 func DefaultConfig() Config {
 	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90}
+}
+
+// Validate names every problem of the monitor part of the config file.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Interval < 0 || c.LagWindow < 0 {
+		errs = append(errs, fmt.Errorf("monitor: interval %s and lag_window %s must not be negative", c.Interval, c.LagWindow))
+	}
+	if c.DiskFullPercent < 0 || c.DiskFullPercent > 100 {
+		errs = append(errs, fmt.Errorf("monitor.disk_full_percent: want 1 to 100, got %g", c.DiskFullPercent))
+	}
+	for src, every := range c.Sources {
+		if every <= 0 {
+			errs = append(errs, fmt.Errorf("monitor.sources[%q]: want a positive interval, got %s", src, every))
+		}
+	}
+	for i, a := range c.Admins {
+		if b, err := hex.DecodeString(a.TokenSHA256); err != nil || len(b) != sha256.Size {
+			errs = append(errs, fmt.Errorf("monitor.admins[%d] (%s): token_sha256 must be 64 hex digits (the SHA-256 of the token)", i, a.Name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Deps are what the monitor watches. NC, JS and Log are required; the rest

@@ -156,6 +156,9 @@ func (c *Config) Validate() error {
 	if c.Runs(ServiceConnectors) && c.File.Connectors.UsesSensors() && c.NATS.Embedded() && c.NATS.MQTTListen == "" {
 		errs = append(errs, errors.New("connectors.traffic.sensors: the embedded server needs --mqtt-listen for the sensors to publish to"))
 	}
+	if err := c.File.Monitor.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := c.File.IOCAPI.Validate(); err != nil {
 		errs = append(errs, err)
 	}

@@ -83,3 +83,12 @@ func TestFlagDefaultsAreTheComponents(t *testing.T) {
 		t.Fatalf("--services default %q", c.Services)
 	}
 }
+
+func TestMonitorConfigIsValidated(t *testing.T) {
+	c := DefaultConfig()
+	c.NATS.DataDir, c.PIIKey, c.Services = t.TempDir(), "0123456789abcdef0123", "monitor"
+	c.File.Monitor.DiskFullPercent = 140
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "monitor.disk_full_percent") {
+		t.Fatalf("err = %v, want one naming monitor.disk_full_percent", err)
+	}
+}
