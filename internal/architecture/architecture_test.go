@@ -50,6 +50,15 @@ var rules = []rule{
 		},
 	},
 	{
+		name: "the hub carries no simulator",
+		forbidden: func(pkg, dep string) string {
+			if (under(pkg, "services") || under(pkg, "pkg")) && (under(dep, "sim") || dep == "github.com/eclipse/paho.mqtt.golang") {
+				return "the simulated systems and their MQTT client live in sim/ and bin/iochub-sim, never in bin/iochub"
+			}
+			return ""
+		},
+	},
+	{
 		name: "services do not import each other",
 		forbidden: func(pkg, dep string) string {
 			from, to := service(pkg), service(dep)
@@ -154,6 +163,9 @@ func TestRules(t *testing.T) {
 		{"connector imports its shared csv source", p("services/connectors/health"), p("services/connectors/csvdir"), false},
 		{"composition root imports services", p("services/iochub/internal/hub"), p("services/gateway"), false},
 		{"bench imports the gateway", p("services/iochub/cmd/iochub-bench"), p("services/gateway"), false},
+		{"the binary imports the simulator", p("services/iochub"), p("sim"), true},
+		{"a connector imports the MQTT client", p("services/connectors/traffic"), "github.com/eclipse/paho.mqtt.golang", true},
+		{"the simulator imports a connector", p("sim"), p("services/connectors/traffic"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
