@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zaptest"
+
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
@@ -20,7 +23,6 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
-	"go.uber.org/zap/zaptest"
 )
 
 // ownClickHouse starts a ClickHouse server of this test's own (so stopping
@@ -76,9 +78,7 @@ func (c *ownClickHouse) kill(t *testing.T) {
 		return
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
-		time.Sleep(50 * time.Millisecond)
-	}
+	polltest.True(t, "the killed ClickHouse gone", time.Minute, func() bool { return syscall.Kill(pid, 0) != nil })
 	_ = os.Remove(filepath.Join(c.dir, "clickhouse", "clickhouse.pid"))
 }
 
