@@ -6,12 +6,18 @@
 package admit
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"mime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -37,11 +43,59 @@ type Admitter struct {
 	reg      *schema.Registry
 	pseudo   *pii.Pseudonymizer
 	maxBytes int
+	seals    *sync.Pool // HMAC-SHA256 under the seal key; nil without a key
 }
 
-// New returns an Admitter; maxEventBytes bounds an encoded event (0: no bound).
+// New returns an Admitter; maxEventBytes bounds an encoded event (0: no
+// bound). Without pseudo it can neither pseudonymize nor seal: what it
+// encodes is admitted again by the aggregator.
 func New(reg *schema.Registry, pseudo *pii.Pseudonymizer, maxEventBytes int) *Admitter {
-	return &Admitter{reg: reg, pseudo: pseudo, maxBytes: maxEventBytes}
+	a := &Admitter{reg: reg, pseudo: pseudo, maxBytes: maxEventBytes}
+	if pseudo != nil {
+		key := pseudo.Derive("admit-seal-v1")
+		a.seals = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+	}
+	return a
+}
+
+// seal is the seal of a message on subject with body, or "" without a key.
+func (a *Admitter) seal(subject string, body []byte) string {
+	if a.seals == nil {
+		return ""
+	}
+	h := a.seals.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(body)
+	sum := h.Sum(nil)
+	a.seals.Put(h)
+	return "v1:" + base64.RawURLEncoding.EncodeToString(sum)
+}
+
+// CanSeal reports whether the admitter holds the hub's key.
+func (a *Admitter) CanSeal() bool { return a.seals != nil }
+
+// Seal marks m as admitted by the hub, sealing its subject and body. Only
+// for a message the hub did admit.
+func (a *Admitter) Seal(m *nats.Msg) {
+	if seal := a.seal(m.Subject, m.Data); seal != "" {
+		m.Header.Set(natsjs.HeaderPseudonymized, Mark)
+		m.Header.Set(natsjs.HeaderAdmitSeal, seal)
+	}
+}
+
+// Sealed reports whether a message carries the hub's mark and a seal that
+// verifies: the hub admitted it, and neither its subject nor its body was
+// changed since. A header alone proves nothing: anyone who may publish on
+// NATS can set one.
+func (a *Admitter) Sealed(subject string, h nats.Header, body []byte) bool {
+	if h.Get(natsjs.HeaderPseudonymized) != Mark {
+		return false
+	}
+	want := a.seal(subject, body)
+	got := h.Get(natsjs.HeaderAdmitSeal)
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
 // Registry is the schema registry events are admitted against.
@@ -143,7 +197,7 @@ func (a *Admitter) Msg(ad Admitted) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.Header.Set(natsjs.HeaderPseudonymized, Mark)
+	a.Seal(m)
 	return m, nil
 }
 
@@ -151,7 +205,8 @@ func (a *Admitter) Msg(ad Admitted) (*nats.Msg, error) {
 // of the CloudEvents NATS binding: structured (content-type
 // application/cloudevents…, §3.2: the JSON event format as payload) or
 // binary (§3.1: ce-* headers, the data as payload). marked reports whether
-// the hub admitted it (natsjs.HeaderPseudonymized).
+// the message claims the hub admitted it (natsjs.HeaderPseudonymized): a
+// claim only Sealed proves.
 func FromMsg(h nats.Header, data []byte) (e event.Event, marked bool, err error) {
 	marked = h.Get(natsjs.HeaderPseudonymized) == Mark
 	ct := headerFold(h, "content-type")

@@ -192,30 +192,43 @@ func (q Queue) Replay(ctx context.Context, seq uint64, adm *admit.Admitter) erro
 	if err != nil {
 		return fmt.Errorf("dead letter %d is not an event: %w: %v", seq, ErrNotReplayable, err)
 	}
-	var out *nats.Msg
+	tn, err := event.ParseType(e.Type)
+	if err != nil {
+		return fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	// The letter goes back as it was stored, on its type's subject, with
+	// its headers: a seal stays valid, and the aggregator is where a mark is
+	// believed or not (admit.Admitter.Sealed).
+	out := nats.NewMsg(tn.Subject())
+	out.Data = msg.Data
+	for k, v := range msg.Header {
+		if !strings.HasPrefix(k, "Nats-") && !strings.HasPrefix(k, "Iochub-Dlq-") {
+			out.Header[k] = v
+		}
+	}
 	if marked {
-		ad, err := adm.Marked(e, true)
-		if err != nil {
+		if _, err := adm.Marked(e, true); err != nil {
 			return fmt.Errorf("dead letter %d %w: %w", seq, ErrStillInvalid, err)
 		}
-		if out, err = adm.Msg(ad); err != nil {
-			return fmt.Errorf("dead letter %d: %w", seq, err)
-		}
-	} else {
-		if _, _, err := adm.Validate(e); err != nil {
-			return fmt.Errorf("dead letter %d %w: %w", seq, ErrStillInvalid, err)
-		}
-		tn, err := event.ParseType(e.Type)
-		if err != nil {
-			return fmt.Errorf("dead letter %d: %w", seq, err)
-		}
-		out = nats.NewMsg(tn.Subject())
-		out.Data = msg.Data
-		for k, v := range msg.Header {
-			if !strings.HasPrefix(k, "Nats-") && !strings.HasPrefix(k, "Iochub-Dlq-") {
-				out.Header[k] = v
+		if msg.Header.Get(natsjs.HeaderAdmitSeal) == "" {
+			// Marked before the hub sealed its marks: admitted by the hub if
+			// it was stored then, and then sealed now, with the hub's key.
+			orig, _ := strconv.ParseUint(msg.Header.Get(natsjs.HeaderDLQSequence), 10, 64)
+			until, err := natsjs.UnsealedUntil(ctx, q.JS)
+			if err != nil {
+				return fmt.Errorf("dead letter %d: %w", seq, err)
+			}
+			switch {
+			case orig == 0 || orig > until:
+				out.Header.Del(natsjs.HeaderPseudonymized) // a claim nobody sealed: admitted again
+			case !adm.CanSeal():
+				return fmt.Errorf("dead letter %d was admitted before marks were sealed: replay it from the ops page, which holds the hub's key: %w", seq, ErrNotReplayable)
+			default:
+				adm.Seal(out)
 			}
 		}
+	} else if _, _, err := adm.Validate(e); err != nil {
+		return fmt.Errorf("dead letter %d %w: %w", seq, ErrStillInvalid, err)
 	}
 	out.Header.Set(jetstream.MsgIDHeader, "replay:"+e.DedupID())
 	if _, err := q.JS.PublishMsg(ctx, out); err != nil {

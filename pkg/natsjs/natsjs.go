@@ -37,6 +37,11 @@ const (
 	// already pseudonymized (and whose data it validated). Only services may
 	// publish on ioc.> with it: restrict that subject with NATS permissions.
 	HeaderPseudonymized = "Iochub-Pseudonymized"
+	// HeaderAdmitSeal proves HeaderPseudonymized: an HMAC of the subject and
+	// the body under a key only the hub holds (admit.Admitter.Sealed). An
+	// event whose seal does not verify is admitted again, whatever its
+	// headers say.
+	HeaderAdmitSeal = "Iochub-Admit-Seal"
 	// HeaderDLQReason says why an event was dead-lettered.
 	HeaderDLQReason = "Iochub-Dlq-Reason"
 	// HeaderDLQSubject is the subject the event was first published on.
@@ -183,6 +188,11 @@ func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error 
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, AggregatorConsumerConfig(l.AckWait)); err != nil {
 		return fmt.Errorf("declare consumer %s: %w", AggregatorConsumer, err)
+	}
+	// Before anything publishes: which events were stored before the hub
+	// sealed its marks (recorded once, at the first start that seals).
+	if _, err := UnsealedUntil(ctx, js); err != nil {
+		return err
 	}
 	return nil
 }

@@ -40,6 +40,17 @@ func New(key []byte) (*Pseudonymizer, error) {
 	return &Pseudonymizer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}, nil
 }
 
+// Derive is a key for another use (label names it), derived from the
+// pseudonymization key: HMAC-SHA256(key, label). It is not a pseudonym.
+func (p *Pseudonymizer) Derive(label string) []byte {
+	h := p.pool.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte("iochub-derive\x00" + label))
+	sum := h.Sum(nil)
+	p.pool.Put(h)
+	return sum
+}
+
 // Hash returns the pseudonym of v.
 func (p *Pseudonymizer) Hash(v string) string {
 	h := p.pool.Get().(hash.Hash)

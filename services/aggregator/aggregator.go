@@ -160,6 +160,9 @@ type Aggregator struct {
 	log   *zap.Logger
 	now   func() time.Time
 	cols  map[string][]string // raw-table columns by event type
+	// unsealedUntil: events up to this sequence were stored before the hub
+	// sealed its mark; a marked one among them is taken as admitted.
+	unsealedUntil uint64
 
 	srcMu   sync.Mutex
 	sources map[string]SourceCount // events taken per source, for the monitor
@@ -181,6 +184,10 @@ func New(cfg Config, js jetstream.JetStream, store Store, reg *schema.Registry, 
 // Run consumes until ctx is done, then stops fetching, writes and acks what
 // it holds, and returns nil. It returns an error only if it cannot start.
 func (a *Aggregator) Run(ctx context.Context) error {
+	var err error
+	if a.unsealedUntil, err = natsjs.UnsealedUntil(ctx, a.js); err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
 	cons, err := a.js.Consumer(ctx, natsjs.EventsStream, natsjs.AggregatorConsumer)
 	if err != nil {
 		return fmt.Errorf("aggregator consumer: %w", err)
@@ -361,6 +368,9 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 	if err != nil {
 		return "", nil, nil, id, "envelope: " + err.Error()
 	}
+	// The mark counts only sealed by the hub (or stored before the hub
+	// sealed): a header anyone may set proves nothing.
+	marked = marked && (seq <= a.unsealedUntil || a.adm.Sealed(m.Subject(), m.Headers(), m.Data()))
 	if e.Type != tn.String() {
 		return "", nil, nil, id, fmt.Sprintf("envelope: type %q does not match subject %q", e.Type, m.Subject())
 	}

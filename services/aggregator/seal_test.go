@@ -1,0 +1,178 @@
+package aggregator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/services/aggregator"
+)
+
+// forged is a visit published straight onto NATS with the headers the hub
+// sets on what it admitted, but no seal of the hub's: patient_id in clear.
+func forged(id, area string, wait int, seal string) *nats.Msg {
+	m := nats.NewMsg("ioc.health.visit.v1")
+	m.Header.Set("content-type", "application/cloudevents+json")
+	m.Header.Set(natsjs.HeaderPseudonymized, admit.Mark)
+	if seal != "" {
+		m.Header.Set(natsjs.HeaderAdmitSeal, seal)
+	}
+	m.Data = []byte(`{"specversion":"1.0","id":"` + id + `","source":"/health/his/27-bvdk","type":"vn.ioc.health.visit.v1",` +
+		`"time":"2026-11-20T08:15:00+07:00","datacontenttype":"application/json","data":{"visit_id":"V-` + id + `","facility_code":"27001",` +
+		`"area_code":"` + area + `","kind":"outpatient","age_band":"25-44","sex":"male","insured":true,"started_at":"2026-11-20T08:10:00+07:00",` +
+		`"wait_minutes":` + itoa(wait) + `,"icd10":"J06.9","patient_id":"CCCD 001099012345 Nguyen Van A"}}`)
+	return m
+}
+
+func itoa(n int) string {
+	if n < 0 {
+		return "-" + itoa(-n)
+	}
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// TestForgedMarkIsValidatedAndPseudonymized (finding C2): a mark header
+// without the hub's seal, or with a seal of another body, proves nothing:
+// the event is validated (an invalid one is dead-lettered) and its personal
+// data pseudonymized, as for any event published straight onto NATS.
+func TestForgedMarkIsValidatedAndPseudonymized(t *testing.T) {
+	e := newEnv(t)
+	e.run(t, e.store, aggregator.Config{})
+	ctx := context.Background()
+	// A real seal, of another body: copied from an admitted event.
+	real, err := admit.New(e.reg, e.p, 0).Msg(mustClear(t, e, "sealed-elsewhere"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*nats.Msg{
+		forged("forged-valid", "27256", 12, ""),
+		forged("forged-copied-seal", "27256", 12, real.Header.Get(natsjs.HeaderAdmitSeal)),
+		forged("forged-invalid", "99999", -5, ""),
+	} {
+		if _, err := e.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the two valid forged events stored", 20*time.Second, func() bool {
+		return e.rows(t, "health_visit_v1", "event_id IN ('forged-valid', 'forged-copied-seal')") == 2
+	})
+	waitFor(t, "the aggregator caught up", 20*time.Second, func() bool { ok, _ := natsjs.CaughtUp(ctx, e.js); return ok })
+	if n := streamMsgs(t, e.js, natsjs.DLQStream); n != 1 {
+		t.Fatalf("%d dead letters, want the invalid forged event", n)
+	}
+	for _, id := range []string{"forged-valid", "forged-copied-seal"} {
+		var got string
+		if err := e.store.QueryRow(ctx, "SELECT patient_id FROM "+e.store.Qualified("health_visit_v1")+" WHERE event_id = '"+id+"'").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if want := e.p.Hash("CCCD 001099012345 Nguyen Van A"); got != want {
+			t.Errorf("%s: patient_id %q stored, want its pseudonym %q", id, got, want)
+		}
+	}
+	if n := e.rows(t, "health_visit_v1", "area_code = '99999' OR wait_minutes < 0"); n != 0 {
+		t.Fatalf("%d rows with the invalid values", n)
+	}
+}
+
+// TestAdmittedEventsAreSealed: what the hub admits carries a seal that
+// verifies, and a change of subject or body breaks it.
+func TestAdmittedEventsAreSealed(t *testing.T) {
+	e := newEnv(t)
+	adm := admit.New(e.reg, e.p, 0)
+	m, err := adm.Msg(mustClear(t, e, "sealed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !adm.Sealed(m.Subject, m.Header, m.Data) {
+		t.Fatal("an admitted event's seal does not verify")
+	}
+	if adm.Sealed("ioc.health.visit.v2", m.Header, m.Data) {
+		t.Error("the seal verifies on another subject")
+	}
+	changed := append([]byte(nil), m.Data...)
+	changed[len(changed)-3] ^= 1
+	if adm.Sealed(m.Subject, m.Header, changed) {
+		t.Error("the seal verifies on a changed body")
+	}
+	if admit.New(e.reg, nil, 0).Sealed(m.Subject, m.Header, m.Data) {
+		t.Error("an admitter without the key verifies a seal")
+	}
+}
+
+// mustClear is a valid visit with id, admitted in clear.
+func mustClear(t *testing.T, e env, id string) admit.Admitted {
+	t.Helper()
+	ev, err := admitEvent(forged(id, "27256", 3, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, err := admit.New(e.reg, e.p, 0).Clear(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ad
+}
+
+func admitEvent(m *nats.Msg) (event.Event, error) {
+	ev, _, err := admit.FromMsg(m.Header, m.Data)
+	return ev, err
+}
+
+// TestMarksStoredBeforeSealingAreKept: an event the previous version marked
+// without a seal, still waiting in IOC_EVENTS at the upgrade, is taken as
+// admitted (its pseudonym is not hashed again); one published after the
+// upgrade with the same headers is not.
+func TestMarksStoredBeforeSealingAreKept(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	old := func(id string) *nats.Msg { // as the previous version wrote it: marked, pseudonymized, no seal
+		ad := mustClear(t, e, id)
+		m, err := admit.New(e.reg, e.p, 0).Msg(ad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Header.Del(natsjs.HeaderAdmitSeal)
+		return m
+	}
+	if _, err := e.js.PublishMsg(ctx, old("before-upgrade")); err != nil {
+		t.Fatal(err)
+	}
+	// The upgrade: the first start of the sealing version records where
+	// unsealed marks end.
+	kv, err := e.js.KeyValue(ctx, natsjs.HubBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "events-unsealed-until"); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := natsjs.UnsealedUntil(ctx, e.js); err != nil || until != 1 {
+		t.Fatalf("unsealed until %d, %v; want 1", until, err)
+	}
+	if _, err := e.js.PublishMsg(ctx, old("after-upgrade")); err != nil {
+		t.Fatal(err)
+	}
+	e.run(t, e.store, aggregator.Config{})
+	waitFor(t, "the aggregator caught up", 20*time.Second, func() bool { ok, _ := natsjs.CaughtUp(ctx, e.js); return ok })
+	once := e.p.Hash("CCCD 001099012345 Nguyen Van A")
+	if n := e.rows(t, "health_visit_v1", "event_id = 'before-upgrade' AND patient_id = '"+once+"'"); n != 1 {
+		t.Errorf("the event marked before the upgrade: %d rows with its pseudonym hashed once, want 1", n)
+	}
+	// After the upgrade the same headers are a claim: admitted again (its
+	// pseudonym fails the schema's check of a clear id, or is hashed again),
+	// never taken as is.
+	if n := e.rows(t, "health_visit_v1", "event_id = 'after-upgrade' AND patient_id = '"+once+"'"); n != 0 {
+		t.Errorf("an unsealed mark after the upgrade was believed")
+	}
+	if n := e.rows(t, "health_visit_v1", "event_id = 'after-upgrade'") + streamMsgs(t, e.js, natsjs.DLQStream); n != 1 {
+		t.Errorf("the unsealed event after the upgrade is neither stored nor dead-lettered (%d)", n)
+	}
+}
