@@ -83,6 +83,11 @@ func (c *Config) Validate() error {
 		if len(p.Sources) == 0 {
 			errs = append(errs, fmt.Errorf("%s: sources must list at least one source prefix (or \"*\")", where))
 		}
+		for j, s := range p.Sources {
+			if s == "" {
+				errs = append(errs, fmt.Errorf("%s: sources[%d] is empty: name a source prefix, or \"*\" for any", where, j))
+			}
+		}
 		if len(p.Types) == 0 {
 			errs = append(errs, fmt.Errorf("%s: types must list at least one event type (or a prefix ending in \"*\")", where))
 		}
@@ -90,9 +95,12 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// allowsSource reports whether src is within one of the producer's source
+// prefixes, on a path-segment boundary: "/health/his/27-bvdk" allows itself
+// and "/health/his/27-bvdk/…", not "/health/his/27-bvdk-2".
 func (p *Producer) allowsSource(src string) bool {
 	for _, s := range p.Sources {
-		if s == "*" || strings.HasPrefix(src, s) {
+		if s == "*" || src == s || (strings.HasPrefix(src, s) && (strings.HasSuffix(s, "/") || src[len(s)] == '/')) {
 			return true
 		}
 	}

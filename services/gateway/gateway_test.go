@@ -413,3 +413,51 @@ func TestInvalidExamplesAreSendableAsTheyAre(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceScopesEndOnPathSegments (finding H6): a producer scoped to
+// /health/his/27-bvdk may send its own source and sources below it, never
+// a sibling's such as /health/his/27-bvdk-2; an empty prefix is refused.
+func TestSourceScopesEndOnPathSegments(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.DefaultConfig()
+	cfg.Producers = []gateway.Producer{{Name: "bvdk", TokenSHA256: httpedge.HashToken(tokenHealth), Sources: []string{"/health/his/27-bvdk"}, Types: []string{"vn.ioc.health.*"}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	for _, tt := range []struct {
+		source string
+		want   int
+	}{
+		{"/health/his/27-bvdk", http.StatusAccepted},
+		{"/health/his/27-bvdk/khoa-noi", http.StatusAccepted},
+		{"/health/his/27-bvdk-2", http.StatusForbidden},
+		{"/health/his/27-bvdkx/khoa", http.StatusForbidden},
+		{"/health/his/27", http.StatusForbidden},
+	} {
+		visit["source"] = tt.source
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(mustJSON(visit)))
+		req.Header.Set("Authorization", "Bearer "+tokenHealth)
+		req.Header.Set("Content-Type", gateway.MediaStructured)
+		mux.ServeHTTP(rec, req)
+		if rec.Code != tt.want {
+			t.Errorf("source %s: %d, want %d", tt.source, rec.Code, tt.want)
+		}
+	}
+	cfg.Producers[0].Sources = []string{""}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sources[0] is empty") {
+		t.Errorf("an empty source prefix: %v", err)
+	}
+}
