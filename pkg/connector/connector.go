@@ -39,6 +39,10 @@ type Record struct {
 	Data []byte
 	// Ref lets the source find its own state for the record in Ack.
 	Ref any
+	// Refused, when set, says why the source would not read the record (a
+	// symbolic link, a file too large): the Runner dead-letters it with this
+	// reason, unmapped, and Data holds nothing of it.
+	Refused string
 }
 
 // Source reads records from one sector system.

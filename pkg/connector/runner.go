@@ -180,6 +180,10 @@ func isDuplicate(err error) bool {
 // message is the event message for rec, admitted (pkg/admit), or its dead letter.
 func (r *Runner) message(rec Record) *nats.Msg {
 	id := EventID(r.Name, rec)
+	if rec.Refused != "" {
+		rec.Data = nil
+		return r.deadLetter(rec, id, "source: "+rec.Refused)
+	}
 	e, err := r.Map(rec)
 	if err != nil {
 		return r.deadLetter(rec, id, "mapping: "+err.Error())

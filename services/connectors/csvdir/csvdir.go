@@ -13,12 +13,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/iochub/iochub/pkg/connector"
@@ -105,8 +107,12 @@ func (s *Source) Read(ctx context.Context) (connector.Record, error) {
 			}
 			continue
 		}
-		if err := s.open(name); err != nil {
+		refused, err := s.open(name)
+		if err != nil {
 			return connector.Record{}, err
+		}
+		if refused != "" {
+			return s.refuse(name, refused)
 		}
 	}
 }
@@ -129,15 +135,38 @@ func (s *Source) oldest() (string, error) {
 	return names[0], nil
 }
 
-func (s *Source) open(name string) error {
+// MaxFileBytes bounds one CSV file; a larger one is refused whole.
+const MaxFileBytes = 64 << 20
+
+// open reads the file name: a regular file, not followed through a
+// symbolic link (O_NOFOLLOW), of at most MaxFileBytes. Anything else is
+// refused, with the reason, and not read.
+func (s *Source) open(name string) (refused string, err error) {
 	path := filepath.Join(s.Dir, name)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return name + " is a symbolic link: only regular files are read", nil
 	}
-	st, err := os.Stat(path)
 	if err != nil {
-		return fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Sprintf("%s is not a regular file (%s): only regular files are read", name, st.Mode().Type()), nil
+	}
+	if st.Size() > MaxFileBytes {
+		return fmt.Sprintf("%s is %d bytes, over the %d a file may have", name, st.Size(), MaxFileBytes), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+	}
+	if len(b) > MaxFileBytes {
+		return fmt.Sprintf("%s grew over the %d bytes a file may have", name, MaxFileBytes), nil
 	}
 	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a byte-order mark from spreadsheet tools
 	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
@@ -149,7 +178,19 @@ func (s *Source) open(name string) error {
 	if name == s.skipFile {
 		s.next = min(max(s.skipLine-1, 0), len(s.lines)) // line n is lines[n-2]; resume after it
 	}
-	return nil
+	return "", nil
+}
+
+// refuse moves what name is (the link itself, not its target) into
+// rejected/ and returns the record the runner dead-letters with the reason.
+func (s *Source) refuse(name, reason string) (connector.Record, error) {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "rejected"), 0o755); err != nil {
+		return connector.Record{}, fmt.Errorf("%w: %v", connector.ErrUnavailable, err)
+	}
+	if err := os.Rename(filepath.Join(s.Dir, name), filepath.Join(s.Dir, "rejected", name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return connector.Record{}, fmt.Errorf("move %s to rejected/: %w", name, err)
+	}
+	return connector.Record{Key: name, Version: "refused", Cursor: name + ":1", Refused: reason}, nil
 }
 
 // Ack moves a file into done/ once its last row is handled.
