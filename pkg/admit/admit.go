@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -38,19 +39,54 @@ var ErrTooLarge = errors.New("event too large")
 // the admitter has no key.
 var ErrNoKey = errors.New("admit: no personal-data key")
 
+// Window is the span of time an event's time must fall in: not before
+// NotBefore, not more than Ahead after now. The date-time and date fields
+// of its data must not be before NotBefore nor from DataUntil on (a due date
+// may rightly be ahead of now). It keeps impossible times (1900, 1970 from a
+// zeroed clock, 2200) out of ClickHouse, whose DateTime cannot hold them and
+// whose partitions they would multiply.
+type Window struct {
+	NotBefore time.Time
+	Ahead     time.Duration
+}
+
+// DefaultWindow: from 2000 to a day ahead of now.
+var DefaultWindow = Window{NotBefore: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), Ahead: 24 * time.Hour}
+
+// DataUntil bounds the date-time fields of data: ClickHouse's DateTime ends
+// in 2106.
+var DataUntil = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// check names the problem of t against the window at now, or "".
+func (w Window) check(t, now time.Time) string {
+	switch {
+	case t.Before(w.NotBefore):
+		return fmt.Sprintf("%s is before %s, the earliest time accepted", t.Format(time.RFC3339), w.NotBefore.Format(time.RFC3339))
+	case t.After(now.Add(w.Ahead)):
+		return fmt.Sprintf("%s is more than %s ahead of now", t.Format(time.RFC3339), w.Ahead)
+	}
+	return ""
+}
+
 // Admitter admits events. Safe for concurrent use.
 type Admitter struct {
 	reg      *schema.Registry
 	pseudo   *pii.Pseudonymizer
 	maxBytes int
 	seals    *sync.Pool // HMAC-SHA256 under the seal key; nil without a key
+	window   Window
+	now      func() time.Time
 }
+
+// SetWindow sets the span of time events are accepted in (DefaultWindow
+// unless set); call it before the admitter is used.
+func (a *Admitter) SetWindow(w Window) { a.window = w }
 
 // New returns an Admitter; maxEventBytes bounds an encoded event (0: no
 // bound). Without pseudo it can neither pseudonymize nor seal: what it
 // encodes is admitted again by the aggregator.
 func New(reg *schema.Registry, pseudo *pii.Pseudonymizer, maxEventBytes int) *Admitter {
-	a := &Admitter{reg: reg, pseudo: pseudo, maxBytes: maxEventBytes}
+	a := &Admitter{reg: reg, pseudo: pseudo, maxBytes: maxEventBytes, window: DefaultWindow, now: time.Now}
 	if pseudo != nil {
 		key := pseudo.Derive("admit-seal-v1")
 		a.seals = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
@@ -116,6 +152,9 @@ func (a *Admitter) Clear(e event.Event) (Admitted, error) {
 	if err != nil {
 		return Admitted{}, err
 	}
+	if err := a.inWindow(e, ty, data); err != nil {
+		return Admitted{}, err
+	}
 	if len(ty.PII) > 0 && a.pseudo == nil {
 		return Admitted{}, fmt.Errorf("%w to pseudonymize %s", ErrNoKey, e.Type)
 	}
@@ -145,6 +184,60 @@ func (a *Admitter) Validate(e event.Event) (*schema.Type, any, error) {
 		return nil, nil, err
 	}
 	return ty, data, nil
+}
+
+// inWindow checks the event's time (an *event.AttributeError) and every
+// date-time and date field of its data (a *schema.ValidationError, rule
+// range) against the window.
+func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
+	now := a.now()
+	if why := a.window.check(e.Time, now); why != "" {
+		return &event.AttributeError{Attribute: "time", Problem: why, Rule: event.RuleRange}
+	}
+	var out []schema.Violation
+	for _, c := range ty.Columns {
+		if c.Kind != schema.KindDateTime && c.Kind != schema.KindDate {
+			continue
+		}
+		v, ok := lookup(data, c.Path).(string)
+		if !ok {
+			continue
+		}
+		layout := time.RFC3339
+		if c.Kind == schema.KindDate {
+			layout = time.DateOnly
+		}
+		t, err := time.Parse(layout, v)
+		if err != nil {
+			continue // the schema's format check names it
+		}
+		why := ""
+		switch {
+		case t.Before(a.window.NotBefore):
+			why = fmt.Sprintf("%s is before %s, the earliest time accepted", v, a.window.NotBefore.Format(time.RFC3339))
+		case !t.Before(DataUntil):
+			why = fmt.Sprintf("%s is not before %s, the latest time stored", v, DataUntil.Format(time.RFC3339))
+		}
+		if why != "" {
+			out = append(out, schema.Violation{Pointer: "/" + strings.Join(c.Path, "/"), Rule: event.RuleRange, Message: why})
+		}
+	}
+	if len(out) > 0 {
+		return &schema.ValidationError{Type: e.Type, Violations: out}
+	}
+	return nil
+}
+
+// lookup is the value at path in decoded JSON, or nil.
+func lookup(data any, path []string) any {
+	for _, k := range path {
+		obj, ok := data.(map[string]any)
+		if !ok {
+			return nil
+		}
+		data = obj[k]
+	}
+	return data
 }
 
 // Marked takes back an event the hub admitted before: its data is already

@@ -110,6 +110,7 @@ type AttributeError struct {
 const (
 	RuleRequired = "required" // missing or empty
 	RuleFormat   = "format"   // present, but not as the attribute must be
+	RuleRange    = "range"    // a time outside what the hub accepts
 )
 
 func (e *AttributeError) Error() string {

@@ -171,7 +171,11 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 		}
 		ad, err := h.adm.Clear(*e)
 		var ve *schema.ValidationError
+		var ae *event.AttributeError
 		switch {
+		case errors.As(err, &ae): // the time out of the window
+			it.err = envelopeError(err, "")
+			continue
 		case errors.Is(err, schema.ErrUnknownType):
 			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "known-type",
 				Message: fmt.Sprintf("no schema for type %q", e.Type)}}}

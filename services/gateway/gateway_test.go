@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -459,5 +461,51 @@ func TestSourceScopesEndOnPathSegments(t *testing.T) {
 	cfg.Producers[0].Sources = []string{""}
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "sources[0] is empty") {
 		t.Errorf("an empty source prefix: %v", err)
+	}
+}
+
+// TestTimesOutOfRangeAreRefused (finding H1): an event time before 2000 or
+// more than a day ahead, or a date-time field of the data ClickHouse cannot
+// hold, answers 400 naming the pointer and the rule "range"; nothing of it
+// reaches the stream, so no row is stored as another year.
+func TestTimesOutOfRangeAreRefused(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	for _, tt := range []struct {
+		name, time, startedAt string
+		want                  int
+		pointer               string
+	}{
+		{"1900", "1900-01-01T00:00:00Z", "", 400, "/time"},
+		{"the zero clock", "1970-01-01T00:00:00+07:00", "", 400, "/time"},
+		{"a week ahead", time.Now().Add(7 * 24 * time.Hour).Format(time.RFC3339), "", 400, "/time"},
+		{"data in 1900", "", "1900-01-01T08:00:00+07:00", 400, "/data/started_at"},
+		{"data in 2200", "", "2200-01-01T08:00:00+07:00", 400, "/data/started_at"},
+		{"now", time.Now().Format(time.RFC3339), "", 202, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := maps.Clone(visit)
+			data := maps.Clone(ev["data"].(map[string]any))
+			ev["data"] = data
+			ev["id"] = "range-" + tt.name
+			if tt.time != "" {
+				ev["time"] = tt.time
+			}
+			if tt.startedAt != "" {
+				data["started_at"] = tt.startedAt
+			}
+			code, r, _ := post(t, f.url, tokenAll, gateway.MediaStructured, mustJSON(ev), nil)
+			if code != tt.want {
+				t.Fatalf("%d, want %d: %+v", code, tt.want, r)
+			}
+			if tt.want == 400 && (len(r.Errors) != 1 || r.Errors[0].Pointer != tt.pointer || r.Errors[0].Rule != "range") {
+				t.Fatalf("errors %+v, want %s rule range", r.Errors, tt.pointer)
+			}
+		})
 	}
 }
