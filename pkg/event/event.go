@@ -253,7 +253,13 @@ func (w *wire) event() (Event, error) {
 	if e.ID, err = req("id", w.ID); err != nil {
 		return Event{}, err
 	}
+	if err := bounded("id", e.ID, MaxIDLen); err != nil {
+		return Event{}, err
+	}
 	if e.Source, err = req("source", w.Source); err != nil {
+		return Event{}, err
+	}
+	if err := bounded("source", e.Source, MaxSourceLen); err != nil {
 		return Event{}, err
 	}
 	if e.Type, err = req("type", w.Type); err != nil {
@@ -276,6 +282,9 @@ func (w *wire) event() (Event, error) {
 		}
 	}
 	if w.Subject != nil {
+		if err := bounded("subject", *w.Subject, MaxSubjectLen); err != nil {
+			return Event{}, err
+		}
 		e.Subject = *w.Subject
 	}
 	if w.DataSchema != nil {
@@ -340,6 +349,33 @@ func (e Event) Validate() error {
 	w.Extensions = e.Extensions
 	_, err := w.event()
 	return err
+}
+
+// Bounds of the identity attributes and the subject, in bytes: an identity
+// is kept for as long as the log (JetStream's duplicate table, the raw
+// tables' sort key), so it is short and printable.
+const (
+	MaxIDLen      = 256
+	MaxSourceLen  = 512
+	MaxSubjectLen = 512
+)
+
+// bounded checks an attribute is at most max bytes of UTF-8 with no control
+// character (CR and LF among them: two ids differing only there would look
+// alike in every log and header).
+func bounded(name, v string, max int) error {
+	if len(v) > max {
+		return &AttributeError{name, fmt.Sprintf("is %d bytes, at most %d are accepted", len(v), max), RuleFormat}
+	}
+	if !utf8.ValidString(v) {
+		return &AttributeError{name, "is not UTF-8", RuleFormat}
+	}
+	for i, r := range v {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) {
+			return &AttributeError{name, fmt.Sprintf("holds a control character (U+%04X) at byte %d", r, i), RuleFormat}
+		}
+	}
+	return nil
 }
 
 // DedupID is the identity of an event, (source, id), as one string for the
