@@ -63,11 +63,13 @@ type Monitor struct {
 	cfg    Config
 	admins *httpedge.Keyring[Admin]
 	ready  chan struct{} // closed once Run has subscribed
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	store  Pinger
-	log    *zap.Logger
-	now    func() time.Time
+
+	sampling sync.Mutex // held by Sample from start to end
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	store    Pinger
+	log      *zap.Logger
+	now      func() time.Time
 
 	mu      sync.Mutex
 	snap    Snapshot

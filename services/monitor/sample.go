@@ -14,7 +14,11 @@ import (
 )
 
 // Sample reads the streams, consumers and store, then evaluates alerts.
+// Samples run one at a time (Run's ticker and a caller's), so a slow one
+// never overwrites a later one's snapshot with older figures.
 func (m *Monitor) Sample(ctx context.Context) {
+	m.sampling.Lock()
+	defer m.sampling.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	now := m.now()
