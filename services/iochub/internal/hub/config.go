@@ -162,6 +162,9 @@ func (c *Config) Validate() error {
 	if err := c.File.IOCAPI.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.checkSecrets(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Runs(ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {
 		errs = append(errs, errors.New("iocapi: no readers in the config file: no one could read KPIs (see deploy/iochub.example.yaml)"))
 	}

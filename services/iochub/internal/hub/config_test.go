@@ -92,3 +92,46 @@ func TestMonitorConfigIsValidated(t *testing.T) {
 		t.Fatalf("err = %v, want one naming monitor.disk_full_percent", err)
 	}
 }
+
+// TestPublicSecretsStayOnLoopback (finding H7): the development config's
+// public tokens, key and secrets run on loopback only; the example's
+// placeholders run nowhere.
+func TestPublicSecretsStayOnLoopback(t *testing.T) {
+	tests := []struct {
+		name, file string
+		change     func(*Config)
+		wantErr    []string // all in the error; none: no error
+	}{
+		{name: "dev config on loopback", file: "iochub.dev.yaml"},
+		{name: "dev config on every interface", file: "iochub.dev.yaml", change: func(c *Config) { c.HTTPAddr = "0.0.0.0:8080" },
+			wantErr: []string{"refusing to listen on --http-addr 0.0.0.0:8080", "gateway.producers[0] (dev)", "pii_key", "iocapi.readers[0]", "monitor.admins[0]", "connectors.feedback.secret"}},
+		{name: "dev config with NATS on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.Listen = "10.0.0.5:4222" },
+			wantErr: []string{"--nats-listen 10.0.0.5:4222"}},
+		{name: "dev config, NATS elsewhere", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.URL, c.NATS.Listen = "nats://10.0.0.5:4222", "0.0.0.0:4222" }},
+		{name: "the example as it is", file: "iochub.example.yaml", wantErr: []string{"still the example's placeholder", "pii_key", "gateway.producers[0]"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Services = "gateway"
+			c.NATS.DataDir = t.TempDir()
+			c.NATS.MQTTListen = "127.0.0.1:1883"
+			c.ConfigFile = filepath.Join("..", "..", "..", "..", "deploy", tt.file)
+			if tt.change != nil {
+				tt.change(&c)
+			}
+			err := c.Load()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("err = %v, want one naming %q", err, w)
+				}
+			}
+		})
+	}
+}
