@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -29,6 +31,9 @@ func (p *Pager) Next(ctx context.Context) (Record, error) {
 		u := p.next
 		if u == "" {
 			u = p.FirstURL()
+		} else if err := sameOrigin(p.FirstURL(), u); err != nil {
+			p.next = "" // start again from the cursor, never from that link
+			return Record{}, err
 		}
 		recs, next, err := p.Fetch(ctx, u)
 		if err != nil {
@@ -53,6 +58,23 @@ func (p *Pager) Next(ctx context.Context) (Record, error) {
 	p.buf = p.buf[1:]
 	return r, nil
 }
+
+// sameOrigin refuses a next-page link to another scheme, host or port than
+// the configured API's: the poller's bearer token goes wherever it follows.
+func sameOrigin(base, link string) error {
+	b, err := url.Parse(base)
+	if err != nil {
+		return fmt.Errorf("%w: the configured URL %q: %v", ErrUnavailable, base, err)
+	}
+	l, err := url.Parse(link)
+	if err != nil || l.Scheme != b.Scheme || l.Host != b.Host {
+		return fmt.Errorf("%w: the next-page link %q leaves %s://%s: not followed", ErrUnavailable, link, b.Scheme, b.Host)
+	}
+	return nil
+}
+
+// MaxPageBytes bounds one page of a polled API.
+const MaxPageBytes = 32 << 20
 
 // Reset drops what was read and not handed out (on Close or Connect).
 func (p *Pager) Reset() { p.buf, p.next = nil, "" }
@@ -80,7 +102,7 @@ func GetJSON(ctx context.Context, c *http.Client, url, token, accept, what strin
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%w: %s answered %s to %s", ErrUnavailable, what, res.Status, url)
 	}
-	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+	if err := json.NewDecoder(io.LimitReader(res.Body, MaxPageBytes)).Decode(v); err != nil {
 		return fmt.Errorf("%w: %s: the answer is not the expected JSON: %v", ErrUnavailable, what, err)
 	}
 	return nil

@@ -69,4 +69,5 @@ func (l *StreamLimits) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.DurationVar(&l.EventsMaxAge, prefix+"events-max-age", d.EventsMaxAge, "retention of IOC_EVENTS, the replayable log of every accepted event")
 	fs.Int64Var(&l.EventsMaxBytes, prefix+"events-max-bytes", d.EventsMaxBytes, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
 	fs.DurationVar(&l.AckWait, prefix+"ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering")
+	fs.DurationVar(&l.DLQMaxAge, prefix+"dlq-max-age", d.DLQMaxAge, "how long IOC_DLQ keeps a dead letter (it may hold what an event or record carried)")
 }
