@@ -214,6 +214,21 @@ func parseValid(b []byte) (Event, error) {
 // reported per index in errs (nil where the event is good), so the good events
 // beside it can still be accepted.
 func ParseBatch(b []byte) (events []Event, errs []error, err error) {
+	return parseBatch(b)
+}
+
+// BatchLen counts the elements of a JSON array without decoding any of
+// them, so that a batch over its limit is refused before it costs more
+// than a scan; ok is false when b is not a valid JSON array.
+func BatchLen(b []byte) (n int, ok bool) {
+	if !json.Valid(b) {
+		return 0, false
+	}
+	ok = elements(b, func([]byte) { n++ })
+	return n, ok
+}
+
+func parseBatch(b []byte) (events []Event, errs []error, err error) {
 	if !json.Valid(b) {
 		var v []json.RawMessage
 		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))

@@ -89,6 +89,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var items []item
 	switch mode {
 	case MediaBatch:
+		if n, ok := event.BatchLen(body); ok && n > h.cfg.MaxBatchEvents { // before decoding any element
+			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large",
+				fmt.Sprintf("the batch has %d events, the limit is %d", n, h.cfg.MaxBatchEvents))
+			return
+		}
 		evs, errs, err := event.ParseBatch(body)
 		if err != nil {
 			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error())

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -507,5 +508,43 @@ func TestTimesOutOfRangeAreRefused(t *testing.T) {
 				t.Fatalf("errors %+v, want %s rule range", r.Errors, tt.pointer)
 			}
 		})
+	}
+}
+
+// TestHugeBatchIsRefusedBeforeDecoding (finding H4): a 5 MB array of
+// numbers is over the batch limit; it is answered 413 after a scan, its
+// elements never decoded, in memory bounded by a few times the body.
+func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.DefaultConfig()
+	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	body := make([]byte, 0, cfg.MaxBodyBytes)
+	body = append(body, '[')
+	for int64(len(body)) < cfg.MaxBodyBytes-3 {
+		body = append(body, '0', ',')
+	}
+	body = append(body, '0', ']')
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tokenAll)
+	req.Header.Set("Content-Type", gateway.MediaBatch)
+	mux.ServeHTTP(rec, req)
+	runtime.ReadMemStats(&after)
+	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "the limit is 10000") {
+		t.Fatalf("%d %s, want 413 naming the limit", rec.Code, rec.Body.String()[:min(300, rec.Body.Len())])
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(body)) {
+		t.Fatalf("%d MB allocated for a %d MB body: the elements were decoded", alloc>>20, len(body)>>20)
+	} else {
+		t.Logf("%.1f MB allocated for a %.1f MB body", float64(alloc)/(1<<20), float64(len(body))/(1<<20))
 	}
 }
