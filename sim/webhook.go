@@ -3,6 +3,8 @@ package sim
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"sync"
 	"time"
@@ -53,7 +55,8 @@ func (s *WebhookSender) Run(ctx context.Context) {
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(connector.SignatureHeader, connector.Sign(s.Secret, body))
+		sum := sha256.Sum256(body) // the message's id: the same on every resend
+		connector.SignRequest(req.Header, s.Secret, "msg_"+hex.EncodeToString(sum[:12]), time.Now(), body)
 		res, err := http.DefaultClient.Do(req)
 		if err == nil {
 			res.Body.Close()

@@ -4,37 +4,98 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/iochub/iochub/pkg/httpedge"
 )
 
-// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of a webhook's
-// body under the sender's secret.
-const SignatureHeader = "X-Signature"
+// A webhook is signed as Standard Webhooks lays out: the message's id, its
+// send time (Unix seconds) and "v1," with the base64 HMAC-SHA256 of
+// "<id>.<timestamp>.<body>" under the sender's secret. A signature outside
+// WebhookTolerance of now is refused, so a captured request cannot be
+// played again later.
+const (
+	HeaderWebhookID        = "Webhook-Id"
+	HeaderWebhookTimestamp = "Webhook-Timestamp"
+	HeaderWebhookSignature = "Webhook-Signature"
+)
+
+// WebhookTolerance is how far a webhook's timestamp may be from now.
+const WebhookTolerance = 5 * time.Minute
 
 // MaxWebhookBody bounds a webhook body.
 const MaxWebhookBody = 256 << 10
 
-// Sign is the SignatureHeader value of body under secret.
-func Sign(secret, body []byte) string {
+// Sign is one Webhook-Signature entry: "v1," and the base64 HMAC-SHA256 of
+// "<id>.<timestamp>.<body>" under secret.
+func Sign(secret []byte, id string, timestamp int64, body []byte) string {
 	m := hmac.New(sha256.New, secret)
+	fmt.Fprintf(m, "%s.%d.", id, timestamp)
 	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
+	return "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// SignRequest sets the three headers of a webhook carrying body, sent at
+// at; id names the message (a resend keeps it).
+func SignRequest(h http.Header, secret []byte, id string, at time.Time, body []byte) {
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(at.Unix(), 10))
+	h.Set(HeaderWebhookSignature, Sign(secret, id, at.Unix(), body))
+}
+
+// verify names why r's signature of body is refused, or "".
+func (w *Webhook) verify(h http.Header, body []byte) string {
+	id, ts, sigs := h.Get(HeaderWebhookID), h.Get(HeaderWebhookTimestamp), h.Get(HeaderWebhookSignature)
+	if id == "" || ts == "" || sigs == "" {
+		return "missing " + HeaderWebhookID + ", " + HeaderWebhookTimestamp + " or " + HeaderWebhookSignature + " (Standard Webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body>)"
+	}
+	if len(id) > 256 {
+		return HeaderWebhookID + " is over 256 bytes"
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return HeaderWebhookTimestamp + " must be Unix seconds"
+	}
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	if d := now().Sub(time.Unix(sec, 0)); d > WebhookTolerance || d < -WebhookTolerance {
+		return fmt.Sprintf("%s is %s from now, outside the %s accepted: a signature is good once, when sent", HeaderWebhookTimestamp, d.Round(time.Second), WebhookTolerance)
+	}
+	for _, secret := range [][]byte{w.Secret, w.PreviousSecret} {
+		if len(secret) == 0 {
+			continue
+		}
+		want := Sign(secret, id, sec, body)
+		for _, got := range strings.Fields(sigs) {
+			if hmac.Equal([]byte(got), []byte(want)) {
+				return ""
+			}
+		}
+	}
+	return HeaderWebhookSignature + " does not match the message"
 }
 
 // Webhook is a push source: an http.Handler taking a sender's POSTs,
-// signed with HMAC-SHA256 over the body. A missing or bad signature gets
+// signed as Standard Webhooks says (Sign). A missing, bad or stale signature gets
 // 401 and goes nowhere. A signed body is answered 202 only once its event
 // is in JetStream (or dead-lettered); otherwise 503 with Retry-After, so the
 // sender resends it (its event id makes the resend count once).
 type Webhook struct {
 	Secret []byte
+	// PreviousSecret is accepted too, while senders move to a new Secret.
+	PreviousSecret []byte
+	// Now is the clock the timestamp is checked against (default time.Now).
+	Now func() time.Time
 	// Identify names the record a body carries: its key and version (the
 	// event id is made from them). A body it cannot read still goes on, to
 	// be dead-lettered by the mapping with the raw body.
@@ -84,13 +145,8 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		webhookProblem(rw, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is over %d bytes", MaxWebhookBody))
 		return
 	}
-	sig := r.Header.Get(SignatureHeader)
-	if sig == "" {
-		webhookProblem(rw, http.StatusUnauthorized, "missing "+SignatureHeader+": sha256=<hex HMAC-SHA256 of the body>")
-		return
-	}
-	if !hmac.Equal([]byte(sig), []byte(Sign(w.Secret, body))) {
-		webhookProblem(rw, http.StatusUnauthorized, SignatureHeader+" does not match the body")
+	if why := w.verify(r.Header, body); why != "" {
+		webhookProblem(rw, http.StatusUnauthorized, why)
 		return
 	}
 	key, version := "", ""

@@ -43,9 +43,14 @@ type Config struct {
 	Traffic *struct {
 		Sensors        bool   `yaml:"sensors"`
 		IncidentSecret string `yaml:"incident_secret"`
+		// IncidentPreviousSecret is accepted too while the incident centre
+		// moves to a new secret.
+		IncidentPreviousSecret string `yaml:"incident_previous_secret"`
 	} `yaml:"traffic"`
 	Feedback *struct {
 		Secret string `yaml:"secret"`
+		// PreviousSecret is accepted too while the portal moves to a new one.
+		PreviousSecret string `yaml:"previous_secret"`
 	} `yaml:"feedback"`
 }
 
@@ -121,12 +126,14 @@ func Build(cfg Config, d Deps) *Set {
 		}
 		if t.IncidentSecret != "" {
 			w := traffic.NewIncidentWebhook([]byte(t.IncidentSecret))
+			w.PreviousSecret = []byte(t.IncidentPreviousSecret)
 			add("traffic-incidents", w, traffic.MapIncident)
 			s.Webhooks[IncidentsWebhookPath] = w
 		}
 	}
 	if f := cfg.Feedback; f != nil {
 		w := feedback.NewWebhook([]byte(f.Secret))
+		w.PreviousSecret = []byte(f.PreviousSecret)
 		add("feedback-portal", w, feedback.Map)
 		s.Webhooks[FeedbackWebhookPath] = w
 	}

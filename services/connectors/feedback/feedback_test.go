@@ -77,11 +77,11 @@ func TestMapPortalBodies(t *testing.T) {
 	}
 }
 
-func post(t *testing.T, url string, body []byte, sig string) int {
+func post(t *testing.T, url string, body []byte, sign func(http.Header)) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if sig != "" {
-		req.Header.Set(connector.SignatureHeader, sig)
+	if sign != nil {
+		sign(req.Header)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -113,14 +113,19 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 		info, _ := s.Info(context.Background())
 		return info.State.Msgs
 	}
-	for name, sig := range map[string]string{
-		"missing":        "",
-		"wrong secret":   connector.Sign([]byte("another-secret"), body),
-		"not hex":        "sha256=zz",
-		"other body":     connector.Sign(secret, append([]byte(" "), body...)),
-		"without prefix": strings.TrimPrefix(connector.Sign(secret, body), "sha256="),
+	now := time.Now()
+	signed := func(secret, body []byte, at time.Time) func(http.Header) {
+		return func(h http.Header) { connector.SignRequest(h, secret, "msg_feedback_1", at, body) }
+	}
+	for name, sign := range map[string]func(http.Header){
+		"missing":         nil,
+		"wrong secret":    signed([]byte("another-secret"), body, now),
+		"not base64":      func(h http.Header) { signed(secret, body, now)(h); h.Set(connector.HeaderWebhookSignature, "v1,zz") },
+		"other body":      signed(secret, append([]byte(" "), body...), now),
+		"without version": func(h http.Header) { signed(secret, body, now)(h); h.Set(connector.HeaderWebhookSignature, strings.TrimPrefix(h.Get(connector.HeaderWebhookSignature), "v1,")) },
+		"an hour old":     signed(secret, body, now.Add(-time.Hour)),
 	} {
-		if status := post(t, hs.URL, body, sig); status != http.StatusUnauthorized {
+		if status := post(t, hs.URL, body, sign); status != http.StatusUnauthorized {
 			t.Errorf("%s signature: %d, want 401", name, status)
 		}
 	}
@@ -130,7 +135,7 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	}
 	status := 0
 	polltest.Until(t, "the signed body accepted", 10*time.Second, func() error {
-		if status = post(t, hs.URL, body, connector.Sign(secret, body)); status != http.StatusAccepted {
+		if status = post(t, hs.URL, body, signed(secret, body, time.Now())); status != http.StatusAccepted {
 			return fmt.Errorf("status %d", status) // the runner may not have connected yet: 503
 		}
 		return nil
