@@ -513,7 +513,8 @@ func TestTimesOutOfRangeAreRefused(t *testing.T) {
 
 // TestHugeBatchIsRefusedBeforeDecoding (finding H4): a 5 MB array of
 // numbers is over the batch limit; it is answered 413 after a scan, its
-// elements never decoded, in memory bounded by a few times the body.
+// elements never decoded, in memory bounded by the body's size (at most
+// ten times it, race detector included; decoding took 1.45 GB).
 func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
 	reg, err := schema.Load(schemas.FS)
 	if err != nil {
@@ -542,7 +543,7 @@ func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
 	if rec.Code != http.StatusRequestEntityTooLarge || !strings.Contains(rec.Body.String(), "the limit is 10000") {
 		t.Fatalf("%d %s, want 413 naming the limit", rec.Code, rec.Body.String()[:min(300, rec.Body.Len())])
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(body)) {
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 10*uint64(len(body)) {
 		t.Fatalf("%d MB allocated for a %d MB body: the elements were decoded", alloc>>20, len(body)>>20)
 	} else {
 		t.Logf("%.1f MB allocated for a %.1f MB body", float64(alloc)/(1<<20), float64(len(body))/(1<<20))

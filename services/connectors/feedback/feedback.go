@@ -1,7 +1,7 @@
 // Package feedback takes the citizen field-report portal's webhook: a POST
-// for every status change of a report, signed with HMAC-SHA256 over the
-// body (header X-Signature: sha256=<hex>; see connector.Webhook). A request with a missing or bad
-// signature gets 401 and publishes nothing. A signed request is answered
+// for every status change of a report, signed as Standard Webhooks lays out
+// (see connector.Webhook). A request with a missing, bad or stale signature
+// gets 401 and publishes nothing. A signed request is answered
 // 202 only once its event is in JetStream (or dead-lettered), so the portal
 // resends whatever the hub did not take (503 with Retry-After).
 //

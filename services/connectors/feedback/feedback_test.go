@@ -118,12 +118,15 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 		return func(h http.Header) { connector.SignRequest(h, secret, "msg_feedback_1", at, body) }
 	}
 	for name, sign := range map[string]func(http.Header){
-		"missing":         nil,
-		"wrong secret":    signed([]byte("another-secret"), body, now),
-		"not base64":      func(h http.Header) { signed(secret, body, now)(h); h.Set(connector.HeaderWebhookSignature, "v1,zz") },
-		"other body":      signed(secret, append([]byte(" "), body...), now),
-		"without version": func(h http.Header) { signed(secret, body, now)(h); h.Set(connector.HeaderWebhookSignature, strings.TrimPrefix(h.Get(connector.HeaderWebhookSignature), "v1,")) },
-		"an hour old":     signed(secret, body, now.Add(-time.Hour)),
+		"missing":      nil,
+		"wrong secret": signed([]byte("another-secret"), body, now),
+		"not base64":   func(h http.Header) { signed(secret, body, now)(h); h.Set(connector.HeaderWebhookSignature, "v1,zz") },
+		"other body":   signed(secret, append([]byte(" "), body...), now),
+		"without version": func(h http.Header) {
+			signed(secret, body, now)(h)
+			h.Set(connector.HeaderWebhookSignature, strings.TrimPrefix(h.Get(connector.HeaderWebhookSignature), "v1,"))
+		},
+		"an hour old": signed(secret, body, now.Add(-time.Hour)),
 	} {
 		if status := post(t, hs.URL, body, sign); status != http.StatusUnauthorized {
 			t.Errorf("%s signature: %d, want 401", name, status)
