@@ -31,6 +31,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -345,15 +346,54 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 		go func() {
 			defer wg.Done()
 			a.Stats.Skipped.Add(uint64(tb.dupes))
-			if d := a.writeTable(ctx, table, tb); len(d) > 0 {
-				mu.Lock()
-				dead = append(dead, d...)
-				mu.Unlock()
+			for _, part := range byPartitions(tb, MaxPartitionsPerInsert) {
+				if d := a.writeTable(ctx, table, part); len(d) > 0 {
+					mu.Lock()
+					dead = append(dead, d...)
+					mu.Unlock()
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	a.deadLetter(ctx, dead)
+}
+
+// MaxPartitionsPerInsert bounds the partitions (months of event time) one
+// INSERT writes: ClickHouse refuses an insert over
+// max_partitions_per_insert_block (100 by default) and makes a part per
+// partition, so a batch spread over years is written in several inserts.
+const MaxPartitionsPerInsert = 50
+
+// byPartitions splits tb into batches of at most max months of event time
+// each (the raw tables' partitions), in month order; most batches are one.
+func byPartitions(tb *tableBatch, max int) []*tableBatch {
+	month := func(r *pendingRow) int {
+		t := time.Unix(r.id.Time, 0).UTC()
+		return t.Year()*12 + int(t.Month())
+	}
+	months := map[int][]*pendingRow{}
+	for _, r := range tb.rows {
+		m := month(r)
+		months[m] = append(months[m], r)
+	}
+	if len(months) <= max {
+		return []*tableBatch{tb}
+	}
+	keys := make([]int, 0, len(months))
+	for m := range months {
+		keys = append(keys, m)
+	}
+	slices.Sort(keys)
+	var out []*tableBatch
+	for i := 0; i < len(keys); i += max {
+		part := &tableBatch{cols: tb.cols}
+		for _, m := range keys[i:min(i+max, len(keys))] {
+			part.rows = append(part.rows, months[m]...)
+		}
+		out = append(out, part)
+	}
+	return out
 }
 
 // decode turns a message into a row of its table and the event's identity,

@@ -2,12 +2,15 @@ package aggregator_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/aggregator"
@@ -174,5 +177,51 @@ func TestMarksStoredBeforeSealingAreKept(t *testing.T) {
 	}
 	if n := e.rows(t, "health_visit_v1", "event_id = 'after-upgrade'") + streamMsgs(t, e.js, natsjs.DLQStream); n != 1 {
 		t.Errorf("the unsealed event after the upgrade is neither stored nor dead-lettered (%d)", n)
+	}
+}
+
+// partitionCounter records the most months of event time one insert held.
+type partitionCounter struct {
+	*chstore.Store
+	mu      sync.Mutex
+	most    int
+	inserts int
+}
+
+func (p *partitionCounter) Insert(ctx context.Context, table string, cols []string, rows [][]any) error {
+	months := map[string]bool{}
+	for _, r := range rows {
+		months[r[3].(time.Time).UTC().Format("200601")] = true // event_time
+	}
+	p.mu.Lock()
+	p.most, p.inserts = max(p.most, len(months)), p.inserts+1
+	p.mu.Unlock()
+	return p.Store.Insert(ctx, table, cols, rows)
+}
+
+// TestABatchOverYearsIsInsertedByPartitions (finding H1): events spread over
+// 130 months, taken in one batch, are written in inserts of at most
+// MaxPartitionsPerInsert months each, so ClickHouse never gets an insert
+// over its partition limit; every event is stored once.
+func TestABatchOverYearsIsInsertedByPartitions(t *testing.T) {
+	e := newEnv(t)
+	base := time.Date(2012, 1, 15, 8, 0, 0, 0, time.UTC)
+	for i := range 130 {
+		ev, err := admitEvent(forged(fmt.Sprintf("month-%03d", i), "27256", 3, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Time = base.AddDate(0, i, 0)
+		e.admitted(t, ev)
+	}
+	pc := &partitionCounter{Store: e.store}
+	e.run(t, pc, aggregator.Config{})
+	waitFor(t, "the 130 events stored", 30*time.Second, func() bool {
+		return e.rows(t, "health_visit_v1", "event_id LIKE 'month-%'") == 130
+	})
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.most > aggregator.MaxPartitionsPerInsert || pc.inserts < 3 {
+		t.Fatalf("%d inserts, the largest over %d months; want at least 3, each of at most %d", pc.inserts, pc.most, aggregator.MaxPartitionsPerInsert)
 	}
 }
