@@ -199,7 +199,7 @@ func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
 		if c.Kind != schema.KindDateTime && c.Kind != schema.KindDate {
 			continue
 		}
-		v, ok := lookup(data, c.Path).(string)
+		v, ok := schema.ValueAt(data, c.Path).(string)
 		if !ok {
 			continue
 		}
@@ -226,18 +226,6 @@ func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
 		return &schema.ValidationError{Type: e.Type, Violations: out}
 	}
 	return nil
-}
-
-// lookup is the value at path in decoded JSON, or nil.
-func lookup(data any, path []string) any {
-	for _, k := range path {
-		obj, ok := data.(map[string]any)
-		if !ok {
-			return nil
-		}
-		data = obj[k]
-	}
-	return data
 }
 
 // Marked takes back an event the hub admitted before: its data is already

@@ -25,7 +25,7 @@ func Row(t *schema.Type, e event.Event, seq uint64, ingest time.Time, data any) 
 		return nil, fmt.Errorf("%w: data must be a JSON object", ErrBadValue)
 	}
 	for _, c := range t.Columns {
-		v := lookup(obj, c.Path)
+		v := schema.ValueAt(obj, c.Path)
 		cv, err := convert(c, v)
 		if err != nil {
 			return nil, fmt.Errorf("%w: /%s: %v", ErrBadValue, strings.Join(c.Path, "/"), err)
@@ -33,18 +33,6 @@ func Row(t *schema.Type, e event.Event, seq uint64, ingest time.Time, data any) 
 		row = append(row, cv)
 	}
 	return row, nil
-}
-
-func lookup(obj map[string]any, path []string) any {
-	var v any = obj
-	for _, k := range path {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
 }
 
 func convert(c schema.Column, v any) (any, error) {

@@ -43,6 +43,19 @@ type Column struct {
 	PII      PIIAction
 }
 
+// ValueAt is the value at path (a Column's or a PII field's) in decoded
+// JSON data, or nil where there is none.
+func ValueAt(data any, path []string) any {
+	for _, k := range path {
+		obj, ok := data.(map[string]any)
+		if !ok {
+			return nil
+		}
+		data = obj[k]
+	}
+	return data
+}
+
 // describe derives the columns and the personal-data fields from the raw schema.
 func (t *Type) describe(root map[string]any) error {
 	return t.walk(root, root, nil, false)
