@@ -242,3 +242,33 @@ func migrated(tb testing.TB) (*chstore.Store, *schema.Registry) {
 	}
 	return s, reg
 }
+
+// TestIntegralNumbersFitIntegerColumns (finding M2): JSON Schema takes 12.0
+// and 1.2e1 as the integer 12, so the gateway answers 202; the row stores
+// 12 rather than the aggregator dead-lettering what was accepted.
+func TestIntegralNumbersFitIntegerColumns(t *testing.T) {
+	reg, _ := schema.Load(schemas.FS)
+	ty, _ := reg.Lookup("vn.ioc.health.bed_occupancy.v1")
+	col := -1
+	for i, c := range chstore.Columns(ty) {
+		if c == "beds_total" {
+			col = i
+		}
+	}
+	for _, tt := range []struct {
+		json string
+		want any
+		ok   bool
+	}{{"12", int64(12), true}, {"12.0", int64(12), true}, {"1.2e1", int64(12), true}, {"12.5", nil, false}, {"1e300", nil, false}} {
+		data, _ := schema.DecodeData([]byte(`{"facility_code":"f","area_code":"27","observed_at":"2026-11-20T08:00:00Z","beds_total":` + tt.json + `,"beds_occupied":1}`))
+		row, err := chstore.Row(ty, event.Event{}, 1, time.Now(), data)
+		switch {
+		case tt.ok && err != nil:
+			t.Errorf("%s: %v", tt.json, err)
+		case tt.ok && row[col] != tt.want:
+			t.Errorf("%s: stored %#v, want %#v", tt.json, row[col], tt.want)
+		case !tt.ok && !errors.Is(err, chstore.ErrBadValue):
+			t.Errorf("%s: err = %v, want ErrBadValue", tt.json, err)
+		}
+	}
+}

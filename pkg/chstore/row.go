@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -77,7 +78,13 @@ func typed(k schema.Kind, v any) (any, error) {
 		}
 		i, err := n.Int64()
 		if err != nil {
-			return nil, fmt.Errorf("want a 64-bit integer, got %s", n)
+			// 12.0 and 1.2e1 are the integer 12 to JSON Schema, which the
+			// gateway checked: stored as such, never dead-lettered after a 202.
+			f, ferr := n.Float64()
+			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+				return nil, fmt.Errorf("want a 64-bit integer, got %s", n)
+			}
+			return int64(f), nil
 		}
 		return i, nil
 	case schema.KindFloat:
