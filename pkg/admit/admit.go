@@ -78,10 +78,6 @@ type Admitter struct {
 	now      func() time.Time
 }
 
-// SetWindow sets the span of time events are accepted in (DefaultWindow
-// unless set); call it before the admitter is used.
-func (a *Admitter) SetWindow(w Window) { a.window = w }
-
 // New returns an Admitter; maxEventBytes bounds an encoded event (0: no
 // bound). Without pseudo it can neither pseudonymize nor seal: what it
 // encodes is admitted again by the aggregator.

@@ -33,7 +33,7 @@ func BenchmarkParse(b *testing.B) {
 		b.SetBytes(int64(len(raw)))
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := event.ParseBatch(raw); err != nil {
+			if _, _, err := event.ParseBatch(raw, 0); err != nil {
 				b.Fatal(err)
 			}
 		}

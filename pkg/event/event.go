@@ -209,37 +209,39 @@ func parseValid(b []byte) (Event, error) {
 	return w.event()
 }
 
+// BatchTooLargeError is a batch of more events than allowed.
+type BatchTooLargeError struct{ Events, Max int }
+
+func (e *BatchTooLargeError) Error() string {
+	return fmt.Sprintf("the batch has %d events, the limit is %d", e.Events, e.Max)
+}
+
 // ParseBatch decodes a JSON array of events (application/cloudevents-batch+json).
 // A malformed array is one error; a bad event inside a well-formed array is
 // reported per index in errs (nil where the event is good), so the good events
-// beside it can still be accepted.
-func ParseBatch(b []byte) (events []Event, errs []error, err error) {
-	return parseBatch(b)
-}
-
-// BatchLen counts the elements of a JSON array without decoding any of
-// them, so that a batch over its limit is refused before it costs more
-// than a scan; ok is false when b is not a valid JSON array.
-func BatchLen(b []byte) (n int, ok bool) {
-	if !json.Valid(b) {
-		return 0, false
-	}
-	ok = elements(b, func([]byte) { n++ })
-	return n, ok
-}
-
-func parseBatch(b []byte) (events []Event, errs []error, err error) {
+// beside it can still be accepted. A batch of more than maxEvents events
+// (0: no limit) is a *BatchTooLargeError, found by the same scan that
+// parses: past the limit the elements are counted, never decoded, so an
+// array of a million numbers costs a scan, not a million errors.
+func ParseBatch(b []byte, maxEvents int) (events []Event, errs []error, err error) {
 	if !json.Valid(b) {
 		var v []json.RawMessage
 		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))
 	}
+	n := 0
 	isArray := elements(b, func(raw []byte) {
+		if n++; maxEvents > 0 && n > maxEvents {
+			return
+		}
 		e, err := parseValid(raw)
 		events, errs = append(events, e), append(errs, err)
 	})
 	if !isArray {
 		var v []json.RawMessage
 		return nil, nil, fmt.Errorf("%w: batch must be a JSON array of events: %s", ErrInvalid, jsonProblem(json.Unmarshal(b, &v)))
+	}
+	if maxEvents > 0 && n > maxEvents {
+		return nil, nil, &BatchTooLargeError{Events: n, Max: maxEvents}
 	}
 	if events == nil {
 		events, errs = []Event{}, []error{}

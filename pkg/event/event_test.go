@@ -61,14 +61,14 @@ func TestParse(t *testing.T) {
 }
 
 func TestParseBatchReportsPerEvent(t *testing.T) {
-	evs, errs, err := event.ParseBatch([]byte("[" + good + `,{"id":"x"},` + good + "]"))
+	evs, errs, err := event.ParseBatch([]byte("["+good+`,{"id":"x"},`+good+"]"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(evs) != 3 || errs[0] != nil || errs[1] == nil || errs[2] != nil {
 		t.Fatalf("errs = %v", errs)
 	}
-	if _, _, err := event.ParseBatch([]byte(good)); !errors.Is(err, event.ErrInvalid) {
+	if _, _, err := event.ParseBatch([]byte(good), 0); !errors.Is(err, event.ErrInvalid) {
 		t.Fatalf("an object as batch: err = %v", err)
 	}
 }
@@ -125,7 +125,7 @@ func FuzzParse(f *testing.F) {
 		if err := e.Validate(); err != nil {
 			t.Fatalf("Parse accepted what Validate rejects: %v", err)
 		}
-		_, _, _ = event.ParseBatch(b)
+		_, _, _ = event.ParseBatch(b, 0)
 		sameAsMarshal(t, e)
 	})
 }
@@ -248,5 +248,18 @@ func TestIdentityIsBoundedAndPrintable(t *testing.T) {
 				t.Fatalf("err = %v, want a format error of %s", err, tt.attr)
 			}
 		})
+	}
+}
+
+// TestParseBatchStopsDecodingAtTheLimit: a batch over the limit is a
+// *BatchTooLargeError naming its count; a batch at the limit parses.
+func TestParseBatchStopsDecodingAtTheLimit(t *testing.T) {
+	three := []byte("[" + good + "," + good + "," + good + "]")
+	if evs, _, err := event.ParseBatch(three, 3); err != nil || len(evs) != 3 {
+		t.Fatalf("at the limit: %d events, %v", len(evs), err)
+	}
+	var tl *event.BatchTooLargeError
+	if _, _, err := event.ParseBatch(three, 2); !errors.As(err, &tl) || tl.Events != 3 || tl.Max != 2 {
+		t.Fatalf("over the limit: %v", err)
 	}
 }

@@ -89,19 +89,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var items []item
 	switch mode {
 	case MediaBatch:
-		if n, ok := event.BatchLen(body); ok && n > h.cfg.MaxBatchEvents { // before decoding any element
-			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large",
-				fmt.Sprintf("the batch has %d events, the limit is %d", n, h.cfg.MaxBatchEvents))
+		evs, errs, err := event.ParseBatch(body, h.cfg.MaxBatchEvents)
+		var tooLarge *event.BatchTooLargeError
+		if errors.As(err, &tooLarge) {
+			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large", err.Error())
 			return
 		}
-		evs, errs, err := event.ParseBatch(body)
 		if err != nil {
 			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error())
-			return
-		}
-		if len(evs) > h.cfg.MaxBatchEvents {
-			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large",
-				fmt.Sprintf("the batch has %d events, the limit is %d", len(evs), h.cfg.MaxBatchEvents))
 			return
 		}
 		if len(evs) == 0 {
