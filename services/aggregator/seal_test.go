@@ -2,6 +2,7 @@ package aggregator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/aggregator"
@@ -223,5 +225,63 @@ func TestABatchOverYearsIsInsertedByPartitions(t *testing.T) {
 	defer pc.mu.Unlock()
 	if pc.most > aggregator.MaxPartitionsPerInsert || pc.inserts < 3 {
 		t.Fatalf("%d inserts, the largest over %d months; want at least 3, each of at most %d", pc.inserts, pc.most, aggregator.MaxPartitionsPerInsert)
+	}
+}
+
+// TestReplayOfALetterMarkedBeforeSealing: a dead letter the previous
+// version marked without a seal goes back sealed by a replay that holds
+// the hub's key (its pseudonym hashed once), and is refused by one that
+// does not (`iochub dlq replay`), rather than sent unsealed to be hashed
+// again.
+func TestReplayOfALetterMarkedBeforeSealing(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	m, err := admit.New(e.reg, e.p, 0).Msg(mustClear(t, e, "old-letter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Header.Del(natsjs.HeaderAdmitSeal) // as the previous version wrote it
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := e.js.KeyValue(ctx, natsjs.HubBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, "events-unsealed-until"); err != nil {
+		t.Fatal(err)
+	}
+	if until, err := natsjs.UnsealedUntil(ctx, e.js); err != nil || until != 1 {
+		t.Fatalf("unsealed until %d, %v", until, err)
+	}
+	func() { // ClickHouse rejects its row: dead-lettered, marked, unsealed
+		actx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		a := aggregator.New(aggregator.Config{MaxAttempts: 2, BatchMaxWait: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+			e.js, &flakyStore{Store: e.store, rejectEvent: "old-letter"}, e.reg, e.p, zaptestLogger(t))
+		done := make(chan struct{})
+		go func() { _ = a.Run(actx); close(done) }()
+		waitFor(t, "the row dead-lettered", 20*time.Second, func() bool { return streamMsgs(t, e.js, natsjs.DLQStream) == 1 })
+		cancel()
+		<-done
+	}()
+	q := dlq.Queue{JS: e.js}
+	letters, _ := q.List(ctx, 10)
+	if len(letters) != 1 {
+		t.Fatalf("%d letters", len(letters))
+	}
+	if err := q.Replay(ctx, letters[0].Seq, admit.New(e.reg, nil, 0)); !errors.Is(err, dlq.ErrNotReplayable) {
+		t.Fatalf("replay without the key: %v, want ErrNotReplayable", err)
+	}
+	if err := q.Replay(ctx, letters[0].Seq, admit.New(e.reg, e.p, 0)); err != nil {
+		t.Fatalf("replay with the key: %v", err)
+	}
+	e.run(t, e.store, aggregator.Config{})
+	once := e.p.Hash("CCCD 001099012345 Nguyen Van A")
+	waitFor(t, "the replayed letter stored", 20*time.Second, func() bool {
+		return e.rows(t, "health_visit_v1", "event_id = 'old-letter'") == 1
+	})
+	if n := e.rows(t, "health_visit_v1", "event_id = 'old-letter' AND patient_id = '"+once+"'"); n != 1 {
+		t.Fatal("the replayed letter's pseudonym was hashed again")
 	}
 }
