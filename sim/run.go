@@ -22,6 +22,8 @@ type Systems struct {
 	AttendanceDir  string // where schools drop exports
 	BedsDir        string // where hospitals drop bed exports
 	MQTTAddr       string // the broker the sensors publish to (host:port)
+	MQTTUser       string // the sensors' MQTT user (role sensor in the hub's nats.users)
+	MQTTPassword   string
 	FeedbackURL    string // the hub's portal webhook
 	FeedbackSecret []byte
 	IncidentsURL   string // the hub's incident webhook
@@ -72,7 +74,8 @@ func Run(ctx context.Context, s Systems) error {
 		}
 	}
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + s.MQTTAddr).SetClientID(fmt.Sprintf("iochub-sensors-%d", time.Now().UnixNano())).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetConnectTimeout(5 * time.Second)
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).SetConnectTimeout(5 * time.Second).
+		SetUsername(s.MQTTUser).SetPassword(s.MQTTPassword)
 	client := mqtt.NewClient(opts)
 	client.Connect() // retried in the background until the broker answers
 	defer client.Disconnect(250)

@@ -4,8 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Config says where the hub's JetStream is: a NATS server at URL, or, when
@@ -16,6 +20,10 @@ type Config struct {
 	DataDir    string // the embedded server's store is <DataDir>/jetstream
 	Sync       string // how often the embedded store is fsynced: a duration, or "always"
 	MQTTListen string // MQTT listener of the embedded server; empty: none
+	// Auth is the hub's identity at URL; Access (the config file's
+	// `nats:`) is who may use the embedded server.
+	Auth   ClientAuth
+	Access Access
 }
 
 // RegisterFlags binds the flags of c, each named prefix+name, with their
@@ -26,6 +34,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, prefix+"data-dir", "data", "directory of the embedded JetStream store (<data-dir>/jetstream)")
 	fs.StringVar(&c.Sync, prefix+"nats-sync", "2m", "embedded JetStream disk sync: an interval (e.g. 2m, 1s) or \"always\" to fsync every write (see docs/performance.md)")
 	fs.StringVar(&c.MQTTListen, prefix+"mqtt-listen", "", "MQTT listener of the embedded NATS server for traffic sensors (e.g. 127.0.0.1:1883); empty: none")
+	c.Auth.RegisterFlags(prefix, fs)
 }
 
 // Embedded reports whether the hub starts its own server.
@@ -43,12 +52,22 @@ func (c Config) Validate() error {
 	if _, err := c.EmbeddedConfig(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Access.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Embedded() {
+		if c.Auth != (ClientAuth{}) {
+			errs = append(errs, errors.New("--nats-creds, --nats-nkey, --nats-user and --nats-tls-*: for --nats-url; the hub connects to its embedded server in-process"))
+		}
+	} else if _, err := c.Auth.Options(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // EmbeddedConfig is the embedded server's configuration.
 func (c Config) EmbeddedConfig() (EmbeddedConfig, error) {
-	e := EmbeddedConfig{Listen: c.Listen, StoreDir: c.StoreDir(), MQTTListen: c.MQTTListen}
+	e := EmbeddedConfig{Listen: c.Listen, StoreDir: c.StoreDir(), MQTTListen: c.MQTTListen, Access: c.Access}
 	if c.Sync == "always" {
 		e.SyncAlways = true
 		return e, nil
@@ -70,4 +89,74 @@ func (l *StreamLimits) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Int64Var(&l.EventsMaxBytes, prefix+"events-max-bytes", d.EventsMaxBytes, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
 	fs.DurationVar(&l.AckWait, prefix+"ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering")
 	fs.DurationVar(&l.DLQMaxAge, prefix+"dlq-max-age", d.DLQMaxAge, "how long IOC_DLQ keeps a dead letter (it may hold what an event or record carried)")
+}
+
+// ClientAuth is how the hub (against --nats-url) or `iochub dlq` proves who
+// it is to a NATS server. A user and password may also be in the URL
+// (nats://user:password@host:4222).
+type ClientAuth struct {
+	Creds        string // a .creds file (JWT and NKey seed), from nsc
+	NKey         string // a file holding a user's NKey seed (SU…)
+	User         string
+	PasswordFile string // a file holding User's password
+	TLSCA        string // CA of the server's certificate
+	TLSCert      string // client certificate, when the server asks for one
+	TLSKey       string
+}
+
+// RegisterFlags binds the flags of a, each named prefix+name.
+func (a *ClientAuth) RegisterFlags(prefix string, fs *flag.FlagSet) {
+	fs.StringVar(&a.Creds, prefix+"nats-creds", "", "NATS credentials file (JWT and NKey seed) for --nats-url")
+	fs.StringVar(&a.NKey, prefix+"nats-nkey", "", "file holding the NKey seed (SU…) of the NATS user for --nats-url")
+	fs.StringVar(&a.User, prefix+"nats-user", "", "NATS user for --nats-url (with --nats-password-file)")
+	fs.StringVar(&a.PasswordFile, prefix+"nats-password-file", "", "file holding the password of --nats-user")
+	fs.StringVar(&a.TLSCA, prefix+"nats-tls-ca", "", "CA certificate (PEM) the NATS server's certificate must chain to")
+	fs.StringVar(&a.TLSCert, prefix+"nats-tls-cert", "", "client certificate (PEM) for a NATS server that asks for one")
+	fs.StringVar(&a.TLSKey, prefix+"nats-tls-key", "", "key (PEM) of --nats-tls-cert")
+}
+
+// Options are the nats.go options of a; the files are read now, so a
+// missing one is named before any connection is tried.
+func (a ClientAuth) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	var errs []error
+	n := 0
+	if a.Creds != "" {
+		n++
+		if _, err := os.Stat(a.Creds); err != nil {
+			errs = append(errs, fmt.Errorf("--nats-creds: %w", err))
+		}
+		opts = append(opts, nats.UserCredentials(a.Creds))
+	}
+	if a.NKey != "" {
+		n++
+		o, err := nats.NkeyOptionFromSeed(a.NKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--nats-nkey %s: %w", a.NKey, err))
+		}
+		opts = append(opts, o)
+	}
+	if a.User != "" || a.PasswordFile != "" {
+		n++
+		if a.User == "" || a.PasswordFile == "" {
+			errs = append(errs, errors.New("--nats-user and --nats-password-file go together"))
+		} else if b, err := os.ReadFile(a.PasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("--nats-password-file: %w", err))
+		} else {
+			opts = append(opts, nats.UserInfo(a.User, strings.TrimRight(string(b), "\r\n")))
+		}
+	}
+	if n > 1 {
+		errs = append(errs, errors.New("--nats-creds, --nats-nkey and --nats-user: give one"))
+	}
+	if a.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(a.TLSCA))
+	}
+	if a.TLSCert != "" || a.TLSKey != "" {
+		if a.TLSCert == "" || a.TLSKey == "" {
+			errs = append(errs, errors.New("--nats-tls-cert and --nats-tls-key go together"))
+		}
+		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
+	}
+	return opts, errors.Join(errs...)
 }

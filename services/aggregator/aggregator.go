@@ -65,6 +65,11 @@ type Config struct {
 	BackoffMin     time.Duration // first retry delay; default 100ms
 	BackoffMax     time.Duration // longest retry delay; default 10s
 	AckWait        time.Duration // the consumer's ack wait; InProgress is sent at a third of it; default natsjs.DefaultAckWait
+	// Producers are the scopes of the direct NATS producers (the config
+	// file's nats.users of role producer): an event the hub did not admit
+	// is stored only within one of them, so no NATS user can write into a
+	// source it does not own.
+	Producers []event.Scope
 }
 
 // DefaultConfig is the aggregator's configuration when nothing is set.
@@ -413,6 +418,9 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 	marked = marked && (seq <= a.unsealedUntil || a.adm.Sealed(m.Subject(), m.Headers(), m.Data()))
 	if e.Type != tn.String() {
 		return "", nil, nil, id, fmt.Sprintf("envelope: type %q does not match subject %q", e.Type, m.Subject())
+	}
+	if !marked && !slices.ContainsFunc(a.cfg.Producers, func(s event.Scope) bool { return s.AllowsType(e.Type) && s.AllowsSource(e.Source) }) {
+		return "", nil, nil, id, fmt.Sprintf("source: no direct NATS producer may publish %s under source %q (nats.users of role producer, their types and sources)", e.Type, e.Source)
 	}
 	var ad admit.Admitted
 	if marked {

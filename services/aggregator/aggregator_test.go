@@ -46,6 +46,9 @@ func (e env) run(t *testing.T, store aggregator.Store, cfg aggregator.Config) *a
 	cfg.BatchMaxWait = 20 * time.Millisecond
 	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
 	cfg.AckWait = 2 * time.Second
+	if cfg.Producers == nil { // the tests publish straight onto NATS, as a producer of anything would
+		cfg.Producers = anyProducer
+	}
 	a := aggregator.New(cfg, e.js, store, e.reg, e.p, zaptest.NewLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -58,6 +61,9 @@ func (e env) run(t *testing.T, store aggregator.Store, cfg aggregator.Config) *a
 	})
 	return a
 }
+
+// anyProducer is a direct NATS producer that may send anything.
+var anyProducer = []event.Scope{{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
 
 type example struct {
 	Type string

@@ -203,7 +203,7 @@ func TestReplayKeepsTheMarkAndHashesOnce(t *testing.T) {
 		fs := &flakyStore{Store: e.store, rejectEvent: ev.ID}
 		actx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		a := aggregator.New(aggregator.Config{MaxAttempts: 2, BatchMaxWait: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
+		a := aggregator.New(aggregator.Config{Producers: anyProducer, MaxAttempts: 2, BatchMaxWait: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond},
 			e.js, fs, e.reg, e.p, zaptestLogger(t))
 		done := make(chan struct{})
 		go func() { _ = a.Run(actx); close(done) }()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/iochub/iochub/pkg/event"
 )
 
 // Config is the gateway's part of the iochub config file.
@@ -28,12 +30,9 @@ type Config struct {
 type Producer struct {
 	Name        string `yaml:"name"`
 	TokenSHA256 string `yaml:"token_sha256"`
-	// Sources are prefixes of the CloudEvents source this producer may use,
-	// e.g. "/health/his/27-bvdk". "*" allows any source.
-	Sources []string `yaml:"sources"`
-	// Types are event types it may send; a trailing "*" matches a prefix,
-	// e.g. "vn.ioc.health.*".
-	Types []string `yaml:"types"`
+	// Scope: the source prefixes ("*" for any) and the types (a trailing
+	// "*" matches a prefix) this producer may send.
+	event.Scope `yaml:",inline"`
 }
 
 // DefaultConfig is the gateway's configuration when the file sets nothing.
@@ -80,38 +79,9 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: same token as %s", where, other))
 		}
 		seen[h] = p.Name
-		if len(p.Sources) == 0 {
-			errs = append(errs, fmt.Errorf("%s: sources must list at least one source prefix (or \"*\")", where))
-		}
-		for j, s := range p.Sources {
-			if s == "" {
-				errs = append(errs, fmt.Errorf("%s: sources[%d] is empty: name a source prefix, or \"*\" for any", where, j))
-			}
-		}
-		if len(p.Types) == 0 {
-			errs = append(errs, fmt.Errorf("%s: types must list at least one event type (or a prefix ending in \"*\")", where))
+		if err := p.Scope.Validate(where); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// allowsSource reports whether src is within one of the producer's source
-// prefixes, on a path-segment boundary: "/health/his/27-bvdk" allows itself
-// and "/health/his/27-bvdk/…", not "/health/his/27-bvdk-2".
-func (p *Producer) allowsSource(src string) bool {
-	for _, s := range p.Sources {
-		if s == "*" || src == s || (strings.HasPrefix(src, s) && (strings.HasSuffix(s, "/") || src[len(s)] == '/')) {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *Producer) allowsType(typ string) bool {
-	for _, t := range p.Types {
-		if t == typ || (strings.HasSuffix(t, "*") && strings.HasPrefix(typ, strings.TrimSuffix(t, "*"))) {
-			return true
-		}
-	}
-	return false
 }

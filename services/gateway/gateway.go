@@ -159,12 +159,12 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 			continue
 		}
 		e := &it.ev
-		if !prod.allowsSource(e.Source) {
+		if !prod.AllowsSource(e.Source) {
 			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/source", Rule: "scope",
 				Message: fmt.Sprintf("producer %q may not send events with source %q", prod.Name, e.Source)}}}
 			continue
 		}
-		if !prod.allowsType(e.Type) {
+		if !prod.AllowsType(e.Type) {
 			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/type", Rule: "scope",
 				Message: fmt.Sprintf("producer %q may not send events of type %q", prod.Name, e.Type)}}}
 			continue

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
@@ -49,8 +50,8 @@ func newFixture(t *testing.T, limits natsjs.StreamLimits, cfg gateway.Config) fi
 	}
 	p, _ := pii.New([]byte(piiKey))
 	cfg.Producers = []gateway.Producer{
-		{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}},
-		{Name: "hospital", TokenSHA256: httpedge.HashToken(tokenHealth), Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}},
+		{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}},
+		{Name: "hospital", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}}},
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
@@ -328,7 +329,7 @@ func FuzzGateway(f *testing.F) {
 		f.Fatal(err)
 	}
 	p, _ := pii.New([]byte(piiKey))
-	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
+	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}}
 	h := gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(f))
 	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
 	for _, file := range files {
@@ -427,7 +428,7 @@ func TestSourceScopesEndOnPathSegments(t *testing.T) {
 	}
 	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
-	cfg.Producers = []gateway.Producer{{Name: "bvdk", TokenSHA256: httpedge.HashToken(tokenHealth), Sources: []string{"/health/his/27-bvdk"}, Types: []string{"vn.ioc.health.*"}}}
+	cfg.Producers = []gateway.Producer{{Name: "bvdk", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"/health/his/27-bvdk"}, Types: []string{"vn.ioc.health.*"}}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -523,7 +524,7 @@ func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
 	}
 	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
-	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
+	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
 	mux := http.NewServeMux()
 	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
 	body := make([]byte, 0, cfg.MaxBodyBytes)

@@ -100,7 +100,7 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	srv := natsjstest.Run(t)
 	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
 	p, _ := pii.New([]byte(e2ePIIKey))
-	agg := aggregator.New(aggregator.Config{BatchMaxEvents: 1000, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
+	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: 1000, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
 		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -26,7 +26,10 @@ const dlqUsage = `Usage:
   iochub dlq replay SEQ | --all      validate with this binary's schemas and publish again, the
                                      event's identity kept (a second replay cannot count twice)
   iochub dlq purge SEQ | --all       delete
-Flags: --nats-url (default nats://127.0.0.1:4222, the hub's --nats-listen; IOCHUB_NATS_URL).
+Flags: --nats-url (default nats://127.0.0.1:4222, the hub's --nats-listen; IOCHUB_NATS_URL), as
+a user of role operator in the hub's nats.users: nats://USER:PASSWORD@host:port in the URL,
+or --nats-nkey SEEDFILE, --nats-user with --nats-password-file, --nats-creds; --nats-tls-ca
+when the server has TLS.
 The same over HTTP with an admin token: GET /v1/ops/dlq, GET /v1/ops/dlq/{seq},
 POST /v1/ops/dlq/{seq}/replay, POST /v1/ops/dlq/replay, DELETE /v1/ops/dlq/{seq}.
 `
@@ -42,6 +45,8 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	url := fs.String("nats-url", envOr("IOCHUB_NATS_URL", "nats://127.0.0.1:4222"), "the hub's NATS server")
 	limit := fs.Int("limit", 50, "list: how many")
 	all := fs.Bool("all", false, "replay or purge: every dead letter")
+	var auth natsjs.ClientAuth
+	auth.RegisterFlags("", fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
@@ -53,7 +58,11 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		seq = n
 	}
-	nc, err := nats.Connect(*url, nats.Name("iochub dlq"), nats.Timeout(5*time.Second))
+	opts, err := auth.Options()
+	if err != nil {
+		return fmt.Errorf("dlq: %w", err)
+	}
+	nc, err := nats.Connect(*url, append(opts, nats.Name("iochub dlq"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		return fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", *url, err)
 	}

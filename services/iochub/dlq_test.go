@@ -25,7 +25,7 @@ func TestDLQCommand(t *testing.T) {
 	bin := iochubBinary(t)
 	natsAddr := "127.0.0.1:" + freePort(t)
 	startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) { c.NATS.Listen = natsAddr })
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect(opsURL(natsAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestDLQCommand(t *testing.T) {
 	dlq := func(args ...string) string {
 		t.Helper()
 		var out bytes.Buffer
-		cmd := exec.Command(bin, append([]string{"dlq", args[0], "--nats-url", "nats://" + natsAddr}, args[1:]...)...)
+		cmd := exec.Command(bin, append([]string{"dlq", args[0], "--nats-url", opsURL(natsAddr)}, args[1:]...)...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			t.Fatalf("iochub dlq %v: %v\n%s", args, err, out.String())

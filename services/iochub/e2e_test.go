@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/iochub/iochub/internal/polltest"
@@ -57,7 +58,9 @@ func startHubWith(t *testing.T, dsn string, change func(*hub.Config)) string {
 	cfg.NATS.DataDir, cfg.NATS.Listen = t.TempDir(), ""
 	cfg.Streams.DedupWindow, cfg.Streams.EventsMaxBytes, cfg.Streams.AckWait = time.Hour, 1<<30, 5*time.Second
 	cfg.Aggregator.BatchMaxEvents, cfg.Aggregator.BatchMaxWait = 2000, 50*time.Millisecond
-	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: httpedge.HashToken(e2eToken), Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
+	cfg.NATS.Access.Users = []natsjs.User{{Name: "dev-ops", Role: natsjs.RoleOperator, PasswordBcrypt: devOpsHash}}
+	cfg.Aggregator.Producers = anyDirectProducer
+	cfg.File.Gateway.Producers = []gateway.Producer{{Name: "e2e", TokenSHA256: httpedge.HashToken(e2eToken), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
 	if change != nil {
 		change(&cfg)
 	}
@@ -331,9 +334,35 @@ type child struct {
 	log *bytes.Buffer
 }
 
-func startAggregatorProcess(t *testing.T, natsURL, dsn string) *child {
+// The NATS users of deploy/iochub.dev.yaml: the tests connect to a hub's
+// embedded server as its operator, and the simulator's sensors publish as
+// dev-sensors.
+const (
+	devOpsHash    = "$2a$06$jPEn9HHwOju9MHEiNv/gUuJ21SSpUOfJo5ZYo11uP.Ix9q7ppVNqq" // dev-nats-password-not-for-production
+	devSensorHash = "$2a$06$vXPv/fv6t446RS2pyYYZD.tuv2I/iA7OLkudUaRNBWLH/U1dVnX4a" // dev-sensor-password-not-for-production
+)
+
+// opsURL is the URL of a hub's embedded server at addr, as its operator.
+func opsURL(addr string) string {
+	return "nats://dev-ops:dev-nats-password-not-for-production@" + addr
+}
+
+// anyDirectProducer is a direct NATS producer that may send anything: the
+// tests publish half their events straight onto NATS.
+var anyDirectProducer = []event.Scope{{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}
+
+// startAggregatorProcess runs `iochub run --services aggregator` against
+// srv as its operator, with a direct producer of anything in its config.
+func startAggregatorProcess(t *testing.T, srv *natsjstest.Server, dsn string) *child {
 	t.Helper()
-	cmd := exec.Command(iochubBinary(t), "run", "--services", "aggregator", "--nats-url", natsURL, "--clickhouse-dsn", dsn,
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	conf := filepath.Join(t.TempDir(), "iochub.yaml")
+	if err := os.WriteFile(conf, []byte("nats:\n  users:\n    - {name: any, role: producer, nkey: "+pub+", sources: [\"*\"], types: [\"vn.ioc.*\"]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(iochubBinary(t), "run", "--services", "aggregator", "--nats-url", srv.ClientURL(), "--nats-nkey", srv.OperatorSeedFile(t),
+		"--config", conf, "--clickhouse-dsn", dsn,
 		"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--ack-wait", "2s", "--batch-max-events", "1000", "--batch-max-wait", "50ms")
 	cmd.Env = append(os.Environ(), "IOCHUB_PII_KEY="+e2ePIIKey)
 	var log bytes.Buffer
@@ -372,7 +401,7 @@ func TestAggregatorKilledMidStreamLeavesCountsExact(t *testing.T) {
 
 	const n = 40_000
 	want, published := publishGenerated(t, js, n, 8000, 11)
-	agg := startAggregatorProcess(t, srv.ClientURL(), dsn)
+	agg := startAggregatorProcess(t, srv, dsn)
 	// Kill it three times, at different depths of the stream.
 	for _, at := range []uint64{3000, 12000, 25000} {
 		waitFor(t, fmt.Sprintf("%d rows before a kill", at), 60*time.Second, func() bool {
@@ -381,7 +410,7 @@ func TestAggregatorKilledMidStreamLeavesCountsExact(t *testing.T) {
 		})
 		agg.kill(t)
 		t.Logf("SIGKILL at %d rows", total(counts(t, store)))
-		agg = startAggregatorProcess(t, srv.ClientURL(), dsn)
+		agg = startAggregatorProcess(t, srv, dsn)
 	}
 	<-published
 	waitFor(t, "every event stored after the kills", 120*time.Second, func() bool {

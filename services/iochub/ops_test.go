@@ -35,7 +35,7 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			"/traffic/sensors": time.Hour, "/education/sms": time.Minute},
 			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}}
 	})
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect(opsURL(natsAddr))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestReadyzNeedsTheStreams(t *testing.T) {
 	if code, body := ready(); code != http.StatusOK {
 		t.Fatalf("/readyz %d: %s", code, body)
 	}
-	nc, err := nats.Connect("nats://" + natsAddr)
+	nc, err := nats.Connect(opsURL(natsAddr))
 	if err != nil {
 		t.Fatal(err)
 	}

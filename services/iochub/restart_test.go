@@ -45,7 +45,7 @@ func startHubProcess(t *testing.T, dataDir, dsn, confFile string) *hubProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &hubProcess{cmd: cmd, base: "http://" + addr, natsURL: "nats://" + natsAddr}
+	p := &hubProcess{cmd: cmd, base: "http://" + addr, natsURL: opsURL(natsAddr)}
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()
@@ -122,7 +122,9 @@ gateway:
   producers: [{name: restart, token_sha256: %q, sources: ["*"], types: ["vn.ioc.*"]}]
 iocapi:
   readers: [{name: leader, token_sha256: %q, role: leader}]
-`, e2ePIIKey, httpedge.HashToken(e2eToken), httpedge.HashToken(restartReader))
+nats:
+  users: [{name: dev-ops, role: operator, password_bcrypt: %q}]
+`, e2ePIIKey, httpedge.HashToken(e2eToken), httpedge.HashToken(restartReader), devOpsHash)
 	confFile := filepath.Join(dir, "iochub.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

@@ -36,7 +36,10 @@ connectors:
   education: {dir: "${DATA_DIR}/exports/attendance", interval: 200ms}
   traffic: {sensors: true, incident_secret: "simulate-test-incident-secret"}
   feedback: {secret: "simulate-test-portal-secret"}
-`, freePort(t), freePort(t))
+nats:
+  users:
+    - {name: dev-sensors, role: sensor, subjects: ["traffic.sensors.>"], password_bcrypt: "%s"}
+`, freePort(t), freePort(t), devSensorHash)
 	confFile := filepath.Join(dir, "iochub.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)

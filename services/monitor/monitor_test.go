@@ -218,7 +218,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 	ps, _ := pii.New([]byte("monitor-test-pii-key-0123456789"))
 	runAgg := func(reg *schema.Registry) (stop func()) {
 		actx, cancel := context.WithCancel(ctx)
-		agg := aggregator.New(aggregator.Config{BatchMaxEvents: 100, BatchMaxWait: 20 * time.Millisecond, AckWait: 2 * time.Second}, js, store, reg, ps, zaptest.NewLogger(t))
+		agg := aggregator.New(aggregator.Config{Producers: []event.Scope{{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}, BatchMaxEvents: 100, BatchMaxWait: 20 * time.Millisecond, AckWait: 2 * time.Second}, js, store, reg, ps, zaptest.NewLogger(t))
 		done := make(chan struct{})
 		go func() { _ = agg.Run(actx); close(done) }()
 		return func() { cancel(); <-done }

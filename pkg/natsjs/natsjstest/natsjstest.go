@@ -1,22 +1,27 @@
 // Package natsjstest starts a real JetStream server for a test: nats-server
-// embedded in the test process, its store in t.TempDir().
+// embedded in the test process, its store in t.TempDir(), with the hub's
+// accounts and an operator user the test connects as.
 package natsjstest
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // Server is a running test server.
 type Server struct {
-	*server.Server
+	*natsjs.Embedded
 	StoreDir string
+	operator nkeys.KeyPair
 }
 
 // Run starts a JetStream server on a random loopback port, shut down when the test ends.
@@ -29,7 +34,20 @@ func Run(t testing.TB) *Server {
 // same dir to test what survives a server restart.
 func RunInDir(t testing.TB, dir string) *Server {
 	t.Helper()
-	srv, err := natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: dir})
+	return RunWith(t, natsjs.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: dir})
+}
+
+// RunWith starts a server configured by cfg, with an operator user added
+// to cfg.Access for Connect.
+func RunWith(t testing.TB, cfg natsjs.EmbeddedConfig) *Server {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	cfg.Access.Users = append(cfg.Access.Users, natsjs.User{Name: "test-operator", Role: natsjs.RoleOperator, NKey: pub})
+	srv, err := natsjs.RunEmbedded(cfg)
 	if err != nil {
 		t.Fatalf("start JetStream: %v", err)
 	}
@@ -37,13 +55,36 @@ func RunInDir(t testing.TB, dir string) *Server {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 	})
-	return &Server{Server: srv, StoreDir: dir}
+	return &Server{Embedded: srv, StoreDir: cfg.StoreDir, operator: kp}
 }
 
-// Connect opens a client connection, closed when the test ends.
+// OperatorOptions connect as the test's operator user (every right in the
+// hub's account).
+func (s *Server) OperatorOptions() []nats.Option {
+	pub, _ := s.operator.PublicKey()
+	return []nats.Option{nats.Nkey(pub, s.operator.Sign)}
+}
+
+// OperatorSeedFile writes the operator's NKey seed to a file, for a child
+// process's --nats-nkey.
+func (s *Server) OperatorSeedFile(t testing.TB) string {
+	t.Helper()
+	seed, err := s.operator.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "operator.nk")
+	if err := os.WriteFile(p, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Connect opens a client connection as the operator, closed when the test ends.
 func (s *Server) Connect(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	opts := append(s.OperatorOptions(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(s.ClientURL(), opts...)
 	if err != nil {
 		t.Fatalf("connect to JetStream: %v", err)
 	}

@@ -40,6 +40,8 @@ type SensorSource struct {
 	// NATSURL is the server the sensors' MQTT listener belongs to; empty
 	// uses Conn.
 	NATSURL string
+	// Options add to the connection to NATSURL (its credentials).
+	Options []nats.Option
 	Conn    *nats.Conn
 
 	nc      *nats.Conn
@@ -53,7 +55,8 @@ type SensorSource struct {
 func (s *SensorSource) Connect(ctx context.Context, _ string) error {
 	s.nc, s.own = s.Conn, false
 	if s.nc == nil {
-		nc, err := nats.Connect(s.NATSURL, nats.Name("iochub traffic connector"), nats.Timeout(3*time.Second))
+		opts := append([]nats.Option{nats.Name("iochub traffic connector"), nats.Timeout(3 * time.Second)}, s.Options...)
+		nc, err := nats.Connect(s.NATSURL, opts...)
 		if err != nil {
 			return fmt.Errorf("%w: nats %s: %v", connector.ErrUnavailable, s.NATSURL, err)
 		}

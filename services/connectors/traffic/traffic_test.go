@@ -13,9 +13,10 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/connector/connectortest"
@@ -97,19 +98,47 @@ type broker struct {
 	dir      string
 	port     int
 	mqttPort int
-	srv      *server.Server
+	srv      *natsjs.Embedded
 	n        int
+	operator nkeys.KeyPair // the connector's identity
+}
+
+// Each sensor's MQTT user: it may publish its own subjects only.
+const sensorUser, sensorPassword = "loop-007", "sensor-password-of-the-test"
+
+var sensorHash = func() string {
+	h, err := bcrypt.GenerateFromPassword([]byte(sensorPassword), bcrypt.MinCost)
+	if err != nil {
+		panic(err)
+	}
+	return string(h)
+}()
+
+func (b *broker) operatorOptions() []nats.Option {
+	pub, _ := b.operator.PublicKey()
+	return []nats.Option{nats.Nkey(pub, b.operator.Sign)}
 }
 
 func (b *broker) start(t *testing.T) {
 	t.Helper()
+	if b.operator == nil {
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.operator = kp
+	}
+	pub, _ := b.operator.PublicKey()
 	srv, err := natsjs.RunEmbedded(natsjs.EmbeddedConfig{Listen: fmt.Sprintf("127.0.0.1:%d", b.port), StoreDir: b.dir,
-		MQTTListen: fmt.Sprintf("127.0.0.1:%d", b.mqttPort)})
+		MQTTListen: fmt.Sprintf("127.0.0.1:%d", b.mqttPort), Access: natsjs.Access{Users: []natsjs.User{
+			{Name: "connector", Role: natsjs.RoleOperator, NKey: pub},
+			{Name: sensorUser, Role: natsjs.RoleSensor, PasswordBcrypt: sensorHash, Subjects: []string{"traffic.sensors.LOOP-007.>"}},
+		}}})
 	if err != nil {
 		t.Fatalf("start the MQTT broker: %v", err)
 	}
 	b.srv = srv
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(srv.ClientURL(), b.operatorOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +150,14 @@ func (b *broker) start(t *testing.T) {
 }
 
 func (b *broker) Source(*testing.T) connector.Source {
-	return &traffic.SensorSource{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", b.port)}
+	return &traffic.SensorSource{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", b.port), Options: b.operatorOptions()}
 }
 func (b *broker) Map() connector.Mapper { return traffic.MapFlow }
 
 func (b *broker) publish(t *testing.T, topic string, payloads ...[]byte) {
 	t.Helper()
 	opts := mqtt.NewClientOptions().AddBroker(fmt.Sprintf("tcp://127.0.0.1:%d", b.mqttPort)).SetClientID(fmt.Sprintf("sensor-%d", time.Now().UnixNano())).
+		SetUsername(sensorUser).SetPassword(sensorPassword).
 		SetConnectTimeout(5 * time.Second)
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

@@ -37,11 +37,13 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("iochub-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var configFile, dataDir, mqttAddr, hubURL string
+	var configFile, dataDir, mqttAddr, mqttUser, mqttPassword, hubURL string
 	var history time.Duration
 	fs.StringVar(&configFile, "config", "deploy/iochub.dev.yaml", "the hub's config file: its connectors say where each system must be")
 	fs.StringVar(&dataDir, "data-dir", "data", "the hub's --data-dir (${DATA_DIR} in the config file)")
 	fs.StringVar(&mqttAddr, "mqtt", "127.0.0.1:1883", "the MQTT listener the sensors publish to (the hub's --mqtt-listen)")
+	fs.StringVar(&mqttUser, "mqtt-user", "dev-sensors", "the sensors' MQTT user (a user of role sensor in the hub's nats.users)")
+	fs.StringVar(&mqttPassword, "mqtt-password", "dev-sensor-password-not-for-production", "its password (deploy/iochub.dev.yaml's by default)")
 	fs.StringVar(&hubURL, "hub", "http://127.0.0.1:8080", "the hub's HTTP address, for the portal's and incident centre's webhooks")
 	fs.DurationVar(&history, "history", 72*time.Hour, "how much of the past to send at start")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	s.MQTTUser, s.MQTTPassword = mqttUser, mqttPassword
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return sim.Run(ctx, s)

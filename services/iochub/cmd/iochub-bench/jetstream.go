@@ -43,7 +43,7 @@ func benchJetStream(o options) (pubRate, consRate float64, err error) {
 		return 0, 0, err
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	nc, err := nats.Connect("", srv.HubOptions()...)
 	if err != nil {
 		return 0, 0, err
 	}

@@ -73,6 +73,9 @@ type File struct {
 	Monitor monitor.Config `yaml:"monitor"`
 	// HTTP bounds every listener's connections (timeouts, header size).
 	HTTP httpedge.ServerConfig `yaml:"http"`
+	// NATS: the embedded server's users (operators, direct producers, MQTT
+	// sensors), TLS and storage limits.
+	NATS natsjs.Access `yaml:"nats"`
 }
 
 // DefaultFile is what a config file that sets nothing means.
@@ -117,6 +120,8 @@ func (c *Config) Load() error {
 	if c.PIIKey == "" {
 		c.PIIKey = c.File.PIIKey
 	}
+	c.NATS.Access = c.File.NATS
+	c.Aggregator.Producers = c.File.NATS.Producers()
 	return c.Validate()
 }
 
@@ -163,6 +168,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.checkSecrets(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.checkNATSUsers(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Runs(ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {

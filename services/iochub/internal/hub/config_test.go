@@ -4,10 +4,15 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/services/gateway"
 )
 
@@ -76,7 +81,7 @@ func TestFlagDefaultsAreTheComponents(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := DefaultConfig()
-	if c.Aggregator.BatchMaxEvents != 5000 || c.Aggregator != (d.Aggregator) || c.Streams != d.Streams || c.NATS != d.NATS {
+	if c.Aggregator.BatchMaxEvents != 5000 || !reflect.DeepEqual(c.Aggregator, d.Aggregator) || c.Streams != d.Streams || !reflect.DeepEqual(c.NATS, d.NATS) {
 		t.Fatalf("flags %+v / %+v, defaults %+v / %+v", c.Aggregator, c.Streams, d.Aggregator, d.Streams)
 	}
 	if c.Services != "gateway,aggregator,connectors,iocapi,monitor" {
@@ -106,7 +111,7 @@ func TestPublicSecretsStayOnLoopback(t *testing.T) {
 		{name: "dev config on every interface", file: "iochub.dev.yaml", change: func(c *Config) { c.HTTPAddr = "0.0.0.0:8080" },
 			wantErr: []string{"refusing to listen on --http-addr 0.0.0.0:8080", "gateway.producers[0] (dev)", "pii_key", "iocapi.readers[0]", "monitor.admins[0]", "connectors.feedback.secret"}},
 		{name: "dev config with NATS on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.Listen = "10.0.0.5:4222" },
-			wantErr: []string{"--nats-listen 10.0.0.5:4222"}},
+			wantErr: []string{"--nats-listen 10.0.0.5:4222", "nats.users[0] (dev-ops)", "nats.users[1] (dev-sensors)"}},
 		{name: "dev config, NATS elsewhere", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.URL, c.NATS.Listen = "nats://10.0.0.5:4222", "0.0.0.0:4222" }},
 		{name: "the example as it is", file: "iochub.example.yaml", wantErr: []string{"still the example's placeholder", "pii_key", "gateway.producers[0]"}},
 	}
@@ -119,6 +124,52 @@ func TestPublicSecretsStayOnLoopback(t *testing.T) {
 			c.ConfigFile = filepath.Join("..", "..", "..", "..", "deploy", tt.file)
 			if tt.change != nil {
 				tt.change(&c)
+			}
+			err := c.Load()
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			for _, w := range tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("err = %v, want one naming %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestNATSListenersNeedUsers (finding C1): the embedded server's NATS and
+// MQTT ports go beyond loopback only when a user could use them.
+func TestNATSListenersNeedUsers(t *testing.T) {
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	hash, _ := bcrypt.GenerateFromPassword([]byte("a sensor's password"), bcrypt.MinCost)
+	base := "pii_key: \"" + strings.Repeat("k", 40) + "\"\ngateway:\n  producers:\n    - {name: p, token_sha256: \"" + httpedge.HashToken("a-token-of-the-test") + "\", sources: [\"/a\"], types: [\"vn.ioc.*\"]}\n"
+	operator := "nats:\n  users:\n    - {name: ops, role: operator, nkey: " + pub + "}\n"
+	sensor := "    - {name: loops, role: sensor, password_bcrypt: \"" + string(hash) + "\", subjects: [\"traffic.sensors.>\"]}\n"
+	tests := []struct {
+		name, file, listen, mqtt string
+		wantErr                  []string
+	}{
+		{name: "no users, loopback", file: base, listen: "127.0.0.1:4222", mqtt: "127.0.0.1:1883"},
+		{name: "no users, NATS on the network", file: base, listen: "0.0.0.0:4222", wantErr: []string{"refusing to listen on --nats-listen 0.0.0.0:4222", "nats.users"}},
+		{name: "no users, MQTT on the network", file: base, listen: "127.0.0.1:4222", mqtt: "10.1.2.3:1883", wantErr: []string{"--mqtt-listen 10.1.2.3:1883"}},
+		{name: "an operator, NATS on the network", file: base + operator, listen: "0.0.0.0:4222"},
+		{name: "an operator, MQTT on the network", file: base + operator, listen: "127.0.0.1:4222", mqtt: "0.0.0.0:1883", wantErr: []string{"--mqtt-listen 0.0.0.0:1883"}},
+		{name: "a sensor, MQTT on the network", file: base + operator + sensor, listen: "0.0.0.0:4222", mqtt: "0.0.0.0:1883"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Services = "gateway"
+			c.NATS.DataDir = t.TempDir()
+			c.NATS.Listen, c.NATS.MQTTListen = tt.listen, tt.mqtt
+			c.ConfigFile = filepath.Join(t.TempDir(), "iochub.yaml")
+			if err := os.WriteFile(c.ConfigFile, []byte(tt.file), 0o600); err != nil {
+				t.Fatal(err)
 			}
 			err := c.Load()
 			if len(tt.wantErr) == 0 {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -39,7 +38,7 @@ import (
 type Hub struct {
 	cfg      Config
 	log      *zap.Logger
-	srv      *server.Server // embedded NATS, or nil
+	srv      *natsjs.Embedded // embedded NATS, or nil
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	store    *chstore.Store // nil when neither the aggregator nor iocapi runs here
@@ -137,8 +136,15 @@ func (h *Hub) open(ctx context.Context) (err error) {
 		if h.srv, err = natsjs.RunEmbedded(ecfg); err != nil {
 			return err
 		}
-		opts = append(opts, nats.InProcessServer(h.srv))
-		h.log.Info("embedded JetStream started", zap.String("store", ecfg.StoreDir), zap.String("listen", ecfg.Listen))
+		opts = append(opts, h.srv.HubOptions()...)
+		h.log.Info("embedded JetStream started", zap.String("store", ecfg.StoreDir), zap.String("listen", ecfg.Listen),
+			zap.Int("users", len(ecfg.Access.Users)), zap.Bool("tls", ecfg.Access.TLS.On()))
+	} else {
+		auth, err := cfg.NATS.Auth.Options()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, auth...)
 	}
 	if h.nc, err = nats.Connect(cfg.NATS.URL, opts...); err != nil {
 		return fmt.Errorf("nats %s: %w", cfg.NATS.URL, err)

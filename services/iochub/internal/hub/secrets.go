@@ -5,13 +5,19 @@ import (
 	"net"
 	"strings"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/natsjs"
 )
 
 // devTokens are the tokens of deploy/iochub.dev.yaml: public, written in its
 // comments and printed by `make run`.
 var devTokens = []string{"dev-producer-token-not-for-production", "dev-reader-token-not-for-production",
 	"dev-health-token-not-for-production", "dev-admin-token-not-for-production"}
+
+// devNATSPasswords are the passwords of deploy/iochub.dev.yaml's NATS users.
+var devNATSPasswords = []string{"dev-nats-password-not-for-production", "dev-sensor-password-not-for-production"}
 
 // publicSecrets lists where the config holds a secret that is not one: a
 // development value (public, in the repository) or an example's
@@ -54,6 +60,13 @@ func (c *Config) publicSecrets() (dev, placeholders []string) {
 	if f := c.File.Connectors.Feedback; f != nil {
 		secret("connectors.feedback.secret", f.Secret)
 	}
+	for i, u := range c.NATS.Access.Users {
+		for _, pw := range devNATSPasswords {
+			if u.PasswordBcrypt != "" && bcrypt.CompareHashAndPassword([]byte(u.PasswordBcrypt), []byte(pw)) == nil {
+				dev = append(dev, fmt.Sprintf("nats.users[%d] (%s)", i, u.Name))
+			}
+		}
+	}
 	return dev, placeholders
 }
 
@@ -90,6 +103,27 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// checkNATSUsers refuses an embedded listener beyond loopback that no
+// configured user could use: the NATS port without an operator or a
+// producer, the MQTT port without a sensor.
+func (c *Config) checkNATSUsers() error {
+	if !c.NATS.Embedded() {
+		return nil
+	}
+	a := c.NATS.Access
+	var errs []string
+	if l := c.NATS.Listen; l != "" && !loopback(l) && !a.Has(natsjs.RoleOperator, natsjs.RoleProducer) {
+		errs = append(errs, "--nats-listen "+l)
+	}
+	if l := c.NATS.MQTTListen; l != "" && !loopback(l) && !a.Has(natsjs.RoleSensor) {
+		errs = append(errs, "--mqtt-listen "+l)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("refusing to listen on %s beyond loopback with no NATS user for it: list the operators, producers and sensors under nats.users (see deploy/iochub.example.yaml), or keep the listener on loopback", strings.Join(errs, ", "))
+	}
+	return nil
 }
 
 // checkSecrets refuses the example's placeholders anywhere, and the
