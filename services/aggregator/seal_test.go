@@ -1,9 +1,11 @@
 package aggregator_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -283,5 +285,36 @@ func TestReplayOfALetterMarkedBeforeSealing(t *testing.T) {
 	})
 	if n := e.rows(t, "health_visit_v1", "event_id = 'old-letter' AND patient_id = '"+once+"'"); n != 1 {
 		t.Fatal("the replayed letter's pseudonym was hashed again")
+	}
+}
+
+// TestDirectEventsOnlyWithinAProducersScope (findings C1, H6): an event the
+// hub did not admit is stored only when a direct NATS producer's scope
+// holds its type and source; a NATS user cannot write into a source it
+// does not own.
+func TestDirectEventsOnlyWithinAProducersScope(t *testing.T) {
+	e := newEnv(t)
+	e.run(t, e.store, aggregator.Config{Producers: []event.Scope{{Sources: []string{"/health/his/27-bvdk"}, Types: []string{"vn.ioc.health.visit.v1"}}}})
+	ctx := context.Background()
+	outside := forged("outside", "27256", 3, "")
+	outside.Data = bytes.Replace(outside.Data, []byte(`"/health/his/27-bvdk"`), []byte(`"/health/his/27-bvdk-2"`), 1)
+	for _, m := range []*nats.Msg{forged("inside", "27256", 3, ""), outside} {
+		if _, err := e.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the aggregator caught up", 20*time.Second, func() bool { ok, _ := natsjs.CaughtUp(ctx, e.js); return ok })
+	if n := e.rows(t, "health_visit_v1", "event_id = 'inside'"); n != 1 {
+		t.Fatalf("the event within the producer's scope: %d rows", n)
+	}
+	if n := e.rows(t, "health_visit_v1", "event_id = 'outside'"); n != 0 {
+		t.Fatal("an event outside every producer's scope was stored")
+	}
+	letters, err := dlq.Queue{JS: e.js}.List(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(letters) != 1 || letters[0].ID != "outside" || !strings.Contains(letters[0].Reason, "no direct NATS producer") {
+		t.Fatalf("dead letters %+v, want the outside event with its reason", letters)
 	}
 }

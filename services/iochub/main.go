@@ -32,6 +32,8 @@ Usage:
                          iocapi and monitor; --services picks a subset
   iochub dlq list|show|replay|purge   the dead letters (iochub dlq for its usage)
   iochub token           make a producer token and the token_sha256 for the config file
+  iochub natsuser NAME --role operator|producer|sensor [--nkey SEEDFILE]
+                         make a user of the embedded NATS server for nats.users
   iochub help            this text, and the flags of run
 
 Every flag of run has an environment twin: --clickhouse-dsn is IOCHUB_CLICKHOUSE_DSN.
@@ -61,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDLQ(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = newToken(stdout)
+	case "natsuser":
+		err = runNATSUser(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		printUsage(stdout)
 		return 0

@@ -61,6 +61,7 @@ func (c *Config) publicSecrets() (dev, placeholders []string) {
 		secret("connectors.feedback.secret", f.Secret)
 	}
 	for i, u := range c.NATS.Access.Users {
+		secret(fmt.Sprintf("nats.users[%d] (%s)", i, u.Name), u.PasswordBcrypt)
 		for _, pw := range devNATSPasswords {
 			if u.PasswordBcrypt != "" && bcrypt.CompareHashAndPassword([]byte(u.PasswordBcrypt), []byte(pw)) == nil {
 				dev = append(dev, fmt.Sprintf("nats.users[%d] (%s)", i, u.Name))
