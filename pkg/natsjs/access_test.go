@@ -431,3 +431,16 @@ func selfSigned(t *testing.T, dir string) (caFile, certFile, keyFile string) {
 func scope(sources []string, types ...string) event.Scope {
 	return event.Scope{Sources: sources, Types: types}
 }
+
+func TestDisplayURLHidesPasswords(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                            "embedded",
+		"nats://ops:secret@h:4222":    "nats://ops:xxxxx@h:4222",
+		"nats://a:1@h1,nats://b:2@h2": "nats://a:xxxxx@h1,nats://b:xxxxx@h2",
+		"nats://token@h:4222":         "nats://xxxxx@h:4222",
+	} {
+		if got := natsjs.DisplayURL(in); got != want {
+			t.Errorf("DisplayURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -159,4 +160,24 @@ func (a ClientAuth) Options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(a.TLSCert, a.TLSKey))
 	}
 	return opts, errors.Join(errs...)
+}
+
+// DisplayURL is a NATS URL (or a comma-separated list) fit for a log or an
+// error: passwords and tokens hidden; "embedded" for none.
+func DisplayURL(u string) string {
+	if u == "" {
+		return "embedded"
+	}
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if pu, err := url.Parse(strings.TrimSpace(p)); err == nil && pu.User != nil {
+			if _, has := pu.User.Password(); has {
+				pu.User = url.UserPassword(pu.User.Username(), "xxxxx")
+			} else {
+				pu.User = url.User("xxxxx") // a token
+			}
+			parts[i] = pu.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

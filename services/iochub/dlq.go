@@ -63,8 +63,11 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("dlq: %w", err)
 	}
 	nc, err := nats.Connect(*url, append(opts, nats.Name("iochub dlq"), nats.Timeout(5*time.Second))...)
+	if errors.Is(err, nats.ErrAuthorization) {
+		return fmt.Errorf("nats %s: %w: connect as an operator of the hub's nats.users (nats://USER:PASSWORD@host:port, --nats-nkey or --nats-creds)", natsjs.DisplayURL(*url), err)
+	}
 	if err != nil {
-		return fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", *url, err)
+		return fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", natsjs.DisplayURL(*url), err)
 	}
 	defer nc.Close()
 	js, err := natsjs.NewJetStream(nc)

@@ -147,13 +147,13 @@ func (h *Hub) open(ctx context.Context) (err error) {
 		opts = append(opts, auth...)
 	}
 	if h.nc, err = nats.Connect(cfg.NATS.URL, opts...); err != nil {
-		return fmt.Errorf("nats %s: %w", cfg.NATS.URL, err)
+		return fmt.Errorf("nats %s: %w", natsjs.DisplayURL(cfg.NATS.URL), err)
 	}
 	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	if err := natsjs.Declare(ctx, h.js, cfg.streamLimits()); err != nil {
-		return fmt.Errorf("jetstream at %q: %w", displayURL(cfg.NATS.URL), err)
+		return fmt.Errorf("jetstream at %q: %w", natsjs.DisplayURL(cfg.NATS.URL), err)
 	}
 	return nil
 }
@@ -304,13 +304,6 @@ func loadCatalog(dir string) (*kpi.Catalog, error) {
 		return nil, fmt.Errorf("--kpi-dir %s: %w", dir, err)
 	}
 	return c, err
-}
-
-func displayURL(u string) string {
-	if u == "" {
-		return "embedded"
-	}
-	return u
 }
 
 // HTTPAddr is the address the HTTP server listens on.
