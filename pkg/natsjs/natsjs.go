@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/iochub/iochub/pkg/audit"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -188,6 +190,9 @@ func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error 
 	}
 	if _, err := js.CreateOrUpdateConsumer(ctx, EventsStream, AggregatorConsumerConfig(l.AckWait)); err != nil {
 		return fmt.Errorf("declare consumer %s: %w", AggregatorConsumer, err)
+	}
+	if err := audit.Declare(ctx, js); err != nil {
+		return err
 	}
 	// Before anything publishes: which events were stored before the hub
 	// sealed its marks (recorded once, at the first start that seals).

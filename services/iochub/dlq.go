@@ -7,17 +7,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/user"
 	"strconv"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/monitor"
-	"github.com/nats-io/nats.go"
-	"go.uber.org/zap"
 )
 
 const dlqUsage = `Usage:
@@ -42,11 +46,9 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fs := flag.NewFlagSet("iochub dlq "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	url := fs.String("nats-url", envOr("IOCHUB_NATS_URL", "nats://127.0.0.1:4222"), "the hub's NATS server")
+	conn := operatorFlags(fs)
 	limit := fs.Int("limit", 50, "list: how many")
 	all := fs.Bool("all", false, "replay or purge: every dead letter")
-	var auth natsjs.ClientAuth
-	auth.RegisterFlags("", fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
 	}
@@ -58,22 +60,11 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		seq = n
 	}
-	opts, err := auth.Options()
-	if err != nil {
-		return fmt.Errorf("dlq: %w", err)
-	}
-	nc, err := nats.Connect(*url, append(opts, nats.Name("iochub dlq"), nats.Timeout(5*time.Second))...)
-	if errors.Is(err, nats.ErrAuthorization) {
-		return fmt.Errorf("nats %s: %w: connect as an operator of the hub's nats.users (nats://USER:PASSWORD@host:port, --nats-nkey or --nats-creds)", natsjs.DisplayURL(*url), err)
-	}
-	if err != nil {
-		return fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", natsjs.DisplayURL(*url), err)
-	}
-	defer nc.Close()
-	js, err := natsjs.NewJetStream(nc)
+	nc, js, err := conn("iochub dlq")
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	m := monitor.New(monitor.Config{}, monitor.Deps{NC: nc, JS: js, Log: zap.NewNop()})
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -102,7 +93,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		if *all {
-			n, errs := m.ReplayAll(ctx, admit.New(reg, nil, 0))
+			n, errs := m.ReplayAll(ctx, cliWho(), admit.New(reg, nil, 0))
 			fmt.Fprintf(stdout, "replayed %d\n", n)
 			for _, e := range errs {
 				fmt.Fprintf(stdout, "not replayed: %v\n", e)
@@ -112,7 +103,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if seq == 0 {
 			return errors.New("dlq replay: give a sequence or --all")
 		}
-		if err := m.Replay(ctx, seq, admit.New(reg, nil, 0)); err != nil {
+		if err := m.Replay(ctx, cliWho(), seq, admit.New(reg, nil, 0)); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "replayed %d\n", seq)
@@ -121,7 +112,7 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !*all && seq == 0 {
 			return errors.New("dlq purge: give a sequence or --all")
 		}
-		if err := m.Purge(ctx, seq); err != nil {
+		if err := m.Purge(ctx, cliWho(), seq); err != nil {
 			return err
 		}
 		fmt.Fprintln(stdout, "purged")
@@ -129,4 +120,42 @@ func runDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	fmt.Fprint(stderr, dlqUsage)
 	return errUsage
+}
+
+// cliWho is the administrator of a command run on this machine: the
+// operating system's user at this host, an operator of the NATS server.
+func cliWho() monitor.Who {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return monitor.Who{Actor: "cli:" + name + "@" + host, Role: "operator", Via: "cli"}
+}
+
+// operatorFlags registers --nats-url and the credential flags on fs; the
+// function it returns connects with them, as an operator of the hub.
+func operatorFlags(fs *flag.FlagSet) func(name string) (*nats.Conn, jetstream.JetStream, error) {
+	url := fs.String("nats-url", envOr("IOCHUB_NATS_URL", "nats://127.0.0.1:4222"), "the hub's NATS server")
+	var auth natsjs.ClientAuth
+	auth.RegisterFlags("", fs)
+	return func(name string) (*nats.Conn, jetstream.JetStream, error) {
+		opts, err := auth.Options()
+		if err != nil {
+			return nil, nil, err
+		}
+		nc, err := nats.Connect(*url, append(opts, nats.Name(name), nats.Timeout(5*time.Second))...)
+		if errors.Is(err, nats.ErrAuthorization) {
+			return nil, nil, fmt.Errorf("nats %s: %w: connect as an operator of the hub's nats.users (nats://USER:PASSWORD@host:port, --nats-nkey or --nats-creds)", natsjs.DisplayURL(*url), err)
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("nats %s: %w (is the hub running? --nats-url)", natsjs.DisplayURL(*url), err)
+		}
+		js, err := natsjs.NewJetStream(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return nc, js, nil
+	}
 }

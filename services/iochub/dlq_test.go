@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +71,38 @@ func TestDLQCommand(t *testing.T) {
 	dlq("purge", "--all")
 	if out := dlq("list"); strings.Contains(out, "dlq.health") {
 		t.Errorf("after purge:\n%s", out)
+	}
+
+	// Every action of the command is on record, and the record holds.
+	iochub := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		return out.String(), err
+	}
+	list, err = iochub("audit", "list", "--nats-url", opsURL(natsAddr))
+	if err != nil || !strings.Contains(list, "dlq.replay") || !strings.Contains(list, "dlq.purge") || !strings.Contains(list, "cli:") {
+		t.Fatalf("audit list (%v):\n%s", err, list)
+	}
+	if out, err := iochub("audit", "verify", "--nats-url", opsURL(natsAddr)); err != nil || !strings.Contains(out, "3 records, the chain holds") {
+		t.Fatalf("audit verify (%v):\n%s", err, out)
+	}
+	// An exported copy with its middle record edited does not verify.
+	exported, err := iochub("audit", "export", "--nats-url", opsURL(natsAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(exported), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("exported %d records:\n%s", len(lines), exported)
+	}
+	lines[1] = strings.Replace(lines[1], `"via":"cli"`, `"via":"http"`, 1)
+	file := filepath.Join(t.TempDir(), "audit.jsonl")
+	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := iochub("audit", "verify", "--file", file); err == nil || !strings.Contains(out, "record 2 was changed") {
+		t.Fatalf("audit verify of an edited copy (%v):\n%s", err, out)
 	}
 }

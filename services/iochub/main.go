@@ -31,6 +31,7 @@ Usage:
                          aggregator, connectors (the sector systems of the config file),
                          iocapi and monitor; --services picks a subset
   iochub dlq list|show|replay|purge   the dead letters (iochub dlq for its usage)
+  iochub audit list|verify|export   the administrators' actions, hash-chained (iochub audit for its usage)
   iochub token           make a producer token and the token_sha256 for the config file
   iochub natsuser NAME --role operator|producer|sensor [--nkey SEEDFILE]
                          make a user of the embedded NATS server for nats.users
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runDLQ(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = newToken(stdout)
+	case "audit":
+		err = runAudit(ctx, args[1:], stdout, stderr)
 	case "natsuser":
 		err = runNATSUser(args[1:], stdout, stderr)
 	case "help", "-h", "--help", "-help":

@@ -47,10 +47,27 @@ type Config struct {
 	Admins []Admin `yaml:"admins"`
 }
 
-// Admin is an operator token (its SHA-256) for the dead-letter API.
+// Roles of an admin token.
+const (
+	RoleViewer   = "viewer"   // reads /v1/ops and the ops page, dead letters included
+	RoleOperator = "operator" // also replays and purges dead letters
+)
+
+// Admin is a token (its SHA-256) for /v1/ops and the ops page.
 type Admin struct {
 	Name        string `yaml:"name"`
 	TokenSHA256 string `yaml:"token_sha256"`
+	// Role is viewer or operator; empty is operator (the one role before
+	// roles were introduced).
+	Role string `yaml:"role"`
+}
+
+// role is a's role, operator when unset.
+func (a Admin) role() string {
+	if a.Role == "" {
+		return RoleOperator
+	}
+	return a.Role
 }
 
 // Pinger checks the event store answers; chstore.Store is one.
@@ -125,6 +142,9 @@ func (c Config) Validate() error {
 	for i, a := range c.Admins {
 		if b, err := hex.DecodeString(a.TokenSHA256); err != nil || len(b) != sha256.Size {
 			errs = append(errs, fmt.Errorf("monitor.admins[%d] (%s): token_sha256 must be 64 hex digits (the SHA-256 of the token)", i, a.Name))
+		}
+		if r := a.role(); r != RoleViewer && r != RoleOperator {
+			errs = append(errs, fmt.Errorf("monitor.admins[%d] (%s): role must be %s or %s, got %q", i, a.Name, RoleViewer, RoleOperator, a.Role))
 		}
 	}
 	return errors.Join(errs...)

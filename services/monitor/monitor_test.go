@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
@@ -256,7 +258,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 		t.Errorf("dlq stats %+v", s)
 	}
 	// Before the fix a replay is refused and the letter stays.
-	if err := m.Replay(ctx, letters[0].Seq, admit.New(strict, ps, 0)); !errors.Is(err, dlq.ErrStillInvalid) {
+	if err := m.Replay(ctx, monitor.Who{Actor: "test", Role: "operator", Via: "test"}, letters[0].Seq, admit.New(strict, ps, 0)); !errors.Is(err, dlq.ErrStillInvalid) {
 		t.Fatalf("replay before the fix: %v", err)
 	}
 	stop = runAgg(fixed)
@@ -416,4 +418,78 @@ func sourceEvents(m *monitor.Monitor, prefix string) uint64 {
 		}
 	}
 	return n
+}
+
+// TestAdminActionsNeedAnOperatorAndAreRecorded (finding M7): a viewer
+// reads the dead letters and may not purge or replay them; an operator's
+// purge is recorded in the audit log with its name before it is done, and
+// without the log nothing is done.
+func TestAdminActionsNeedAnOperatorAndAreRecorded(t *testing.T) {
+	const viewerToken = "ops-viewer-token"
+	m, _, js := setup(t, monitor.Config{Admins: []monitor.Admin{{Name: "xem", TokenSHA256: httpedge.HashToken(viewerToken), Role: monitor.RoleViewer}}})
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := js.PublishMsg(ctx, dlq.ForEvent("ioc.health.visit.v1", nil, []byte(`{}`), uint64(i+1), "aggregator", "test", time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := http.NewServeMux()
+	m.Register(api, nil)
+	hs := httptest.NewServer(api)
+	defer hs.Close()
+	do := func(method, path, token string) int {
+		req, _ := http.NewRequest(method, hs.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	letters := m.ListDLQ(ctx, 10)
+	if len(letters) != 2 {
+		t.Fatalf("%d dead letters", len(letters))
+	}
+	first := fmt.Sprintf("/v1/ops/dlq/%d", letters[0].Seq)
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/v1/ops/dlq", viewerToken, 200},
+		{"GET", first, viewerToken, 200},
+		{"DELETE", first, viewerToken, 403},
+		{"POST", first + "/replay", viewerToken, 403},
+		{"POST", "/v1/ops/dlq/replay", viewerToken, 403},
+		{"DELETE", "/v1/ops/dlq?confirm=all", viewerToken, 403},
+		{"DELETE", first, adminToken, 200},
+	} {
+		if got := do(tc.method, tc.path, tc.token); got != tc.want {
+			t.Errorf("%s %s as %s: %d, want %d", tc.method, tc.path, tc.token, got, tc.want)
+		}
+	}
+	log := audit.Log{JS: js}
+	var recs []audit.Record
+	var v audit.Verifier
+	if err := log.Records(ctx, func(_ uint64, raw []byte) error {
+		r, err := v.Next(raw)
+		recs = append(recs, r)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Actor != "ops" || recs[0].Role != monitor.RoleOperator || recs[0].Action != "dlq.purge" || recs[0].Target != fmt.Sprint(letters[0].Seq) || recs[0].Via != "http" {
+		t.Fatalf("audit records %+v, want the operator's one purge", recs)
+	}
+	// Without the audit log, nothing is done.
+	if err := js.DeleteStream(ctx, audit.Stream); err != nil {
+		t.Fatal(err)
+	}
+	second := fmt.Sprintf("/v1/ops/dlq/%d", letters[1].Seq)
+	if got := do("DELETE", second, adminToken); got != 503 {
+		t.Fatalf("purge without the audit log: %d, want 503", got)
+	}
+	if n := len(m.ListDLQ(ctx, 10)); n != 1 {
+		t.Fatalf("%d dead letters after a purge that could not be recorded, want 1", n)
+	}
 }
