@@ -213,4 +213,13 @@ func TestDashboardInHeadlessChromium(t *testing.T) {
 		t.Errorf("in English: title %q, label %q, occupancy %q", title, label, occupancy)
 	}
 	pg.screenshot("dashboard-en.png")
+
+	// The token lives in the tab's session only, and signing out forgets it.
+	if stored := eval(`(sessionStorage.getItem('iochub.token') || '') + '|' + (localStorage.getItem('iochub.token') || '')`); stored != readerToken+"|" {
+		t.Errorf("token kept as %q (sessionStorage|localStorage), want the session only", stored)
+	}
+	eval(`document.getElementById('signout').click(), ""`)
+	if state := eval(`String(document.getElementById('login').hidden) + '|' + String(document.getElementById('main').hidden) + '|' + (sessionStorage.getItem('iochub.token') || '')`); state != "false|true|" {
+		t.Errorf("after sign-out: login hidden|main hidden|token = %q, want the sign-in form and no token", state)
+	}
 }

@@ -5,7 +5,7 @@ const I18N = {
   vi: {
     title: 'Trung tâm giám sát, điều hành thông minh', period: 'Kỳ', today: 'Hôm nay', last7: '7 ngày qua',
     last30: '30 ngày qua', last12m: '12 tháng qua', custom: 'Tùy chọn', area: 'Địa bàn', auto: 'Tự làm mới',
-    token: 'Mã truy cập (reader token)', signin: 'Đăng nhập', byArea: 'Theo địa bàn', value: 'Giá trị',
+    token: 'Mã truy cập (reader token)', signin: 'Đăng nhập', signout: 'Đăng xuất', byArea: 'Theo địa bàn', value: 'Giá trị',
     allAreas: 'Toàn tỉnh', lang: 'English', updated: 'Cập nhật', noData: 'chưa có dữ liệu', ago: 'trước',
     sec: 'giây', min: 'phút', hour: 'giờ', day: 'ngày', badToken: 'Mã truy cập không hợp lệ.',
     loaded: 'Số liệu lúc', failed: 'Không tải được số liệu',
@@ -15,7 +15,7 @@ const I18N = {
   en: {
     title: 'Intelligent Operations Center', period: 'Period', today: 'Today', last7: 'Last 7 days',
     last30: 'Last 30 days', last12m: 'Last 12 months', custom: 'Custom', area: 'Area', auto: 'Auto-refresh',
-    token: 'Reader token', signin: 'Sign in', byArea: 'By area', value: 'Value',
+    token: 'Reader token', signin: 'Sign in', signout: 'Sign out', byArea: 'By area', value: 'Value',
     allAreas: 'Whole province', lang: 'Tiếng Việt', updated: 'Updated', noData: 'no data yet', ago: 'ago',
     sec: 's', min: 'min', hour: 'h', day: 'd', badToken: 'The token was not accepted.',
     loaded: 'Figures as of', failed: 'Could not load the figures',
@@ -288,7 +288,7 @@ function schedule() {
 
 function init() {
   const h = new URLSearchParams(location.hash.slice(1));
-  if (h.get('token')) { localStorage.setItem('iochub.token', h.get('token')); }
+  if (h.get('token')) { sessionStorage.setItem('iochub.token', h.get('token')); }
   if (h.get('lang')) state.lang = h.get('lang') === 'en' ? 'en' : 'vi';
   if (h.get('from') || h.get('to')) {
     document.getElementById('period').value = 'custom';
@@ -297,7 +297,8 @@ function init() {
     document.getElementById('to').value = h.get('to') || '';
   }
   if (h.has('token')) history.replaceState(null, '', location.pathname);
-  state.token = localStorage.getItem('iochub.token') || '';
+  localStorage.removeItem('iochub.token'); // kept there by earlier versions
+  state.token = sessionStorage.getItem('iochub.token') || '';
   document.getElementById('lang').addEventListener('click', () => {
     state.lang = state.lang === 'vi' ? 'en' : 'vi'; build(); applyLang(); refresh().catch(() => {});
   });
@@ -307,10 +308,17 @@ function init() {
     refresh().catch(() => {});
   }));
   document.getElementById('auto').addEventListener('change', schedule);
+  document.getElementById('signout').addEventListener('click', () => {
+    sessionStorage.removeItem('iochub.token');
+    state.token = '';
+    clearInterval(state.timer);
+    document.getElementById('main').hidden = true;
+    showLogin('');
+  });
   document.getElementById('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     state.token = document.getElementById('token').value.trim();
-    localStorage.setItem('iochub.token', state.token);
+    sessionStorage.setItem('iochub.token', state.token);
     start().catch(() => {});
   });
   applyLang();

@@ -90,9 +90,13 @@ function start() {
   setInterval(() => refresh().catch(() => {}), 10000);
 }
 const h = new URLSearchParams(location.hash.slice(1));
-if (h.get('token')) { localStorage.setItem('iochub.admin', h.get('token')); history.replaceState(null, '', location.pathname); }
-token = localStorage.getItem('iochub.admin') || '';
+if (h.get('token')) { sessionStorage.setItem('iochub.admin', h.get('token')); history.replaceState(null, '', location.pathname); }
+localStorage.removeItem('iochub.admin'); // kept there by earlier versions
+token = sessionStorage.getItem('iochub.admin') || '';
+document.getElementById('signout').addEventListener('click', () => {
+  sessionStorage.removeItem('iochub.admin'); token = ''; location.reload();
+});
 document.getElementById('login-form').addEventListener('submit', (ev) => {
-  ev.preventDefault(); token = document.getElementById('token').value.trim(); localStorage.setItem('iochub.admin', token); start();
+  ev.preventDefault(); token = document.getElementById('token').value.trim(); sessionStorage.setItem('iochub.admin', token); start();
 });
 if (token) start(); else showLogin('');
