@@ -44,6 +44,8 @@ type Runner struct {
 	MinBackoff, MaxBackoff time.Duration
 
 	adm *admit.Admitter // built from Registry and Pseudo at the first record
+	// cipher encrypts dead-lettered records, from Pseudo at the first one.
+	cipher *dlq.RecordCipher
 }
 
 // Checkpoints opens (creating it if needed) the checkpoint bucket.
@@ -198,11 +200,15 @@ func (r *Runner) message(rec Record) *nats.Msg {
 	}
 	ad, err := r.adm.Clear(e)
 	if err != nil {
-		stage := "validation: "
+		stage, msg := "validation: ", err.Error()
 		if errors.Is(err, schema.ErrUnknownType) {
 			stage = "mapping: "
 		}
-		return r.deadLetter(rec, id, stage+err.Error())
+		var ve *schema.ValidationError
+		if errors.As(err, &ve) {
+			msg = ve.Redacted()
+		}
+		return r.deadLetter(rec, id, stage+msg)
 	}
 	m, err := r.adm.Msg(ad)
 	if err != nil {
@@ -212,5 +218,8 @@ func (r *Runner) message(rec Record) *nats.Msg {
 }
 
 func (r *Runner) deadLetter(rec Record, id, reason string) *nats.Msg {
-	return dlq.ForRecord(r.Name, rec.Key, id, rec.Data, reason, time.Now())
+	if r.cipher == nil && r.Pseudo != nil {
+		r.cipher, _ = dlq.NewRecordCipher(r.Pseudo) // a 32-byte derived key: AES-256 takes it
+	}
+	return dlq.ForRecord(r.Name, rec.Key, id, rec.Data, reason, time.Now(), r.cipher)
 }

@@ -70,11 +70,16 @@ func ForEvent(subject string, h nats.Header, data []byte, seq uint64, stage, rea
 }
 
 // ForRecord is the dead letter of a connector's record that could not be
-// mapped or validated: the raw record, its key, the reason. id is the event
-// id the record would have had.
-func ForRecord(connector, recordKey, id string, data []byte, reason string, now time.Time) *nats.Msg {
+// mapped or validated: the raw record encrypted with c (nothing of it when
+// c is nil), its key, the reason with the values it quotes dropped. id is
+// the event id the record would have had.
+func ForRecord(connector, recordKey, id string, data []byte, reason string, now time.Time, c *RecordCipher) *nats.Msg {
 	m := nats.NewMsg(ConnectorSubjectPrefix + connector)
-	m.Data = data
+	if c != nil {
+		m.Data = c.Seal(connector, data)
+		m.Header.Set(HeaderEncrypted, recordCipherID)
+	}
+	reason = RedactReason(reason)
 	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+id)
 	m.Header.Set(natsjs.HeaderDLQReason, truncate(reason, 4000))
 	m.Header.Set(natsjs.HeaderDLQStage, "connector:"+connector)
@@ -103,6 +108,9 @@ type Letter struct {
 	ID              string    `json:"id,omitempty"`
 	Type            string    `json:"type,omitempty"`
 	Replayable      bool      `json:"replayable"`
+	// Encrypted: the body is a connector's record, encrypted with the hub's
+	// key (RecordCipher); it is not shown.
+	Encrypted bool `json:"encrypted,omitempty"`
 	Body            string    `json:"body,omitempty"` // in Show only
 }
 
@@ -116,7 +124,8 @@ func toLetter(seq uint64, subject string, h nats.Header, data []byte, body bool)
 			d.Replayable = true
 		}
 	}
-	if body {
+	d.Encrypted = h.Get(HeaderEncrypted) != ""
+	if body && !d.Encrypted {
 		d.Body = string(data)
 	}
 	return d

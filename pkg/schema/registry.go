@@ -205,3 +205,27 @@ func pointer(tokens []string) string {
 	}
 	return b.String()
 }
+
+// quietRules are the rules whose messages never repeat the value that
+// failed (a missing property, a type, a length, the allowed values).
+var quietRules = map[string]bool{"required": true, "type": true, "enum": true, "const": true, "additionalProperties": true,
+	"minLength": true, "maxLength": true, "minItems": true, "maxItems": true, "minProperties": true, "maxProperties": true, "false": true}
+
+// Redacted is the error without any value of the data: the pointer and
+// rule of every violation, and the message only where it cannot repeat
+// the value. Dead letters and logs past the edge use it.
+func (e *ValidationError) Redacted() string {
+	parts := make([]string, len(e.Violations))
+	for i, v := range e.Violations {
+		p := v.Pointer
+		if p == "" {
+			p = "/"
+		}
+		msg := "value not allowed"
+		if quietRules[v.Rule] {
+			msg = v.Message
+		}
+		parts[i] = fmt.Sprintf("%s: %s (%s)", p, msg, v.Rule)
+	}
+	return fmt.Sprintf("%s data: %s", e.Type, strings.Join(parts, "; "))
+}

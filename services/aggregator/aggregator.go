@@ -432,7 +432,7 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 		var ve *schema.ValidationError
 		switch {
 		case errors.As(err, &ve):
-			return "", nil, nil, id, "schema: " + err.Error()
+			return "", nil, nil, id, "schema: " + ve.Redacted()
 		case errors.Is(err, schema.ErrUnknownType):
 			return "", nil, nil, id, "type: " + err.Error()
 		}

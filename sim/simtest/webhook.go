@@ -24,6 +24,7 @@ type WebhookSystem struct {
 	Mapper     connector.Mapper
 	Body       func(n int) []byte // the n-th good body (from 1)
 	Malformed  []byte             // a body the mapping rejects
+	Personal   []string           // personal data in Malformed, never to be seen in clear past the hub
 
 	mu      sync.Mutex
 	sender  *sim.WebhookSender
@@ -77,6 +78,9 @@ func (s *WebhookSystem) Add(_ *testing.T, n int) {
 
 // AddMalformed queues the malformed body.
 func (s *WebhookSystem) AddMalformed(*testing.T) { s.sender.Queue(s.Malformed) }
+
+// PersonalData is what of Malformed must never be stored in clear.
+func (s *WebhookSystem) PersonalData() []string { return s.Personal }
 
 // SetAvailable stops or resumes the sender.
 func (s *WebhookSystem) SetAvailable(_ *testing.T, up bool) { s.sender.SetDown(!up) }

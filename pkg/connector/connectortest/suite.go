@@ -6,6 +6,7 @@
 package connectortest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
@@ -91,6 +93,22 @@ func Run(t *testing.T, name string, newSystem func(t *testing.T) System) {
 			t.Errorf("dead letter without reason (%q) or raw record (%d bytes)", reason, len(msg.Data))
 		} else {
 			t.Logf("dead letter: %s (record %s, %d bytes)", reason, msg.Header.Get(connector.HeaderRecordKey), len(msg.Data))
+		}
+		// The record is kept encrypted (finding H2): the hub's key opens it,
+		// and nothing personal is in the stream in clear.
+		c, _ := dlq.NewRecordCipher(h.ps)
+		if msg.Header.Get(dlq.HeaderEncrypted) == "" {
+			t.Error("the dead-lettered record is not encrypted")
+		} else if _, err := c.Open(name, msg.Data); err != nil {
+			t.Errorf("the hub's key does not open the record: %v", err)
+		}
+		if p, ok := sys.(interface{ PersonalData() []string }); ok {
+			all := dumpStream(t, h.js, natsjs.DLQStream)
+			for _, v := range p.PersonalData() {
+				if bytes.Contains(all, []byte(v)) {
+					t.Errorf("IOC_DLQ holds %q in clear", v)
+				}
+			}
 		}
 		h.assertExactly(t, 10)
 	})
@@ -235,4 +253,30 @@ func (h *harness) checkpoint(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(e.Value())
+}
+
+// dumpStream is every message of a stream, headers and body, as bytes.
+func dumpStream(t *testing.T, js jetstream.JetStream, stream string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		for k, vs := range m.Header {
+			out.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+		}
+		out.Write(m.Data)
+	}
+	return out.Bytes()
 }

@@ -162,6 +162,7 @@ func TestConformance(t *testing.T) {
 					"kenh": "app", "trang_thai": "tiep_nhan", "thoi_diem": "2026-11-23T07:00:00+07:00", "thoi_diem_gui": "2026-11-23T07:00:00+07:00"})
 				return b
 			},
-			Malformed: []byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong"}`)})
+			Malformed: []byte(`{"ma_phan_anh": "PA-BAD", "trang_thai": "dong", "ho_ten": "Nguyễn Thị Hoa", "so_dien_thoai": "0912345678"}`),
+			Personal:  []string{"Nguyễn Thị Hoa", "0912345678", `"dong"`}})
 	})
 }

@@ -133,8 +133,13 @@ func (s *fhirSystem) Add(_ *testing.T, n int) {
 func (s *fhirSystem) AddMalformed(*testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.srv.PutPatient("nobody", map[string]any{"name": []any{map[string]any{"text": "Trần Văn Bình"}}, "birthDate": "1961-04-09",
+		"identifier": []any{map[string]any{"system": "urn:vn:cccd", "value": "001061004321"}}})
 	s.srv.PutEncounter("enc-bad", sim.Encounter("XYZ", "NOWHERE", "nobody", s.now, 0, false, ""))
 }
+
+// PersonalData is what the malformed encounter's patient holds.
+func (s *fhirSystem) PersonalData() []string { return []string{"Trần Văn Bình", "1961-04-09", "001061004321"} }
 func (s *fhirSystem) SetAvailable(_ *testing.T, up bool) { s.srv.SetDown(!up) }
 
 func TestConformance(t *testing.T) {
