@@ -17,6 +17,7 @@ import (
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 )
@@ -214,6 +215,7 @@ func (r *Runner) message(rec Record) *nats.Msg {
 	if err != nil {
 		return r.deadLetter(rec, id, "mapping: "+err.Error())
 	}
+	m.Header.Set(natsjs.HeaderProducer, "connector:"+r.Name)
 	return m
 }
 

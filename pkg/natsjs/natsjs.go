@@ -44,6 +44,10 @@ const (
 	// event whose seal does not verify is admitted again, whatever its
 	// headers say.
 	HeaderAdmitSeal = "Iochub-Admit-Seal"
+	// HeaderProducer names who sent an event: the gateway's producer, or
+	// connector:<name>. An identity (source, id) sent again by someone
+	// else is a conflict, not a retry.
+	HeaderProducer = "Iochub-Producer"
 	// HeaderDLQReason says why an event was dead-lettered.
 	HeaderDLQReason = "Iochub-Dlq-Reason"
 	// HeaderDLQSubject is the subject the event was first published on.

@@ -97,3 +97,20 @@ func streamFor(subject string) string {
 	}
 	return ""
 }
+
+// ProducerOf is who sent the event stored at seq in IOC_EVENTS
+// (HeaderProducer; "" when it does not say, or the event has aged out).
+func ProducerOf(ctx context.Context, js jetstream.JetStream, seq uint64) (string, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return "", err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return m.Header.Get(HeaderProducer), nil
+}

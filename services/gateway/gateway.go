@@ -34,6 +34,8 @@ const (
 // Publisher stores messages in JetStream and reports each one's outcome.
 type Publisher interface {
 	PublishAll(ctx context.Context, msgs []*nats.Msg) []natsjs.Outcome
+	// ProducerOf says who sent the event stored at seq ("" when unknown).
+	ProducerOf(ctx context.Context, seq uint64) (string, error)
 }
 
 // Handler serves POST /v1/events.
@@ -126,6 +128,8 @@ type item struct {
 	msg *nats.Msg
 	err *itemError // nil while the event is fine
 	out natsjs.Outcome
+	// producer is the sender's name, set on the message.
+	producer string
 }
 
 type itemError struct {
@@ -197,7 +201,9 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 			it.err = &itemError{status: http.StatusBadRequest, errs: []FieldError{{Pointer: "/type", Rule: "format", Message: err.Error()}}}
 			continue
 		}
+		m.Header.Set(natsjs.HeaderProducer, prod.Name)
 		it.msg = m
+		it.producer = prod.Name
 	}
 }
 
@@ -231,6 +237,9 @@ func (h *Handler) publish(ctx context.Context, items []item) {
 	for j, o := range outs {
 		it := &items[idx[j]]
 		it.out = o
+		if o.Err == nil && o.Duplicate {
+			h.checkOwner(ctx, it)
+		}
 		if o.Err == nil {
 			continue
 		}
@@ -241,6 +250,21 @@ func (h *Handler) publish(ctx context.Context, items []item) {
 		}
 		h.log.Warn("publish failed", zap.String("source", it.ev.Source), zap.String("id", it.ev.ID), zap.Error(o.Err))
 		it.err = &itemError{status: status, errs: []FieldError{{Pointer: "", Rule: "stored", Message: msg}}}
+	}
+}
+
+// checkOwner turns a duplicate into a 409 when the identity is another
+// sender's: a producer whose source scope overlaps another's, or a
+// connector's, never has its event silently taken for a retry.
+func (h *Handler) checkOwner(ctx context.Context, it *item) {
+	owner, err := h.pub.ProducerOf(ctx, it.out.Seq)
+	if err != nil {
+		h.log.Warn("who sent a duplicate's original is unknown", zap.Uint64("seq", it.out.Seq), zap.Error(err))
+		return
+	}
+	if owner != "" && owner != it.producer {
+		it.err = &itemError{status: http.StatusConflict, errs: []FieldError{{Pointer: "/id", Rule: "identity",
+			Message: fmt.Sprintf("the identity (source %q, id %q) belongs to an event another sender sent; choose another id", it.ev.Source, it.ev.ID)}}}
 	}
 }
 
@@ -299,6 +323,8 @@ func problemFor(status int) (string, string) {
 		return ProblemUnavailable, "Event stream unavailable"
 	case http.StatusRequestEntityTooLarge:
 		return ProblemTooLarge, "Event too large"
+	case http.StatusConflict:
+		return ProblemConflict, "Identity of another sender's event"
 	}
 	return ProblemInvalidEvent, "Invalid event"
 }

@@ -382,6 +382,36 @@ func (acceptAll) PublishAll(_ context.Context, msgs []*nats.Msg) []natsjs.Outcom
 	return make([]natsjs.Outcome, len(msgs))
 }
 
+func (acceptAll) ProducerOf(context.Context, uint64) (string, error) { return "", nil }
+
+// TestOverlappingProducersGet409 (finding H6): two producers whose source
+// scopes overlap send the same identity: the second is answered 409, never
+// "duplicate": true, and the first one's retry is still a duplicate.
+func TestOverlappingProducersGet409(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	visit["source"], visit["id"] = "/health/his/27-bvdk", "visit-overlap-1"
+	body := mustJSON(visit)
+	if code, r, _ := post(t, f.url, tokenHealth, gateway.MediaStructured, body, nil); code != http.StatusAccepted || r.Accepted[0].Duplicate {
+		t.Fatalf("the owner's event: %d %+v", code, r)
+	}
+	code, r, _ := post(t, f.url, tokenAll, gateway.MediaStructured, body, nil)
+	if code != http.StatusConflict || r.Type != gateway.ProblemConflict || len(r.Errors) != 1 || r.Errors[0].Rule != "identity" {
+		t.Fatalf("another producer's event under the same identity: %d %+v, want 409", code, r)
+	}
+	if code, r, _ := post(t, f.url, tokenHealth, gateway.MediaStructured, body, nil); code != http.StatusAccepted || !r.Accepted[0].Duplicate {
+		t.Fatalf("the owner's retry: %d %+v, want a duplicate", code, r)
+	}
+	if n := streamMsgs(t, f.js); n != 1 {
+		t.Fatalf("%d events stored, want 1", n)
+	}
+}
+
 // TestInvalidExamplesAreSendableAsTheyAre: each invalid example file, posted
 // as it is (the README's curl), is answered 400 with, for every event, the
 // JSON pointer and the rule its .want.json names.

@@ -17,6 +17,7 @@ const (
 	ProblemTooLarge        = "urn:iochub:problem:too-large"
 	ProblemUnavailable     = httpedge.ProblemUnavailable
 	ProblemPartial         = "urn:iochub:problem:partially-accepted"
+	ProblemConflict        = "urn:iochub:problem:identity-conflict"
 )
 
 // FieldError names one failing place of one event.

@@ -16,3 +16,8 @@ type JetStreamPublisher struct{ JS jetstream.JetStream }
 func (p JetStreamPublisher) PublishAll(ctx context.Context, msgs []*nats.Msg) []natsjs.Outcome {
 	return natsjs.PublishAll(ctx, p.JS, msgs)
 }
+
+// ProducerOf implements Publisher.
+func (p JetStreamPublisher) ProducerOf(ctx context.Context, seq uint64) (string, error) {
+	return natsjs.ProducerOf(ctx, p.JS, seq)
+}
