@@ -225,4 +225,3 @@ func VerifyLines(lines [][]byte) (uint64, error) {
 	}
 	return v.n, nil
 }
-

@@ -110,8 +110,8 @@ type Letter struct {
 	Replayable      bool      `json:"replayable"`
 	// Encrypted: the body is a connector's record, encrypted with the hub's
 	// key (RecordCipher); it is not shown.
-	Encrypted bool `json:"encrypted,omitempty"`
-	Body            string    `json:"body,omitempty"` // in Show only
+	Encrypted bool   `json:"encrypted,omitempty"`
+	Body      string `json:"body,omitempty"` // in Show only
 }
 
 func toLetter(seq uint64, subject string, h nats.Header, data []byte, body bool) Letter {

@@ -139,7 +139,9 @@ func (s *fhirSystem) AddMalformed(*testing.T) {
 }
 
 // PersonalData is what the malformed encounter's patient holds.
-func (s *fhirSystem) PersonalData() []string { return []string{"Trần Văn Bình", "1961-04-09", "001061004321"} }
+func (s *fhirSystem) PersonalData() []string {
+	return []string{"Trần Văn Bình", "1961-04-09", "001061004321"}
+}
 func (s *fhirSystem) SetAvailable(_ *testing.T, up bool) { s.srv.SetDown(!up) }
 
 func TestConformance(t *testing.T) {
