@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
