@@ -7,7 +7,11 @@
 // events for each type live under <sector>/examples/.
 package schemas
 
-import "embed"
+import (
+	"embed"
+	"encoding/json"
+	"io/fs"
+)
 
 // FS holds the schema files, <sector>/<name>.v<major>.json.
 //
@@ -22,3 +26,24 @@ var FS embed.FS
 //
 //go:embed */examples/*.json
 var Examples embed.FS
+
+// ExampleBodies are request bodies made of the examples: every example
+// file as it is (a batch; the .want.json files too, as bodies the gateway
+// must refuse), and each event of them alone. Tests and fuzz targets seed
+// with them.
+func ExampleBodies() (batches, events [][]byte) {
+	files, _ := fs.Glob(Examples, "*/examples/*.json")
+	for _, file := range files {
+		b, err := fs.ReadFile(Examples, file)
+		if err != nil {
+			continue
+		}
+		batches = append(batches, b)
+		var evs []json.RawMessage
+		_ = json.Unmarshal(b, &evs)
+		for _, e := range evs {
+			events = append(events, e)
+		}
+	}
+	return batches, events
+}

@@ -331,15 +331,12 @@ func FuzzGateway(f *testing.F) {
 	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}}
 	h := gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(f))
-	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
-	for _, file := range files {
-		b, _ := fs.ReadFile(schemas.Examples, file)
+	batches, events := schemas.ExampleBodies()
+	for _, b := range batches {
 		f.Add(uint8(0), b)
-		var evs []json.RawMessage
-		_ = json.Unmarshal(b, &evs)
-		for _, e := range evs {
-			f.Add(uint8(1), []byte(e))
-		}
+	}
+	for _, e := range events {
+		f.Add(uint8(1), e)
 	}
 	f.Add(uint8(2), []byte(`{"visit_id":"x"}`))
 	f.Add(uint8(1), []byte(`{"specversion":"1.0","data":null}`))

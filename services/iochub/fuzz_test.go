@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"testing"
 	"time"
@@ -47,15 +46,12 @@ func FuzzGatewayToClickHouse(f *testing.F) {
 		}
 		return info.State.Msgs
 	}
-	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
-	for _, file := range files {
-		b, _ := fs.ReadFile(schemas.Examples, file)
+	batches, events := schemas.ExampleBodies()
+	for _, b := range batches {
 		f.Add(uint8(0), b)
-		var evs []json.RawMessage
-		_ = json.Unmarshal(b, &evs)
-		for _, e := range evs {
-			f.Add(uint8(1), []byte(e))
-		}
+	}
+	for _, e := range events {
+		f.Add(uint8(1), e)
 	}
 	f.Add(uint8(2), []byte(`{"visit_id":"x"}`))
 	f.Add(uint8(1), []byte(`{"specversion":"1.0","data":null}`))

@@ -94,6 +94,12 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if row := text(`tr[data-stream="IOC_DLQ"]`); !strings.Contains(row, "IOC_DLQ2") {
 		t.Errorf("IOC_DLQ row: %q (want 2 messages)", row)
 	}
+	if row := text(`tr[data-stream="IOC_AUDIT"]`); !strings.HasPrefix(row, "IOC_AUDIT0") {
+		t.Errorf("IOC_AUDIT row: %q (want the audit log, empty)", row)
+	}
+	if asof := text("#asof"); !strings.Contains(asof, "ops (vận hành · operator)") {
+		t.Errorf("header %q does not say who is signed in, with which role", asof)
+	}
 	if row := text(`tr[data-consumer="aggregator"]`); !strings.Contains(row, "IOC_EVENTS") {
 		t.Errorf("aggregator row: %q", row)
 	}

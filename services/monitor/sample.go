@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/iochub/iochub/pkg/audit"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/pkg/dlq"
@@ -24,7 +26,7 @@ func (m *Monitor) Sample(ctx context.Context) {
 	now := m.now()
 	var s Snapshot
 	s.At = now
-	names := []string{natsjs.EventsStream, natsjs.DLQStream, "IOC_SENSORS"}
+	names := []string{natsjs.EventsStream, natsjs.DLQStream, "IOC_SENSORS", audit.Stream}
 	for _, name := range names {
 		st, err := m.js.Stream(ctx, name)
 		if err != nil {

@@ -50,8 +50,9 @@ function drawRates(points) {
   document.getElementById('rates').replaceChildren(s);
 }
 async function refresh() {
-  const [snap, alerts, dlq, rates] = await Promise.all([api('/v1/ops/snapshot'), api('/v1/ops/alerts'), api('/v1/ops/dlq?limit=50'), api('/v1/ops/rates')]);
-  document.getElementById('asof').textContent = 'Lấy mẫu lúc · sampled at ' + when(snap.at);
+  const [snap, alerts, dlq, rates, me] = await Promise.all([api('/v1/ops/snapshot'), api('/v1/ops/alerts'), api('/v1/ops/dlq?limit=50'), api('/v1/ops/rates'), api('/v1/ops/whoami')]);
+  const role = me.role === 'operator' ? 'vận hành · operator' : 'chỉ xem · viewer';
+  document.getElementById('asof').textContent = `Lấy mẫu lúc · sampled at ${when(snap.at)} — ${me.name} (${role})`;
   document.getElementById('alerts').replaceChildren(...(alerts.firing.length ? alerts.firing.map((a) =>
     el('p', { class: 'error', 'data-alert': a.name }, `● ${a.name} — ${a.message} (từ ${when(a.since)})`)) : [el('p', { class: 'sub' }, 'Không có cảnh báo · no alert firing')]));
   drawRates(rates.rates);
