@@ -5,11 +5,14 @@ package event
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -395,10 +398,19 @@ func bounded(name, v string, max int) error {
 	return nil
 }
 
-// DedupID is the identity of an event, (source, id), as one string for the
-// Nats-Msg-Id header. The length prefix keeps ("a:b", "c") and ("a", "b:c") apart.
+// DedupID is the identity of an event, (source, id), as one fixed-length
+// string for the Nats-Msg-Id header: the SHA-256 (hex) of
+// "<len(source)>:<source>:<id>". The length prefix keeps ("a:b", "c") and
+// ("a", "b:c") apart; the hash keeps what JetStream remembers for its
+// dedup window at 64 bytes an event, whatever the identity's length.
 func (e Event) DedupID() string {
-	return fmt.Sprintf("%d:%s:%s", len(e.Source), e.Source, e.ID)
+	h := sha256.New()
+	h.Write([]byte(strconv.Itoa(len(e.Source))))
+	h.Write([]byte{':'})
+	h.Write([]byte(e.Source))
+	h.Write([]byte{':'})
+	h.Write([]byte(e.ID))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 func jsonProblem(err error) string {

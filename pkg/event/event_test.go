@@ -1,6 +1,8 @@
 package event_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +105,21 @@ func TestDedupIDKeepsSourceAndIDApart(t *testing.T) {
 	b := event.Event{Source: "a", ID: "b:c"}
 	if a.DedupID() == b.DedupID() {
 		t.Fatalf("same dedup id %q for different identities", a.DedupID())
+	}
+}
+
+// TestDedupIDIsAFixedLengthHash (finding H5): whatever the identity's
+// length, JetStream's dedup map keeps 64 bytes for it, and a direct
+// producer can compute it as README says.
+func TestDedupIDIsAFixedLengthHash(t *testing.T) {
+	long := event.Event{Source: "/" + strings.Repeat("s", 511), ID: strings.Repeat("i", 256)}
+	short := event.Event{Source: "/a", ID: "1"}
+	sum := sha256.Sum256([]byte("2:/a:1"))
+	if got, want := short.DedupID(), hex.EncodeToString(sum[:]); got != want {
+		t.Fatalf("DedupID = %q, want SHA-256 of \"2:/a:1\" = %q", got, want)
+	}
+	if len(long.DedupID()) != 64 || len(short.DedupID()) != 64 {
+		t.Fatalf("lengths %d and %d, want 64", len(long.DedupID()), len(short.DedupID()))
 	}
 }
 

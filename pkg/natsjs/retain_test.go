@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 )
@@ -139,7 +140,7 @@ func TestUpgradeFromAWorkQueueKeepsWaitingEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf("2:/a:%d", i); m.Header.Get(jetstream.MsgIDHeader) != want || m.Subject != "ioc.health.visit.v1" {
+		if want := (event.Event{Source: "/a", ID: fmt.Sprint(i)}).DedupID(); m.Header.Get(jetstream.MsgIDHeader) != want || m.Subject != "ioc.health.visit.v1" {
 			t.Fatalf("event %d after the upgrade: id %q subject %q, want %q", seq, m.Header.Get(jetstream.MsgIDHeader), m.Subject, want)
 		}
 		if m.Header.Get(natsjs.HeaderUpgradedFrom) != fmt.Sprint(i+1) {
