@@ -24,7 +24,7 @@ func setup(t *testing.T) (*schema.Registry, *pii.Pseudonymizer, event.Event) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := pii.New([]byte("admit-test-key-0123456789"))
+	p, _ := pii.New([]byte("admit-test-key-0123456789abcdef0123"))
 	b, _ := fs.ReadFile(schemas.Examples, "health/examples/visit.v1.valid.json")
 	var evs []event.Event
 	if err := json.Unmarshal(b, &evs); err != nil {

@@ -19,7 +19,7 @@ func BenchmarkMsg(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, _ := pii.New([]byte("bench-pii-key-0123456789"))
+	p, _ := pii.New([]byte("bench-pii-key-0123456789abcdef012345"))
 	ad, err := admit.New(reg, p, 0).Clear(eventgen.New(1, "bench").Of("vn.ioc.health.visit.v1"))
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +44,7 @@ func BenchmarkSealed(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, _ := pii.New([]byte("bench-pii-key-0123456789"))
+	p, _ := pii.New([]byte("bench-pii-key-0123456789abcdef012345"))
 	adm := admit.New(reg, p, 0)
 	ad, err := adm.Clear(eventgen.New(1, "bench").Of("vn.ioc.health.visit.v1"))
 	if err != nil {

@@ -10,16 +10,28 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"regexp"
 	"sync"
 
 	"github.com/iochub/iochub/pkg/schema"
 )
 
-// Prefix starts every pseudonymized value, so a reader can tell it from clear text.
+// Prefix starts every pseudonymized value, so a reader can tell it from
+// clear text; the key's id follows it: hmac-sha256:<key id>:<hex>.
 const Prefix = "hmac-sha256:"
 
-// MinKeyLen is the shortest key accepted, in bytes.
-const MinKeyLen = 16
+// MinKeyLen is the shortest key accepted, in bytes (a random 32-byte key:
+// anything shorter can be guessed, and a known key reverses a phone number's
+// pseudonym in minutes).
+const MinKeyLen = 32
+
+// DefaultKeyID names the key when the configuration does not.
+const DefaultKeyID = "k1"
+
+// ErrBadKeyID is returned for a key id that is not 1-16 of a-z 0-9 - _.
+var ErrBadKeyID = errors.New("pseudonymization key id must be 1-16 of a-z 0-9 - _")
+
+var keyIDPattern = regexp.MustCompile(`^[a-z0-9_-]{1,16}$`)
 
 // ErrWeakKey is returned by New for a key shorter than MinKeyLen.
 var ErrWeakKey = errors.New("pseudonymization key too short")
@@ -28,17 +40,38 @@ var ErrWeakKey = errors.New("pseudonymization key too short")
 // value under the same key always gives the same pseudonym, so a KPI can count
 // distinct people without knowing who they are. Safe for concurrent use.
 type Pseudonymizer struct {
-	pool sync.Pool
+	pool   sync.Pool
+	id     string
+	prefix string // Prefix + id + ":"
 }
 
-// New returns a Pseudonymizer for key (at least MinKeyLen bytes).
-func New(key []byte) (*Pseudonymizer, error) {
+// New returns a Pseudonymizer for key (at least MinKeyLen bytes), named
+// DefaultKeyID.
+func New(key []byte) (*Pseudonymizer, error) { return NewWithID(key, DefaultKeyID) }
+
+// NewWithID returns a Pseudonymizer for key whose pseudonyms carry id, so
+// that after a rotation a reader knows which key made a value.
+func NewWithID(key []byte, id string) (*Pseudonymizer, error) {
 	if len(key) < MinKeyLen {
 		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrWeakKey, len(key), MinKeyLen)
 	}
+	if err := CheckKeyID(id); err != nil {
+		return nil, err
+	}
 	k := append([]byte(nil), key...)
-	return &Pseudonymizer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}}, nil
+	return &Pseudonymizer{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}, id: id, prefix: Prefix + id + ":"}, nil
 }
+
+// CheckKeyID says whether id may name a key.
+func CheckKeyID(id string) error {
+	if !keyIDPattern.MatchString(id) {
+		return fmt.Errorf("%w, got %q", ErrBadKeyID, id)
+	}
+	return nil
+}
+
+// KeyID is the id the pseudonyms carry.
+func (p *Pseudonymizer) KeyID() string { return p.id }
 
 // Derive is a key for another use (label names it), derived from the
 // pseudonymization key: HMAC-SHA256(key, label). It is not a pseudonym.
@@ -58,7 +91,7 @@ func (p *Pseudonymizer) Hash(v string) string {
 	h.Write([]byte(v))
 	sum := h.Sum(nil)
 	p.pool.Put(h)
-	return Prefix + hex.EncodeToString(sum)
+	return p.prefix + hex.EncodeToString(sum)
 }
 
 // Apply rewrites data (decoded JSON) in place: fields marked pseudonymize are

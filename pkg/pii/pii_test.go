@@ -16,7 +16,7 @@ func TestApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	ty, _ := r.Lookup("vn.ioc.feedback.report.v1")
-	p, err := pii.New([]byte("0123456789abcdef"))
+	p, err := pii.New([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestApply(t *testing.T) {
 	if phone != p.Hash("0912345678") {
 		t.Error("pseudonym is not stable")
 	}
-	other, _ := pii.New([]byte("another key, 16+ bytes"))
+	other, _ := pii.New([]byte("another key of 32 bytes or more.."))
 	if other.Hash("0912345678") == phone {
 		t.Error("pseudonym does not depend on the key")
 	}
@@ -44,5 +44,30 @@ func TestApply(t *testing.T) {
 	}
 	if _, err := pii.New([]byte("short")); !errors.Is(err, pii.ErrWeakKey) {
 		t.Errorf("short key: err = %v", err)
+	}
+	if _, err := pii.New([]byte("0123456789abcdef0123456789abcde")); !errors.Is(err, pii.ErrWeakKey) {
+		t.Errorf("a 31-byte key: err = %v, want ErrWeakKey", err)
+	}
+}
+
+// TestPseudonymsCarryTheKeyID (finding H7): a pseudonym says which key
+// made it, so the key can be rotated and old values told from new ones.
+func TestPseudonymsCarryTheKeyID(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	k1, _ := pii.New(key)
+	k2, err := pii.NewWithID([]byte("a second key, 32 bytes or longer."), "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := k1.Hash("0912345678"); !strings.HasPrefix(h, "hmac-sha256:k1:") || len(h) != len("hmac-sha256:k1:")+64 {
+		t.Errorf("default key's pseudonym %q", h)
+	}
+	if h := k2.Hash("0912345678"); !strings.HasPrefix(h, "hmac-sha256:k2:") {
+		t.Errorf("k2's pseudonym %q", h)
+	}
+	for _, bad := range []string{"", "K1", "k:1", strings.Repeat("k", 17)} {
+		if _, err := pii.NewWithID(key, bad); !errors.Is(err, pii.ErrBadKeyID) {
+			t.Errorf("key id %q: err = %v", bad, err)
+		}
 	}
 }

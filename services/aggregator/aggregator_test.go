@@ -26,7 +26,7 @@ import (
 	"github.com/iochub/iochub/services/aggregator"
 )
 
-const piiKey = "test-pii-key-0123456789"
+const piiKey = "test-pii-key-0123456789abcdef0123"
 
 type env struct {
 	js    jetstream.JetStream

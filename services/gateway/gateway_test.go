@@ -31,7 +31,7 @@ import (
 const (
 	tokenAll    = "test-token-all-0123456789"
 	tokenHealth = "test-token-health-0123456789"
-	piiKey      = "test-pii-key-0123456789"
+	piiKey      = "test-pii-key-0123456789abcdef0123"
 )
 
 type fixture struct {

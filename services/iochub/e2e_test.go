@@ -38,7 +38,7 @@ import (
 
 const (
 	e2eToken  = "e2e-producer-token-0123456789"
-	e2ePIIKey = "e2e-pii-key-0123456789abcdef"
+	e2ePIIKey = "e2e-pii-key-0123456789abcdef01234567"
 )
 
 var tables = []string{"education_attendance_v1", "feedback_report_v1", "health_bed_occupancy_v1", "health_visit_v1",

@@ -25,7 +25,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad sync", args: []string{"run", "--nats-sync", "sometimes"}, wantCode: 1, wantErr: "--nats-sync"},
 		{name: "missing config file", args: []string{"run", "--config", "/nonexistent.yaml"}, wantCode: 1, wantErr: "config file"},
 		{name: "unreachable clickhouse", args: []string{"run", "--services", "aggregator", "--nats-listen", "", "--http-addr", "127.0.0.1:0",
-			"--clickhouse-dsn", "clickhouse://127.0.0.1:1/iochub"}, env: map[string]string{"IOCHUB_PII_KEY": "0123456789abcdef0123"},
+			"--clickhouse-dsn", "clickhouse://127.0.0.1:1/iochub"}, env: map[string]string{"IOCHUB_PII_KEY": "0123456789abcdef0123456789abcdef"},
 			wantCode: 1, wantErr: "clickhouse at clickhouse://127.0.0.1:1/iochub"},
 		{name: "unknown command", args: []string{"serve"}, wantCode: 2, wantErr: `unknown command "serve"`},
 	}

@@ -126,7 +126,7 @@ nats:
   users: [{name: dev-ops, role: operator, password_bcrypt: %q}]
 `, e2ePIIKey, httpedge.HashToken(e2eToken), httpedge.HashToken(restartReader), devOpsHash)
 	confFile := filepath.Join(dir, "iochub.yaml")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	store, err := chstore.Open(context.Background(), dsn)

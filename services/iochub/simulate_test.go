@@ -41,7 +41,7 @@ nats:
     - {name: dev-sensors, role: sensor, subjects: ["traffic.sensors.>"], password_bcrypt: "%s"}
 `, freePort(t), freePort(t), devSensorHash)
 	confFile := filepath.Join(dir, "iochub.yaml")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base := startHubWith(t, dsn, func(c *hub.Config) {

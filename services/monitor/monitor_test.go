@@ -217,7 +217,7 @@ func TestDeadLettersReplayedExactlyOnceAfterASchemaFix(t *testing.T) {
 	if err := store.Migrate(ctx, fixed); err != nil {
 		t.Fatal(err)
 	}
-	ps, _ := pii.New([]byte("monitor-test-pii-key-0123456789"))
+	ps, _ := pii.New([]byte("monitor-test-pii-key-0123456789abcdef"))
 	runAgg := func(reg *schema.Registry) (stop func()) {
 		actx, cancel := context.WithCancel(ctx)
 		agg := aggregator.New(aggregator.Config{Producers: []event.Scope{{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}, BatchMaxEvents: 100, BatchMaxWait: 20 * time.Millisecond, AckWait: 2 * time.Second}, js, store, reg, ps, zaptest.NewLogger(t))

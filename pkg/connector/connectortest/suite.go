@@ -154,7 +154,7 @@ func start(t *testing.T, name string, srv *natsjstest.Server) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := pii.New([]byte("connector-test-key-0123456789"))
+	ps, err := pii.New([]byte("connector-test-key-0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
 	}

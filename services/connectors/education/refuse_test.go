@@ -48,7 +48,7 @@ func TestDropDirectoryReadsRegularFilesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, _ := pii.New([]byte("refuse-test-pii-key-0123"))
+	ps, _ := pii.New([]byte("refuse-test-pii-key-0123456789abcdef"))
 	r := &connector.Runner{Name: "education-csv", Source: &education.Source{Dir: dir, Poll: 20 * time.Millisecond}, Map: education.Map,
 		Registry: reg, Pseudo: ps, JS: js, Log: zaptest.NewLogger(t)}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -99,7 +99,7 @@ func TestBadSignatureGets401AndPublishesNothing(t *testing.T) {
 	srv := natsjstest.Run(t)
 	_, js := srv.Declared(t, natsjs.StreamLimits{})
 	reg, _ := schema.Load(schemas.FS)
-	ps, _ := pii.New([]byte("connector-test-key-0123456789"))
+	ps, _ := pii.New([]byte("connector-test-key-0123456789abcdef"))
 	w := feedback.NewWebhook(secret)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

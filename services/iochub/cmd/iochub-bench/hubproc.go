@@ -91,7 +91,7 @@ func startHub(o options) (*hubProc, error) {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "iochub.yaml")
-	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n"+
+	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789abcdef012345\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n"+
 		"iocapi:\n  readers:\n    - {name: bench, role: leader, token_sha256: %q}\n", httpedge.HashToken(benchToken), httpedge.HashToken("bench-reader"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -46,7 +47,8 @@ type Config struct {
 	Services      string
 	DebugAddr     string
 	ClickHouseDSN string
-	PIIKey        string
+	PIIKey        string // from IOCHUB_PII_KEY, --pii-key-file, or the config file, in that order
+	PIIKeyFile    string // --pii-key-file
 	AreasFile     string
 	KPIDir        string
 	CompactEvery  time.Duration
@@ -61,7 +63,12 @@ type Config struct {
 
 // File is the YAML config file.
 type File struct {
-	// PIIKey is the key of the personal-data HMAC (16 bytes or more). The
+	// PIIKeyFile names a file holding the key (mode 0600), instead of
+	// PIIKey; PIIKeyID is the id the pseudonyms carry (pii.DefaultKeyID
+	// when empty): change both together to rotate the key.
+	PIIKeyFile string `yaml:"pii_key_file"`
+	PIIKeyID   string `yaml:"pii_key_id"`
+	// PIIKey is the key of the personal-data HMAC (32 bytes or more). The
 	// IOCHUB_PII_KEY variable overrides it.
 	PIIKey  string         `yaml:"pii_key"`
 	Gateway gateway.Config `yaml:"gateway"`
@@ -103,7 +110,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
 	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "if set, serve Go's /debug/pprof profiles on this address (loopback only, e.g. 127.0.0.1:6060)")
-	fs.StringVar(&c.PIIKey, "pii-key", "", "key of the personal-data HMAC (prefer the IOCHUB_PII_KEY variable or the config file)")
+	fs.StringVar(&c.PIIKeyFile, "pii-key-file", "", "file (mode 0600) holding the key of the personal-data HMAC, 32 bytes or more; or the IOCHUB_PII_KEY variable, or pii_key / pii_key_file in the config file (never a flag value: it would show in the process list)")
 	c.NATS.RegisterFlags("", fs)
 	c.Streams.RegisterFlags("", fs)
 	c.Aggregator.RegisterFlags("", fs)
@@ -117,8 +124,8 @@ func (c *Config) Load() error {
 			return err
 		}
 	}
-	if c.PIIKey == "" {
-		c.PIIKey = c.File.PIIKey
+	if err := c.loadPIIKey(); err != nil {
+		return err
 	}
 	c.NATS.Access = c.File.NATS
 	c.Aggregator.Producers = c.File.NATS.Producers()
@@ -143,8 +150,13 @@ func (c *Config) Validate() error {
 	if c.ClickHouseDSN == "" && (c.Runs(ServiceAggregator) || c.Runs(ServiceIOCAPI)) {
 		errs = append(errs, errors.New("--clickhouse-dsn is required"))
 	}
+	if id := c.File.PIIKeyID; id != "" {
+		if err := pii.CheckKeyID(id); err != nil {
+			errs = append(errs, fmt.Errorf("pii_key_id: %w", err))
+		}
+	}
 	if len(c.PIIKey) < pii.MinKeyLen {
-		errs = append(errs, fmt.Errorf("personal-data key: set pii_key in the config file or IOCHUB_PII_KEY (%d bytes or more)", pii.MinKeyLen))
+		errs = append(errs, fmt.Errorf("personal-data key: set IOCHUB_PII_KEY, --pii-key-file, or pii_key or pii_key_file in the config file (%d random bytes or more)", pii.MinKeyLen))
 	}
 	if err := c.Streams.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window: %w", err))
@@ -202,4 +214,52 @@ func (c *Config) streamLimits() natsjs.StreamLimits {
 	l := c.Streams
 	l.MaxMsgSize = int32(c.File.Gateway.MaxEventBytes)
 	return l
+}
+
+// loadPIIKey takes the personal-data key from IOCHUB_PII_KEY, --pii-key-file,
+// pii_key_file or pii_key, the first set. A file holding the key, the
+// config file included, must be readable by its owner only.
+func (c *Config) loadPIIKey() error {
+	if c.PIIKey != "" {
+		return nil // set by the caller
+	}
+	if v := os.Getenv("IOCHUB_PII_KEY"); v != "" {
+		c.PIIKey = v
+		return nil
+	}
+	for _, f := range []struct{ where, path string }{{"--pii-key-file", c.PIIKeyFile}, {"pii_key_file", c.File.PIIKeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if err := ownerOnly(f.path); err != nil {
+			return fmt.Errorf("%s: %w", f.where, err)
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.where, err)
+		}
+		c.PIIKey = strings.TrimRight(string(b), "\r\n")
+		return nil
+	}
+	c.PIIKey = c.File.PIIKey
+	// The development key is public and the example's placeholder refused
+	// anyway (checkSecrets): only a real key's file must be private.
+	if c.PIIKey != "" && !strings.Contains(c.PIIKey, "not-for-production") && !strings.HasPrefix(c.PIIKey, "replace-with") {
+		if err := ownerOnly(c.ConfigFile); err != nil {
+			return fmt.Errorf("--config holds pii_key: %w (or move the key to IOCHUB_PII_KEY or a pii_key_file)", err)
+		}
+	}
+	return nil
+}
+
+// ownerOnly refuses a secret's file that its group or others may read.
+func ownerOnly(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("%s is readable by others (mode %04o): chmod 600 %s", path, m, path)
+	}
+	return nil
 }

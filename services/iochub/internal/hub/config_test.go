@@ -2,6 +2,7 @@ package hub
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,7 +26,7 @@ func TestConfigFileOverDefaults(t *testing.T) {
 		wantErr    string
 		check      func(t *testing.T, c Config)
 	}{
-		{name: "defaults kept", yaml: "pii_key: 0123456789abcdef0123\ngateway: {max_batch_events: 7}\nhttp: {read_header_timeout: 3s}\n",
+		{name: "defaults kept", yaml: "pii_key: 0123456789abcdef0123456789abcdef\ngateway: {max_batch_events: 7}\nhttp: {read_header_timeout: 3s}\n",
 			check: func(t *testing.T, c Config) {
 				d := gateway.DefaultConfig()
 				if c.File.Gateway.MaxBatchEvents != 7 || c.File.Gateway.MaxBodyBytes != d.MaxBodyBytes || c.File.Gateway.RetryAfterSeconds != d.RetryAfterSeconds {
@@ -34,11 +35,11 @@ func TestConfigFileOverDefaults(t *testing.T) {
 				if c.File.HTTP.ReadHeaderTimeout != 3*time.Second || c.File.HTTP.IdleTimeout == 0 {
 					t.Errorf("http %+v", c.File.HTTP)
 				}
-				if c.File.IOCAPI.Timezone.String() != "Asia/Ho_Chi_Minh" || c.PIIKey != "0123456789abcdef0123" {
+				if c.File.IOCAPI.Timezone.String() != "Asia/Ho_Chi_Minh" || c.PIIKey != "0123456789abcdef0123456789abcdef" {
 					t.Errorf("time zone %s, key %q", c.File.IOCAPI.Timezone, c.PIIKey)
 				}
 			}},
-		{name: "time zone parsed once, when read", yaml: "pii_key: 0123456789abcdef0123\niocapi: {timezone: Asia/Bangkok}\n",
+		{name: "time zone parsed once, when read", yaml: "pii_key: 0123456789abcdef0123456789abcdef\niocapi: {timezone: Asia/Bangkok}\n",
 			check: func(t *testing.T, c Config) {
 				if c.File.IOCAPI.Timezone.Loc().String() != "Asia/Bangkok" {
 					t.Errorf("time zone %s", c.File.IOCAPI.Timezone)
@@ -91,7 +92,7 @@ func TestFlagDefaultsAreTheComponents(t *testing.T) {
 
 func TestMonitorConfigIsValidated(t *testing.T) {
 	c := DefaultConfig()
-	c.NATS.DataDir, c.PIIKey, c.Services = t.TempDir(), "0123456789abcdef0123", "monitor"
+	c.NATS.DataDir, c.PIIKey, c.Services = t.TempDir(), "0123456789abcdef0123456789abcdef", "monitor"
 	c.File.Monitor.DiskFullPercent = 140
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "monitor.disk_full_percent") {
 		t.Fatalf("err = %v, want one naming monitor.disk_full_percent", err)
@@ -184,5 +185,77 @@ func TestNATSListenersNeedUsers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPIIKeyNeverAFlag (findings H7, L5): the personal-data key comes from
+// IOCHUB_PII_KEY, a key file, or the config file, each readable by its
+// owner only; it is 32 bytes or more; its id goes into every pseudonym.
+func TestPIIKeyNeverAFlag(t *testing.T) {
+	const key = "a-personal-data-key-of-32-bytes-or-more"
+	producers := "gateway:\n  producers:\n    - {name: p, token_sha256: \"" + httpedge.HashToken("a-token-of-the-test") + "\", sources: [\"/a\"], types: [\"vn.ioc.*\"]}\n"
+	write := func(t *testing.T, name, text string, mode os.FileMode) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, []byte(text), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		env     string
+		setup   func(t *testing.T, c *Config)
+		wantKey string
+		wantErr string
+	}{
+		{name: "the variable", env: key, setup: func(t *testing.T, c *Config) { c.ConfigFile = write(t, "c.yaml", producers, 0o644) }, wantKey: key},
+		{name: "a key file", setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers, 0o644)
+			c.PIIKeyFile = write(t, "pii.key", key+"\n", 0o600)
+		}, wantKey: key},
+		{name: "a key file others may read", setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers, 0o644)
+			c.PIIKeyFile = write(t, "pii.key", key, 0o640)
+		}, wantErr: "--pii-key-file: "},
+		{name: "pii_key_file in the config file", setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers+"pii_key_file: "+write(t, "pii.key", key, 0o600)+"\n", 0o644)
+		}, wantKey: key},
+		{name: "the key in a private config file", setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers+"pii_key: "+key+"\n", 0o600)
+		}, wantKey: key},
+		{name: "the key in a config file others may read", setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers+"pii_key: "+key+"\n", 0o644)
+		}, wantErr: "readable by others (mode 0644)"},
+		{name: "a short key", env: "only-31-bytes-long-0123456789ab", setup: func(t *testing.T, c *Config) { c.ConfigFile = write(t, "c.yaml", producers, 0o600) },
+			wantErr: "32 random bytes or more"},
+		{name: "a bad key id", env: key, setup: func(t *testing.T, c *Config) {
+			c.ConfigFile = write(t, "c.yaml", producers+"pii_key_id: \"K:1\"\n", 0o600)
+		}, wantErr: "pii_key_id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("IOCHUB_PII_KEY", tt.env)
+			c := DefaultConfig()
+			c.Services = "gateway"
+			c.NATS.DataDir = t.TempDir()
+			tt.setup(t, &c)
+			err := c.Load()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || c.PIIKey != tt.wantKey {
+				t.Fatalf("err %v, key %q; want %q", err, c.PIIKey, tt.wantKey)
+			}
+		})
+	}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var c Config
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--pii-key", key}); err == nil {
+		t.Fatal("--pii-key is a flag: the key would show in the process list")
 	}
 }

@@ -116,7 +116,11 @@ func (h *Hub) open(ctx context.Context) (err error) {
 	if h.reg, err = schema.Load(schemas.FS); err != nil {
 		return err
 	}
-	if h.pseudo, err = pii.New([]byte(cfg.PIIKey)); err != nil {
+	keyID := cfg.File.PIIKeyID
+	if keyID == "" {
+		keyID = pii.DefaultKeyID
+	}
+	if h.pseudo, err = pii.NewWithID([]byte(cfg.PIIKey), keyID); err != nil {
 		return err
 	}
 	if cfg.Runs(ServiceAggregator) || cfg.Runs(ServiceIOCAPI) {
