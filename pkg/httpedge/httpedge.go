@@ -12,8 +12,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"net/http"
 	"time"
+
+	"golang.org/x/net/netutil"
 )
 
 // HashToken is the SHA-256 of a token in lower-case hex, as the config file
@@ -73,6 +76,10 @@ type ServerConfig struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout"`       // from the end of the headers to the end of the answer
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`        // a kept-alive connection between requests
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	// MaxConnections bounds the connections a listener holds open at once
+	// (idle keep-alive ones included); beyond it new ones wait to be
+	// accepted.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // DefaultServerConfig: generous for a sector system on a slow provincial
@@ -86,6 +93,7 @@ func DefaultServerConfig() ServerConfig {
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		MaxConnections:    1024,
 	}
 }
 
@@ -107,7 +115,21 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxHeaderBytes <= 0 {
 		c.MaxHeaderBytes = d.MaxHeaderBytes
 	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = d.MaxConnections
+	}
 	return c
+}
+
+// Listen opens a TCP listener on addr that holds at most c.MaxConnections
+// connections at once: a thousand idle or slow clients cannot take every
+// file descriptor of the hub. Every listener of the hub is opened here.
+func Listen(addr string, c ServerConfig) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return netutil.LimitListener(l, c.withDefaults().MaxConnections), nil
 }
 
 // NewServer is an http.Server for h with every timeout and limit of c (the

@@ -2,6 +2,7 @@ package httpedge_test
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/httpedge/httpedgetest"
 )
@@ -105,4 +107,45 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }() // returns when Close is called below
 	t.Cleanup(func() { _ = srv.Close() })
 	httpedgetest.SlowHeadersAreCutOff(t, ln.Addr().String())
+}
+
+// TestListenerHoldsAtMostMaxConnections (finding H4): with the listener
+// full of idle keep-alive connections, a new client is not served; once one
+// of them goes, it is.
+func TestListenerHoldsAtMostMaxConnections(t *testing.T) {
+	cfg := httpedge.ServerConfig{MaxConnections: 2}
+	ln, err := httpedge.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httpedge.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }), cfg)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	url := "http://" + ln.Addr().String() + "/"
+	var held []*http.Client
+	for range 2 { // two clients, each keeping its connection open after an answer
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		res, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		held = append(held, c)
+	}
+	third := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 500 * time.Millisecond}
+	if res, err := third.Get(url); err == nil {
+		res.Body.Close()
+		t.Fatal("a third connection was served while two were held")
+	}
+	held[0].CloseIdleConnections()
+	third.Timeout = 5 * time.Second
+	polltest.Until(t, "the third client served once a connection went", 20*time.Second, func() error {
+		res, err := third.Get(url)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		return nil
+	})
 }

@@ -96,11 +96,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 // listen opens the HTTP listener and the debug one, so that an address in
 // use is a start error and both answer once Start returns.
 func (h *Hub) listen() (err error) {
-	if h.listener, err = net.Listen("tcp", h.cfg.HTTPAddr); err != nil {
+	if h.listener, err = httpedge.Listen(h.cfg.HTTPAddr, h.cfg.File.HTTP); err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
 	if h.cfg.DebugAddr != "" {
-		if h.debug, err = net.Listen("tcp", h.cfg.DebugAddr); err != nil {
+		if h.debug, err = httpedge.Listen(h.cfg.DebugAddr, h.cfg.File.HTTP); err != nil {
 			return fmt.Errorf("--debug-addr: %w", err)
 		}
 	}
