@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/time/rate"
+
 	"github.com/iochub/iochub/pkg/event"
 )
 
@@ -33,6 +35,24 @@ type Producer struct {
 	// Scope: the source prefixes ("*" for any) and the types (a trailing
 	// "*" matches a prefix) this producer may send.
 	event.Scope `yaml:",inline"`
+	// MaxEventsPerSecond is the producer's sustained rate; 0: no limit.
+	// BurstEvents is how many it may send at once above it (default: one
+	// second's worth, at least the largest batch). Over it: 429 with
+	// Retry-After.
+	MaxEventsPerSecond float64 `yaml:"max_events_per_second"`
+	BurstEvents        int     `yaml:"burst_events"`
+}
+
+// limiter is the producer's token bucket, nil for no limit.
+func (p *Producer) limiter(maxBatch int) *rate.Limiter {
+	if p.MaxEventsPerSecond <= 0 {
+		return nil
+	}
+	burst := p.BurstEvents
+	if burst <= 0 {
+		burst = max(int(p.MaxEventsPerSecond+0.5), maxBatch)
+	}
+	return rate.NewLimiter(rate.Limit(p.MaxEventsPerSecond), burst)
 }
 
 // DefaultConfig is the gateway's configuration when the file sets nothing.
@@ -81,6 +101,9 @@ func (c *Config) Validate() error {
 		seen[h] = p.Name
 		if err := p.Scope.Validate(where); err != nil {
 			errs = append(errs, err)
+		}
+		if p.MaxEventsPerSecond < 0 || p.BurstEvents < 0 {
+			errs = append(errs, fmt.Errorf("%s: max_events_per_second and burst_events must not be negative", where))
 		}
 	}
 	return errors.Join(errs...)

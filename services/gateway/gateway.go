@@ -10,9 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -45,6 +49,7 @@ type Handler struct {
 	pub       Publisher
 	log       *zap.Logger
 	producers *httpedge.Keyring[*Producer]
+	limits    map[*Producer]*rate.Limiter // producers with a rate
 	timeout   time.Duration
 }
 
@@ -54,8 +59,12 @@ func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymi
 	h := &Handler{cfg: cfg, adm: admit.New(reg, pseudo, cfg.MaxEventBytes), pub: pub, log: log.With(zap.String("component", "gateway")),
 		timeout: 30 * time.Second}
 	producers := make([]*Producer, len(cfg.Producers))
+	h.limits = map[*Producer]*rate.Limiter{}
 	for i := range cfg.Producers {
 		producers[i] = &cfg.Producers[i]
+		if l := producers[i].limiter(cfg.MaxBatchEvents); l != nil {
+			h.limits[producers[i]] = l
+		}
 	}
 	h.producers = httpedge.NewKeyring("producer", producers, func(p *Producer) string { return p.TokenSHA256 })
 	return h
@@ -117,9 +126,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		items = []item{{ev: ev, err: envelopeError(err, "ce-")}}
 	}
 
+	if !h.allow(w, prod, len(items)) {
+		return
+	}
 	h.prepare(prod, items)
 	h.publish(r.Context(), items)
 	h.respond(w, mode == MediaBatch, items)
+}
+
+// allow takes n events from the producer's rate, or answers 429 with the
+// time until they would fit; nothing of the request is kept then.
+func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
+	lim := h.limits[prod]
+	if lim == nil {
+		return true
+	}
+	res := lim.ReserveN(time.Now(), n)
+	if !res.OK() {
+		h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+			fmt.Sprintf("%d events in one request are more than producer %q may send at once (%d); send smaller batches", n, prod.Name, lim.Burst()))
+		return false
+	}
+	if d := res.Delay(); d > 0 {
+		res.Cancel()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
+		h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+			fmt.Sprintf("producer %q may send %g events a second; retry after %s", prod.Name, float64(lim.Limit()), d.Round(time.Millisecond)))
+		return false
+	}
+	return true
 }
 
 // item is one event on its way through the handler.

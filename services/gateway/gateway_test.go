@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -576,5 +578,62 @@ func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
 		t.Fatalf("%d MB allocated for a %d MB body: the elements were decoded", alloc>>20, len(body)>>20)
 	} else {
 		t.Logf("%.1f MB allocated for a %.1f MB body", float64(alloc)/(1<<20), float64(len(body))/(1<<20))
+	}
+}
+
+// TestProducerOverItsRateGets429 (finding M8): a producer with a rate gets
+// its burst, then 429 with Retry-After, and a request larger than its burst
+// is told to send smaller batches; a producer without a rate is not held.
+func TestProducerOverItsRateGets429(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.DefaultConfig()
+	cfg.Producers = []gateway.Producer{
+		{Name: "slow", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}, MaxEventsPerSecond: 0.1, BurstEvents: 20},
+		{Name: "free", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	batch := func(n int) []byte {
+		evs := make([]map[string]any, n)
+		for i := range evs {
+			e := map[string]any{}
+			for k, v := range visit {
+				e[k] = v
+			}
+			e["id"] = fmt.Sprintf("rate-%d", i)
+			evs[i] = e
+		}
+		return mustJSON(evs)
+	}
+	if code, r, _ := post(t, hs.URL+"/v1/events", tokenHealth, gateway.MediaBatch, batch(20), nil); code != http.StatusAccepted {
+		t.Fatalf("the burst: %d %+v", code, r)
+	}
+	code, r, hdr := post(t, hs.URL+"/v1/events", tokenHealth, gateway.MediaBatch, batch(5), nil)
+	if code != http.StatusTooManyRequests || r.Type != gateway.ProblemRateLimited {
+		t.Fatalf("over the rate: %d %+v, want 429", code, r)
+	}
+	if ra, err := strconv.Atoi(hdr.Get("Retry-After")); err != nil || ra < 40 || ra > 51 {
+		t.Fatalf("Retry-After %q, want the ~50 s five events take at 0.1 a second", hdr.Get("Retry-After"))
+	}
+	if code, r, _ := post(t, hs.URL+"/v1/events", tokenHealth, gateway.MediaBatch, batch(21), nil); code != http.StatusTooManyRequests || !strings.Contains(r.Detail, "smaller batches") {
+		t.Fatalf("a batch over the burst: %d %+v", code, r)
+	}
+	if code, _, _ := post(t, hs.URL+"/v1/events", tokenAll, gateway.MediaBatch, batch(50), nil); code != http.StatusAccepted {
+		t.Fatalf("a producer without a rate: %d", code)
 	}
 }

@@ -18,6 +18,7 @@ const (
 	ProblemUnavailable     = httpedge.ProblemUnavailable
 	ProblemPartial         = "urn:iochub:problem:partially-accepted"
 	ProblemConflict        = "urn:iochub:problem:identity-conflict"
+	ProblemRateLimited     = "urn:iochub:problem:rate-limited"
 )
 
 // FieldError names one failing place of one event.
