@@ -49,7 +49,7 @@ run: build clickhouse
 	@echo
 	@echo "  IOC dashboard:      http://$(HTTP_ADDR)/#token=$(DEV_READER_TOKEN)"
 	@echo "  dev reader token:   $(DEV_READER_TOKEN)  (leader: every sector; simulated sector systems fill the tiles)"
-	@echo "  ops page:           http://$(HTTP_ADDR)/ops#token=dev-admin-token-not-for-production  (metrics: http://$(HTTP_ADDR)/metrics)"
+	@echo "  ops page:           http://$(HTTP_ADDR)/ops#token=dev-admin-token-not-for-production  (metrics: the same token, as a bearer token, on http://$(HTTP_ADDR)/metrics)"
 	@echo "  dead letters:       bin/iochub dlq list --nats-url nats://dev-ops:dev-nats-password-not-for-production@127.0.0.1:4222"
 	@echo
 	@echo "  starting bin/iochub-sim (simulated sector systems) and bin/iochub run; Ctrl-C stops both"

@@ -328,6 +328,13 @@ func TestMetricsParseAndMatchTheJSON(t *testing.T) {
 	m.Register(mux, nil)
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a token: %d, want 401 (it names every source)", rec.Code)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	mux.ServeHTTP(rec, req)
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(strings.NewReader(rec.Body.String()))
 	if err != nil {

@@ -185,6 +185,9 @@ func (c *Config) Validate() error {
 	if err := c.checkNATSUsers(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.checkDebugAddr(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Runs(ServiceIOCAPI) && len(c.File.IOCAPI.Readers) == 0 {
 		errs = append(errs, errors.New("iocapi: no readers in the config file: no one could read KPIs (see deploy/iochub.example.yaml)"))
 	}

@@ -114,6 +114,8 @@ func TestPublicSecretsStayOnLoopback(t *testing.T) {
 		{name: "dev config with NATS on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.Listen = "10.0.0.5:4222" },
 			wantErr: []string{"--nats-listen 10.0.0.5:4222", "nats.users[0] (dev-ops)", "nats.users[1] (dev-sensors)"}},
 		{name: "dev config, NATS elsewhere", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.URL, c.NATS.Listen = "nats://10.0.0.5:4222", "0.0.0.0:4222" }},
+		{name: "pprof on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.DebugAddr = "0.0.0.0:6060" },
+			wantErr: []string{"--debug-addr 0.0.0.0:6060: the profiles have no token"}},
 		{name: "the example as it is", file: "iochub.example.yaml", wantErr: []string{"still the example's placeholder", "pii_key", "gateway.producers[0]", "nats.users[0] (ops)"}},
 	}
 	for _, tt := range tests {

@@ -106,6 +106,15 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// checkDebugAddr refuses pprof beyond loopback: it has no token, and a
+// profile shows what the process holds.
+func (c *Config) checkDebugAddr() error {
+	if c.DebugAddr != "" && !loopback(c.DebugAddr) {
+		return fmt.Errorf("--debug-addr %s: the profiles have no token; keep it on loopback (reach it with ssh -L)", c.DebugAddr)
+	}
+	return nil
+}
+
 // checkNATSUsers refuses an embedded listener beyond loopback that no
 // configured user could use: the NATS port without an operator or a
 // producer, the MQTT port without a sensor.
