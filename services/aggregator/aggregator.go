@@ -145,6 +145,24 @@ type SourceCount struct {
 	Last   time.Time
 }
 
+// maxSources bounds the per-source counts the aggregator keeps: beyond
+// it, the least recently heard tenth is forgotten (a producer inventing
+// sources cannot grow the process).
+const maxSources = 20000
+
+// forgetSources drops the least recently heard tenth of the sources. Called
+// with srcMu held, only when over maxSources.
+func (a *Aggregator) forgetSources() {
+	srcs := make([]string, 0, len(a.sources))
+	for src := range a.sources {
+		srcs = append(srcs, src)
+	}
+	slices.SortFunc(srcs, func(x, y string) int { return a.sources[x].Last.Compare(a.sources[y].Last) })
+	for _, src := range srcs[:len(srcs)-maxSources*9/10] {
+		delete(a.sources, src)
+	}
+}
+
 // SourceCounts returns the events taken per source since the start (counted
 // once per batch, so the monitor need not look at every event itself).
 func (a *Aggregator) SourceCounts() map[string]SourceCount {
@@ -306,6 +324,9 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 			c.Events += n
 			c.Last = ingest
 			a.sources[src] = c
+		}
+		if len(a.sources) > maxSources {
+			a.forgetSources()
 		}
 		a.srcMu.Unlock()
 	}()

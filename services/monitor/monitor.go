@@ -45,6 +45,12 @@ type Config struct {
 	AlertWebhook string `yaml:"alert_webhook"`
 	// Admins may replay and purge dead letters over the API.
 	Admins []Admin `yaml:"admins"`
+	// MaxSources bounds the sources watched (the ops page, /metrics): the
+	// most recently heard are kept (default 1000). SourceTTL forgets a
+	// source not heard from for that long (default 24 h), unless Sources
+	// expects it.
+	MaxSources int           `yaml:"max_sources"`
+	SourceTTL  time.Duration `yaml:"source_ttl"`
 }
 
 // Roles of an admin token.
@@ -122,7 +128,7 @@ type minuteCount struct {
 
 // DefaultConfig is the monitor's configuration when the file sets nothing.
 func DefaultConfig() Config {
-	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90}
+	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90, MaxSources: 1000, SourceTTL: 24 * time.Hour}
 }
 
 // Validate names every problem of the monitor part of the config file.
@@ -130,6 +136,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Interval < 0 || c.LagWindow < 0 {
 		errs = append(errs, fmt.Errorf("monitor: interval %s and lag_window %s must not be negative", c.Interval, c.LagWindow))
+	}
+	if c.MaxSources < 0 || c.SourceTTL < 0 {
+		errs = append(errs, fmt.Errorf("monitor: max_sources %d and source_ttl %s must not be negative", c.MaxSources, c.SourceTTL))
 	}
 	if c.DiskFullPercent < 0 || c.DiskFullPercent > 100 {
 		errs = append(errs, fmt.Errorf("monitor.disk_full_percent: want 1 to 100, got %g", c.DiskFullPercent))
@@ -179,6 +188,12 @@ func New(cfg Config, d Deps) *Monitor {
 	}
 	if cfg.DiskFullPercent <= 0 {
 		cfg.DiskFullPercent = def.DiskFullPercent
+	}
+	if cfg.MaxSources <= 0 {
+		cfg.MaxSources = def.MaxSources
+	}
+	if cfg.SourceTTL <= 0 {
+		cfg.SourceTTL = def.SourceTTL
 	}
 	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
 		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},

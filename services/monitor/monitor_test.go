@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -498,5 +499,39 @@ func TestAdminActionsNeedAnOperatorAndAreRecorded(t *testing.T) {
 	}
 	if n := len(m.ListDLQ(ctx, 10)); n != 1 {
 		t.Fatalf("%d dead letters after a purge that could not be recorded, want 1", n)
+	}
+}
+
+// TestSourcesAreBoundedAndForgotten (finding M4): a producer inventing
+// sources cannot grow the ops page or /metrics: sources silent past the TTL
+// are forgotten, and only the most recently heard max_sources are kept
+// (expected ones are always shown).
+func TestSourcesAreBoundedAndForgotten(t *testing.T) {
+	srv := natsjstest.Run(t)
+	nc, js := srv.Declared(t, natsjs.StreamLimits{})
+	now := time.Now()
+	totals := map[string]monitor.SourceTotal{"/old/a": {Events: 5, Last: now.Add(-2 * time.Hour)}}
+	for i := range 50 {
+		totals[fmt.Sprintf("/s/%02d", i)] = monitor.SourceTotal{Events: 1, Last: now.Add(-time.Duration(i) * time.Second)}
+	}
+	m := monitor.New(monitor.Config{MaxSources: 3, SourceTTL: time.Hour, Sources: map[string]time.Duration{"/expected/": time.Hour},
+		Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken(adminToken)}}},
+		monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t), Sources: func() map[string]monitor.SourceTotal { return totals }})
+	m.Sample(context.Background())
+	var got []string
+	for _, s := range m.Snapshot().Sources {
+		got = append(got, s.Source)
+	}
+	if want := []string{"/expected/", "/s/00", "/s/01", "/s/02"}; !slices.Equal(got, want) {
+		t.Fatalf("sources %v, want %v", got, want)
+	}
+	mux := http.NewServeMux()
+	m.Register(mux, nil)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	mux.ServeHTTP(rec, req)
+	if n := strings.Count(rec.Body.String(), "iochub_source_events_total{"); n > 4 {
+		t.Fatalf("%d source series on /metrics, want at most 4", n)
 	}
 }

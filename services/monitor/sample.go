@@ -105,6 +105,9 @@ func (m *Monitor) Sample(ctx context.Context) {
 	}
 	m.mu.Lock()
 	for src, tot := range totals {
+		if now.Sub(tot.Last) > m.cfg.SourceTTL {
+			continue // forgotten below; not brought back
+		}
 		c := m.sources[src]
 		if c == nil {
 			c = &sourceCounter{window: []minuteCount{{at: now}}}
@@ -112,6 +115,7 @@ func (m *Monitor) Sample(ctx context.Context) {
 		}
 		c.events, c.last = tot.Events, tot.Last
 	}
+	m.forgetSources(now)
 	s.Sources = m.sourceStats(now)
 	m.snap = s
 	rp := RatePoint{At: now}
@@ -166,6 +170,34 @@ func reasonKind(r string) string {
 		return r[:60]
 	}
 	return r
+}
+
+// forgetSources drops the sources not heard from within the TTL and, over
+// MaxSources, the least recently heard: a producer inventing sources cannot
+// grow the monitor, its page or /metrics without bound.
+func (m *Monitor) forgetSources(now time.Time) {
+	heard := func(c *sourceCounter) time.Time {
+		if c.last.IsZero() {
+			return c.window[0].at
+		}
+		return c.last
+	}
+	for src, c := range m.sources {
+		if _, _, expected := m.expectation(src); !expected && now.Sub(heard(c)) > m.cfg.SourceTTL {
+			delete(m.sources, src)
+		}
+	}
+	if len(m.sources) <= m.cfg.MaxSources {
+		return
+	}
+	srcs := make([]string, 0, len(m.sources))
+	for src := range m.sources {
+		srcs = append(srcs, src)
+	}
+	sort.Slice(srcs, func(i, j int) bool { return heard(m.sources[srcs[i]]).After(heard(m.sources[srcs[j]])) })
+	for _, src := range srcs[m.cfg.MaxSources:] {
+		delete(m.sources, src)
+	}
 }
 
 func (m *Monitor) sourceStats(now time.Time) []SourceStat {
