@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,10 +33,13 @@ func (m *memSystem) Add(_ *testing.T, n int) {
 		m.recs = append(m.recs, []byte(fmt.Sprintf(`{"visit":"V%d","minute":%d}`, i, i%60)))
 	}
 }
+
+// AddMalformed adds a record of 2 MB the mapping refuses: larger than the
+// dead-letter stream takes (finding M1), it is dead-lettered truncated.
 func (m *memSystem) AddMalformed(*testing.T) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.recs = append(m.recs, []byte(`{"visit":`))
+	m.recs = append(m.recs, append([]byte(`{"visit":"`), bytes.Repeat([]byte("x"), 2<<20)...))
 }
 func (m *memSystem) SetAvailable(_ *testing.T, up bool) { m.mu.Lock(); m.up = up; m.mu.Unlock() }
 

@@ -223,5 +223,15 @@ func (r *Runner) deadLetter(rec Record, id, reason string) *nats.Msg {
 	if r.cipher == nil && r.Pseudo != nil {
 		r.cipher, _ = dlq.NewRecordCipher(r.Pseudo) // a 32-byte derived key: AES-256 takes it
 	}
-	return dlq.ForRecord(r.Name, rec.Key, id, rec.Data, reason, time.Now(), r.cipher)
+	data := rec.Data
+	if len(data) > MaxDeadRecordBytes {
+		reason = fmt.Sprintf("%s (record of %d bytes, its first %d kept)", reason, len(data), MaxDeadRecordBytes)
+		data = data[:MaxDeadRecordBytes]
+	}
+	return dlq.ForRecord(r.Name, rec.Key, id, data, reason, time.Now(), r.cipher)
 }
+
+// MaxDeadRecordBytes is how much of a record its dead letter keeps: a record
+// larger than the dead-letter stream takes is kept truncated, never left to
+// stall its connector.
+const MaxDeadRecordBytes = 256 << 10
