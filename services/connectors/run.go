@@ -140,6 +140,39 @@ func Build(cfg Config, d Deps) *Set {
 	return s
 }
 
+// Reserved maps the source prefixes of the configured connectors to their
+// names: the events under them are the connectors' own, and the gateway
+// refuses them to producers (an identity is its sender's).
+func (c *Config) Reserved() map[string]string {
+	out := map[string]string{}
+	if c.PublicService != nil {
+		out[publicservice.Source] = "publicservice-dvc"
+	}
+	if h := c.Health; h != nil {
+		if h.FHIRURL != "" {
+			out[health.FHIRSources] = "health-fhir"
+		}
+		if h.BedsDir != "" {
+			out[health.BedSources] = "health-beds"
+		}
+	}
+	if c.Education != nil {
+		out[education.EventSource] = "education-csv"
+	}
+	if t := c.Traffic; t != nil {
+		if t.Sensors {
+			out[traffic.SensorSources] = "traffic-sensors"
+		}
+		if t.IncidentSecret != "" {
+			out[traffic.IncidentSource] = "traffic-incidents"
+		}
+	}
+	if c.Feedback != nil {
+		out[feedback.Source] = "feedback-portal"
+	}
+	return out
+}
+
 // Prepare declares what must exist before any source system sends: the
 // sensors' stream.
 func (c *Config) Prepare(ctx context.Context, js jetstream.JetStream) error {

@@ -24,6 +24,9 @@ type Config struct {
 	RetryAfterSeconds int `yaml:"retry_after_seconds"`
 	// Producers are the credentials that may send events.
 	Producers []Producer `yaml:"producers"`
+	// Reserved maps source prefixes to the connector that owns them (set
+	// from the config file's connectors): no producer may send under them.
+	Reserved map[string]string `yaml:"-"`
 }
 
 // Producer is one sector system's credential and what it may send. The token

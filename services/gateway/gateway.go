@@ -134,6 +134,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.respond(w, mode == MediaBatch, items)
 }
 
+// reservedFor names the connector whose source prefix holds src.
+func (h *Handler) reservedFor(src string) (string, bool) {
+	for prefix, owner := range h.cfg.Reserved {
+		if (event.Scope{Sources: []string{prefix}}).AllowsSource(src) {
+			return owner, true
+		}
+	}
+	return "", false
+}
+
 // allow takes n events from the producer's rate, or answers 429 with the
 // time until they would fit; nothing of the request is kept then.
 func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
@@ -201,6 +211,11 @@ func (h *Handler) prepare(prod *Producer, items []item) {
 		if !prod.AllowsSource(e.Source) {
 			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/source", Rule: "scope",
 				Message: fmt.Sprintf("producer %q may not send events with source %q", prod.Name, e.Source)}}}
+			continue
+		}
+		if owner, ok := h.reservedFor(e.Source); ok {
+			it.err = &itemError{status: http.StatusForbidden, errs: []FieldError{{Pointer: "/source", Rule: "reserved",
+				Message: fmt.Sprintf("source %q is the %s connector's: the hub reads that system itself", e.Source, owner)}}}
 			continue
 		}
 		if !prod.AllowsType(e.Type) {

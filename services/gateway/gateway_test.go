@@ -637,3 +637,45 @@ func TestProducerOverItsRateGets429(t *testing.T) {
 		t.Fatalf("a producer without a rate: %d", code)
 	}
 }
+
+// TestConnectorSourcesAreReserved (finding H6): the sources a configured
+// connector makes are its own; no producer, not even one granted "*", may
+// send under them.
+func TestConnectorSourcesAreReserved(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.DefaultConfig()
+	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
+	cfg.Reserved = map[string]string{"/health/fhir/": "health-fhir", "/feedback/portal": "feedback-portal"}
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	for _, tt := range []struct {
+		source string
+		want   int
+	}{
+		{"/health/fhir/27256", http.StatusForbidden},
+		{"/feedback/portal", http.StatusForbidden},
+		{"/feedback/portal/x", http.StatusForbidden},
+		{"/feedback/portal-2", http.StatusAccepted},
+		{"/health/his/27-bvdk", http.StatusAccepted},
+	} {
+		visit["source"] = tt.source
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/events", bytes.NewReader(mustJSON(visit)))
+		req.Header.Set("Authorization", "Bearer "+tokenAll)
+		req.Header.Set("Content-Type", gateway.MediaStructured)
+		mux.ServeHTTP(rec, req)
+		if rec.Code != tt.want || (tt.want == http.StatusForbidden && !strings.Contains(rec.Body.String(), `"reserved"`)) {
+			t.Errorf("source %s: %d %s, want %d", tt.source, rec.Code, rec.Body, tt.want)
+		}
+	}
+}

@@ -24,6 +24,10 @@ import (
 	"github.com/iochub/iochub/services/connectors/csvdir"
 )
 
+// EventSource is the source of every attendance event this connector
+// makes; it is reserved for it (the gateway refuses it to producers).
+const EventSource = "/education/exports"
+
 // Columns is the header of an export, in order.
 var Columns = []string{"ma_truong", "ten_truong", "ma_dia_ban", "cap_hoc", "ngay", "si_so", "co_mat", "vang_co_phep", "vang_khong_phep"}
 
@@ -76,5 +80,5 @@ func Map(r connector.Record) (event.Event, error) {
 	if err != nil {
 		return event.Event{}, err
 	}
-	return event.Event{Source: "/education/exports", Type: "vn.ioc.education.attendance.v1", Subject: col["ma_truong"], Time: at, Data: data}, nil
+	return event.Event{Source: EventSource, Type: "vn.ioc.education.attendance.v1", Subject: col["ma_truong"], Time: at, Data: data}, nil
 }

@@ -25,6 +25,10 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 )
 
+// Source is the source of every field report this connector makes; it is
+// reserved for it (the gateway refuses it to producers).
+const Source = "/feedback/portal"
+
 // NewWebhook is the portal's webhook under secret (see connector.Webhook).
 func NewWebhook(secret []byte) *connector.Webhook {
 	return &connector.Webhook{Secret: secret, Identify: Identify}
@@ -131,7 +135,7 @@ func Map(r connector.Record) (event.Event, error) {
 		return event.Event{}, err
 	}
 	at, _ := time.Parse(time.RFC3339, times["thoi_diem"])
-	return event.Event{Source: "/feedback/portal", Type: "vn.ioc.feedback.report.v1", Subject: in.Area, Time: at, Data: b}, nil
+	return event.Event{Source: Source, Type: "vn.ioc.feedback.report.v1", Subject: in.Area, Time: at, Data: b}, nil
 }
 
 type latLon struct {

@@ -55,5 +55,5 @@ func MapBeds(r connector.Record) (event.Event, error) {
 		data["ward"] = col["khoa"]
 	}
 	b, _ := json.Marshal(data)
-	return event.Event{Source: "/health/beds/" + col["ma_co_so"], Type: "vn.ioc.health.bed_occupancy.v1", Subject: col["ma_co_so"], Time: at.UTC(), Data: b}, nil
+	return event.Event{Source: BedSources + col["ma_co_so"], Type: "vn.ioc.health.bed_occupancy.v1", Subject: col["ma_co_so"], Time: at.UTC(), Data: b}, nil
 }

@@ -28,6 +28,14 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 )
 
+// The sources of the events the health connectors make (a facility code
+// follows); they are reserved for them (the gateway refuses them to
+// producers).
+const (
+	FHIRSources = "/health/fhir/"
+	BedSources  = "/health/beds/"
+)
+
 // Extensions iochub reads on an Encounter.
 const (
 	AreaExtension    = "http://iochub.vn/fhir/StructureDefinition/area-code"
@@ -340,7 +348,7 @@ func (m Mapper) Map(r connector.Record) (event.Event, error) {
 	if err != nil {
 		return event.Event{}, err
 	}
-	return event.Event{Source: "/health/fhir/" + facility, Type: "vn.ioc.health.visit.v1", Subject: facility, Time: start.UTC(), Data: b}, nil
+	return event.Event{Source: FHIRSources + facility, Type: "vn.ioc.health.visit.v1", Subject: facility, Time: start.UTC(), Data: b}, nil
 }
 
 // AgeBand is the schema's age band of someone born at birth, at t.

@@ -29,6 +29,10 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 )
 
+// Source is the source of every dossier event this connector makes; it is
+// reserved for it (the gateway refuses it to producers).
+const Source = "/publicservice/dvc"
+
 // Poller is the connector's source.
 type Poller struct {
 	BaseURL  string        // e.g. http://dvc.example:8081
@@ -184,5 +188,5 @@ func Map(r connector.Record) (event.Event, error) {
 		return event.Event{}, err
 	}
 	at, _ := time.Parse(time.RFC3339, times["cap_nhat_luc"])
-	return event.Event{Source: "/publicservice/dvc", Type: "vn.ioc.publicservice.dossier.v1", Subject: in.ID, Time: at, Data: b}, nil
+	return event.Event{Source: Source, Type: "vn.ioc.publicservice.dossier.v1", Subject: in.ID, Time: at, Data: b}, nil
 }

@@ -107,5 +107,5 @@ func MapIncident(r connector.Record) (event.Event, error) {
 		data["reporter_phone"] = in.Reporter.Phone
 	}
 	b, _ := json.Marshal(data)
-	return event.Event{Source: "/traffic/incidents", Type: "vn.ioc.traffic.incident.v1", Subject: in.Area, Time: at.UTC(), Data: b}, nil
+	return event.Event{Source: IncidentSource, Type: "vn.ioc.traffic.incident.v1", Subject: in.Area, Time: at.UTC(), Data: b}, nil
 }

@@ -15,6 +15,14 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 )
 
+// The sources of the events the traffic connectors make (a sensor id
+// follows SensorSources); they are reserved for them (the gateway refuses
+// them to producers).
+const (
+	SensorSources  = "/traffic/sensors/"
+	IncidentSource = "/traffic/incidents"
+)
+
 // The sensors' stream and the connector's durable consumer on it.
 const (
 	SensorStream   = "IOC_SENSORS"
@@ -180,6 +188,6 @@ func MapFlow(r connector.Record) (event.Event, error) {
 		data["occupancy_pct"] = *in.Occ
 	}
 	b, _ := json.Marshal(data)
-	return event.Event{Source: "/traffic/sensors/" + in.Sensor, Type: "vn.ioc.traffic.flow.v1", Subject: in.Segment,
+	return event.Event{Source: SensorSources + in.Sensor, Type: "vn.ioc.traffic.flow.v1", Subject: in.Segment,
 		Time: start.Add(time.Duration(in.Seconds) * time.Second).UTC(), Data: b}, nil
 }

@@ -128,6 +128,7 @@ func (c *Config) Load() error {
 		return err
 	}
 	c.NATS.Access = c.File.NATS
+	c.File.Gateway.Reserved = c.File.Connectors.Reserved()
 	c.Aggregator.Producers = c.File.NATS.Producers()
 	return c.Validate()
 }

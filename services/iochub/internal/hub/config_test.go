@@ -108,7 +108,13 @@ func TestPublicSecretsStayOnLoopback(t *testing.T) {
 		change     func(*Config)
 		wantErr    []string // all in the error; none: no error
 	}{
-		{name: "dev config on loopback", file: "iochub.dev.yaml"},
+		{name: "dev config on loopback", file: "iochub.dev.yaml", change: func(c *Config) {
+			t.Cleanup(func() { // the connectors' sources are reserved from the gateway's producers
+				if c.File.Gateway.Reserved["/feedback/portal"] != "feedback-portal" || c.File.Gateway.Reserved["/health/fhir/"] != "health-fhir" {
+					t.Errorf("reserved sources %v", c.File.Gateway.Reserved)
+				}
+			})
+		}},
 		{name: "dev config on every interface", file: "iochub.dev.yaml", change: func(c *Config) { c.HTTPAddr = "0.0.0.0:8080" },
 			wantErr: []string{"refusing to listen on --http-addr 0.0.0.0:8080", "gateway.producers[0] (dev)", "pii_key", "iocapi.readers[0]", "monitor.admins[0]", "connectors.feedback.secret"}},
 		{name: "dev config with NATS on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.Listen = "10.0.0.5:4222" },
