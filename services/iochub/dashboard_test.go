@@ -32,14 +32,26 @@ const (
 // waits until ClickHouse holds every distinct event.
 func startKPIHub(t *testing.T) string {
 	t.Helper()
+	base, _ := startKPIHubDSN(t)
+	return base
+}
+
+// kpiReaders makes c an iocapi with the tests' two readers.
+func kpiReaders(c *hub.Config) {
+	c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+	c.File.IOCAPI.Readers = []iocapi.Reader{
+		{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"},
+		{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthToken), Role: "health"},
+	}
+}
+
+// startKPIHubDSN is startKPIHub, and the DSN of its database.
+func startKPIHubDSN(t *testing.T) (string, string) {
+	t.Helper()
 	dsn := chstoretest.NewDatabase(t)
 	base := startHubWith(t, dsn, func(c *hub.Config) {
 		c.Services = "gateway,aggregator,iocapi"
-		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.IOCAPI.Readers = []iocapi.Reader{
-			{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"},
-			{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthToken), Role: "health"},
-		}
+		kpiReaders(c)
 	})
 	evs := kpitest.Events()
 	for i := 0; i < 3; i++ {
@@ -63,7 +75,7 @@ func startKPIHub(t *testing.T) string {
 			"INSERT INTO `"+s.Database()+"`%").Scan(&running)
 		return err == nil && running == 0
 	})
-	return base
+	return base, dsn
 }
 
 func getJSON(t *testing.T, u, token string, into any) int {
@@ -85,7 +97,33 @@ func getJSON(t *testing.T, u, token string, into any) int {
 // iocapi over HTTP after the events went through the gateway, JetStream and
 // the aggregator.
 func TestKPIsThroughTheHub(t *testing.T) {
-	base := startKPIHub(t)
+	checkKPIs(t, startKPIHub(t))
+}
+
+// TestIOCAPIReadsWithAReadOnlySession (finding L5): iocapi serves every KPI
+// over a ClickHouse session that may not write (readonly=2, as a read-only
+// user's profile sets), so it can run with such a user.
+func TestIOCAPIReadsWithAReadOnlySession(t *testing.T) {
+	_, dsn := startKPIHubDSN(t)
+	ro := dsn + "?readonly=2"
+	s, err := chstore.Open(context.Background(), ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Exec(context.Background(), "CREATE TABLE "+s.Qualified("ro_probe")+" (x UInt8) ENGINE = Memory"); err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("a write over the read-only session: %v, want refused", err)
+	}
+	checkKPIs(t, startHubWith(t, ro, func(c *hub.Config) {
+		c.Services = "iocapi"
+		kpiReaders(c)
+	}))
+}
+
+// checkKPIs asks iocapi at base for every KPI of kpitest and checks the
+// hand-computed values.
+func checkKPIs(t *testing.T, base string) {
+	t.Helper()
 	for _, x := range kpitest.Expectations {
 		t.Run(x.String(), func(t *testing.T) {
 			q := url.Values{"from": {kpitest.From.Format(time.RFC3339)}, "to": {kpitest.To.Format(time.RFC3339)}, "granularity": {x.Granularity}}
