@@ -172,6 +172,9 @@ func (a *Admitter) Validate(e event.Event) (*schema.Type, any, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := ty.CheckSubject(e.Subject); err != nil {
+		return nil, nil, err
+	}
 	data, err := schema.DecodeData(e.Data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: %w", err)

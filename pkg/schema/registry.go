@@ -11,13 +11,15 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
-	"github.com/iochub/iochub/pkg/event"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
+
+	"github.com/iochub/iochub/pkg/event"
 )
 
 // ErrUnknownType is returned for an event type with no schema.
@@ -60,6 +62,17 @@ type Type struct {
 	schema  *jsonschema.Schema
 	Columns []Column // typed columns of data, in schema order (PII "drop" fields excluded)
 	PII     []Field  // personal-data fields and what happens to them
+	// Subject is what an event's subject attribute must match, from the
+	// schema's "x-subject": {"pattern": …, "description": …}: a subject
+	// names an area or an entity, and the pattern keeps a person's
+	// numbers out of it. Nil: any subject.
+	Subject *SubjectRule
+}
+
+// SubjectRule is a type's constraint on the subject attribute.
+type SubjectRule struct {
+	Pattern     *regexp.Regexp
+	Description string
 }
 
 // Registry holds every compiled type. It is safe for concurrent use.
@@ -117,6 +130,9 @@ func Load(fsys fs.FS) (*Registry, error) {
 		t := &Type{Name: tn, schema: sch}
 		if err := t.describe(raws[p]); err != nil {
 			return nil, fmt.Errorf("schema %s: %w", p, err)
+		}
+		if t.Subject, err = subjectRule(raws[p]["x-subject"]); err != nil {
+			return nil, fmt.Errorf("schema %s: x-subject: %w", p, err)
 		}
 		r.types[tn.String()] = t
 		r.names = append(r.names, tn.String())
@@ -229,3 +245,40 @@ func (e *ValidationError) Redacted() string {
 	}
 	return fmt.Sprintf("%s data: %s", e.Type, strings.Join(parts, "; "))
 }
+
+// subjectRule reads a schema's "x-subject".
+func subjectRule(v any) (*SubjectRule, error) {
+	if v == nil {
+		return nil, nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New(`want {"pattern": "…", "description": "…"}`)
+	}
+	pat, _ := m["pattern"].(string)
+	if pat == "" {
+		return nil, errors.New("pattern is required")
+	}
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		return nil, fmt.Errorf("pattern: %w", err)
+	}
+	desc, _ := m["description"].(string)
+	return &SubjectRule{Pattern: re, Description: desc}, nil
+}
+
+// CheckSubject says whether subject (empty: none) is one the type allows,
+// without repeating it.
+func (t *Type) CheckSubject(subject string) error {
+	if t.Subject == nil || subject == "" || t.Subject.Pattern.MatchString(subject) {
+		return nil
+	}
+	msg := "does not match the type's subject pattern " + t.Subject.Pattern.String()
+	if t.Subject.Description != "" {
+		msg += " (" + t.Subject.Description + ")"
+	}
+	return &event.AttributeError{Attribute: "subject", Problem: msg, Rule: RuleSubject}
+}
+
+// RuleSubject is the rule a subject outside its type's pattern fails.
+const RuleSubject = "x-subject"

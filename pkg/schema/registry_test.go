@@ -140,6 +140,7 @@ func TestLoadRejects(t *testing.T) {
 		fsys fstest.MapFS
 	}{
 		{"remote ref", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"$ref":"https://example.org/x.json"}}}`)}}},
+		{"bad x-subject", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","x-subject":{"pattern":"(["},"properties":{"x":{"type":"string"}}}`)}}},
 		{"bad x-pii", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"string","x-pii":"encrypt"}}}`)}}},
 		{"bad file name", fstest.MapFS{"a/b.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"string"}}}`)}}},
 		{"array property", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"array"}}}`)}}},

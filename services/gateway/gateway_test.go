@@ -679,3 +679,40 @@ func TestConnectorSourcesAreReserved(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjectCarriesNoPersonalNumber (finding M5): a subject with a
+// citizen ID or a phone number in it (nine or more digits in a row) is
+// refused with 400 naming /subject, without repeating it; an area or
+// facility code passes.
+func TestSubjectCarriesNoPersonalNumber(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	var visit map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.health.visit.v1" {
+			visit = ev
+		}
+	}
+	for _, tt := range []struct {
+		subject string
+		want    int
+	}{
+		{"CCCD-001099012345", http.StatusBadRequest},
+		{"0912345678", http.StatusBadRequest},
+		{"27256", http.StatusAccepted},
+		{"BV-DK-BN", http.StatusAccepted},
+		{"H04-241101-0001", http.StatusAccepted},
+	} {
+		visit["subject"], visit["id"] = tt.subject, fmt.Sprintf("subject-%d", len(tt.subject))
+		code, r, _ := post(t, f.url, tokenAll, gateway.MediaStructured, mustJSON(visit), nil)
+		if code != tt.want {
+			t.Errorf("subject %q: %d %+v, want %d", tt.subject, code, r, tt.want)
+			continue
+		}
+		if code == http.StatusBadRequest {
+			raw, _ := json.Marshal(r)
+			if len(r.Errors) != 1 || r.Errors[0].Pointer != "/subject" || r.Errors[0].Rule != schema.RuleSubject || strings.Contains(string(raw), tt.subject) {
+				t.Errorf("subject %q: errors %+v: want one on /subject, rule x-subject, not repeating it", tt.subject, r.Errors)
+			}
+		}
+	}
+}
