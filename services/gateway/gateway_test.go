@@ -184,13 +184,7 @@ func TestPersonalDataNeverReachesNATSInClear(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{MaxBodyBytes: 64 << 10})
 	good := examples(t)[0] // publicservice? whichever sorts first; all-token scope
-	var visit map[string]any
-	for _, e := range examples(t) {
-		if e["type"] == "vn.ioc.health.visit.v1" {
-			visit = e
-			break
-		}
-	}
+	visit := visitExample(t)
 	with := func(e map[string]any, k string, v any) []byte {
 		c := map[string]any{}
 		for kk, vv := range e {
@@ -388,12 +382,7 @@ func (acceptAll) ProducerOf(context.Context, uint64) (string, error) { return ""
 // "duplicate": true, and the first one's retry is still a duplicate.
 func TestOverlappingProducersGet409(t *testing.T) {
 	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	visit := visitExample(t)
 	visit["source"], visit["id"] = "/health/his/27-bvdk", "visit-overlap-1"
 	body := mustJSON(visit)
 	if code, r, _ := post(t, f.url, tokenHealth, gateway.MediaStructured, body, nil); code != http.StatusAccepted || r.Accepted[0].Duplicate {
@@ -451,24 +440,10 @@ func TestInvalidExamplesAreSendableAsTheyAre(t *testing.T) {
 // /health/his/27-bvdk may send its own source and sources below it, never
 // a sibling's such as /health/his/27-bvdk-2; an empty prefix is refused.
 func TestSourceScopesEndOnPathSegments(t *testing.T) {
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
 	cfg.Producers = []gateway.Producer{{Name: "bvdk", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"/health/his/27-bvdk"}, Types: []string{"vn.ioc.health.*"}}}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	mux := acceptAllMux(t, cfg)
+	visit := visitExample(t)
 	for _, tt := range []struct {
 		source string
 		want   int
@@ -501,12 +476,7 @@ func TestSourceScopesEndOnPathSegments(t *testing.T) {
 // reaches the stream, so no row is stored as another year.
 func TestTimesOutOfRangeAreRefused(t *testing.T) {
 	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	visit := visitExample(t)
 	for _, tt := range []struct {
 		name, time, startedAt string
 		want                  int
@@ -547,15 +517,9 @@ func TestTimesOutOfRangeAreRefused(t *testing.T) {
 // size (at most ten times it, race detector included; decoding them all
 // took 1.45 GB).
 func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
 	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
-	mux := http.NewServeMux()
-	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	mux := acceptAllMux(t, cfg)
 	body := make([]byte, 0, cfg.MaxBodyBytes)
 	body = append(body, '[')
 	for int64(len(body)) < cfg.MaxBodyBytes-3 {
@@ -585,29 +549,15 @@ func TestHugeBatchIsRefusedBeforeDecoding(t *testing.T) {
 // its burst, then 429 with Retry-After, and a request larger than its burst
 // is told to send smaller batches; a producer without a rate is not held.
 func TestProducerOverItsRateGets429(t *testing.T) {
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
 	cfg.Producers = []gateway.Producer{
 		{Name: "slow", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}, MaxEventsPerSecond: 0.1, BurstEvents: 20},
 		{Name: "free", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}},
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	mux := acceptAllMux(t, cfg)
 	hs := httptest.NewServer(mux)
 	defer hs.Close()
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	visit := visitExample(t)
 	batch := func(n int) []byte {
 		evs := make([]map[string]any, n)
 		for i := range evs {
@@ -642,22 +592,11 @@ func TestProducerOverItsRateGets429(t *testing.T) {
 // connector makes are its own; no producer, not even one granted "*", may
 // send under them.
 func TestConnectorSourcesAreReserved(t *testing.T) {
-	reg, err := schema.Load(schemas.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.DefaultConfig()
 	cfg.Producers = []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}
 	cfg.Reserved = map[string]string{"/health/fhir/": "health-fhir", "/feedback/portal": "feedback-portal"}
-	mux := http.NewServeMux()
-	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	mux := acceptAllMux(t, cfg)
+	visit := visitExample(t)
 	for _, tt := range []struct {
 		source string
 		want   int
@@ -686,12 +625,7 @@ func TestConnectorSourcesAreReserved(t *testing.T) {
 // facility code passes.
 func TestSubjectCarriesNoPersonalNumber(t *testing.T) {
 	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
-	var visit map[string]any
-	for _, ev := range examples(t) {
-		if ev["type"] == "vn.ioc.health.visit.v1" {
-			visit = ev
-		}
-	}
+	visit := visitExample(t)
 	for _, tt := range []struct {
 		subject string
 		want    int
@@ -715,4 +649,33 @@ func TestSubjectCarriesNoPersonalNumber(t *testing.T) {
 			}
 		}
 	}
+}
+
+// visitExample is the first valid visit example, to change.
+func visitExample(t *testing.T) map[string]any {
+	t.Helper()
+	for _, e := range examples(t) {
+		if e["type"] == "vn.ioc.health.visit.v1" {
+			return e
+		}
+	}
+	t.Fatal("no visit example")
+	return nil
+}
+
+// acceptAllMux is a gateway with cfg (validated) over a publisher that
+// stores everything, mounted on a new mux.
+func acceptAllMux(t *testing.T, cfg gateway.Config) *http.ServeMux {
+	t.Helper()
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
+	return mux
 }
