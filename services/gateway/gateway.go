@@ -50,7 +50,14 @@ type Handler struct {
 	log       *zap.Logger
 	producers *httpedge.Keyring[*Producer]
 	limits    map[*Producer]*rate.Limiter // producers with a rate
+	reserved  []reservation               // the connectors' source prefixes
 	timeout   time.Duration
+}
+
+// reservation is a connector's source prefix.
+type reservation struct {
+	sources event.Scope
+	owner   string
 }
 
 // New builds the handler. cfg must have passed Validate.
@@ -67,6 +74,9 @@ func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymi
 		}
 	}
 	h.producers = httpedge.NewKeyring("producer", producers, func(p *Producer) string { return p.TokenSHA256 })
+	for prefix, owner := range cfg.Reserved {
+		h.reserved = append(h.reserved, reservation{sources: event.Scope{Sources: []string{prefix}}, owner: owner})
+	}
 	return h
 }
 
@@ -136,9 +146,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // reservedFor names the connector whose source prefix holds src.
 func (h *Handler) reservedFor(src string) (string, bool) {
-	for prefix, owner := range h.cfg.Reserved {
-		if (event.Scope{Sources: []string{prefix}}).AllowsSource(src) {
-			return owner, true
+	for _, r := range h.reserved {
+		if r.sources.AllowsSource(src) {
+			return r.owner, true
 		}
 	}
 	return "", false
