@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -101,6 +102,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &mbe) {
 			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Request body too large",
 				fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", h.cfg.MaxBodyBytes))
+			return
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			h.problem(w, http.StatusRequestTimeout, ProblemMalformed, "Body too slow",
+				"the body did not arrive within the listener's read timeout (http.read_timeout); send it faster or in smaller batches")
 			return
 		}
 		h.problem(w, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error())
