@@ -187,7 +187,8 @@ func (a *Admitter) Validate(e event.Event) (*schema.Type, any, error) {
 
 // inWindow checks the event's time (an *event.AttributeError) and every
 // date-time and date field of its data (a *schema.ValidationError, rule
-// range) against the window.
+// range) against the window, and that every number fits its column (rule
+// range too): a 202 means the row will be stored.
 func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
 	now := a.now()
 	if why := a.window.check(e.Time, now); why != "" {
@@ -195,6 +196,14 @@ func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
 	}
 	var out []schema.Violation
 	for _, c := range ty.Columns {
+		if c.Kind == schema.KindInt || c.Kind == schema.KindFloat {
+			if v := schema.ValueAt(data, c.Path); v != nil {
+				if err := numberFits(c.Kind, v); err != nil {
+					out = append(out, schema.Violation{Pointer: "/" + strings.Join(c.Path, "/"), Rule: event.RuleRange, Message: err.Error()})
+				}
+			}
+			continue
+		}
 		if c.Kind != schema.KindDateTime && c.Kind != schema.KindDate {
 			continue
 		}
@@ -225,6 +234,17 @@ func (a *Admitter) inWindow(e event.Event, ty *schema.Type, data any) error {
 		return &schema.ValidationError{Type: e.Type, Violations: out}
 	}
 	return nil
+}
+
+// numberFits says whether v can be stored in a column of kind k.
+func numberFits(k schema.Kind, v any) error {
+	var err error
+	if k == schema.KindInt {
+		_, err = schema.Int64(v)
+	} else {
+		_, err = schema.Float64(v)
+	}
+	return err
 }
 
 // Marked takes back an event the hub admitted before: its data is already

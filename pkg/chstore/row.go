@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -72,31 +71,9 @@ func typed(k schema.Kind, v any) (any, error) {
 		}
 		return s, nil
 	case schema.KindInt:
-		n, ok := v.(json.Number)
-		if !ok {
-			return nil, fmt.Errorf("want an integer, got %T", v)
-		}
-		i, err := n.Int64()
-		if err != nil {
-			// 12.0 and 1.2e1 are the integer 12 to JSON Schema, which the
-			// gateway checked: stored as such, never dead-lettered after a 202.
-			f, ferr := n.Float64()
-			if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-				return nil, fmt.Errorf("want a 64-bit integer, got %s", n)
-			}
-			return int64(f), nil
-		}
-		return i, nil
+		return schema.Int64(v)
 	case schema.KindFloat:
-		n, ok := v.(json.Number)
-		if !ok {
-			return nil, fmt.Errorf("want a number, got %T", v)
-		}
-		f, err := n.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("want a number, got %s", n)
-		}
-		return f, nil
+		return schema.Float64(v)
 	case schema.KindBool:
 		b, ok := v.(bool)
 		if !ok {

@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -41,6 +43,38 @@ type Column struct {
 	Kind     Kind
 	Nullable bool // the property (or an object above it) is optional
 	PII      PIIAction
+}
+
+// Int64 is a decoded integer as the hub stores it (an Int64 column): 12.0
+// and 1.2e1 are the integer 12 to JSON Schema; beyond 64 bits, or a
+// fraction, is an error.
+func Int64(v any) (int64, error) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("want an integer, got %T", v)
+	}
+	i, err := n.Int64()
+	if err == nil {
+		return i, nil
+	}
+	f, ferr := n.Float64()
+	if ferr != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, fmt.Errorf("want a 64-bit integer, got %s", n)
+	}
+	return int64(f), nil
+}
+
+// Float64 is a decoded number as the hub stores it (a Float64 column).
+func Float64(v any) (float64, error) {
+	n, ok := v.(json.Number)
+	if !ok {
+		return 0, fmt.Errorf("want a number, got %T", v)
+	}
+	f, err := n.Float64()
+	if err != nil {
+		return 0, fmt.Errorf("want a number a 64-bit float holds, got %s", n)
+	}
+	return f, nil
 }
 
 // ValueAt is the value at path (a Column's or a PII field's) in decoded

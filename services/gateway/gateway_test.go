@@ -679,3 +679,37 @@ func acceptAllMux(t *testing.T, cfg gateway.Config) *http.ServeMux {
 	gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(t)).Register(mux)
 	return mux
 }
+
+// TestNumbersThatDoNotFitTheirColumnAreRefused (finding M2): a count the
+// schema allows (no maximum) but a 64-bit column cannot hold is refused at
+// the gateway with 400, never dead-lettered after a 202; 12.0 is the
+// integer 12 and passes.
+func TestNumbersThatDoNotFitTheirColumnAreRefused(t *testing.T) {
+	f := newFixture(t, natsjs.StreamLimits{}, gateway.Config{})
+	var flow map[string]any
+	for _, ev := range examples(t) {
+		if ev["type"] == "vn.ioc.traffic.flow.v1" {
+			flow = ev
+		}
+	}
+	for i, tt := range []struct {
+		motorbikes json.Number
+		want       int
+	}{
+		{"1e30", http.StatusBadRequest},
+		{"99999999999999999999", http.StatusBadRequest},
+		{"12.0", http.StatusAccepted},
+		{"9223372036854775807", http.StatusAccepted},
+	} {
+		flow["id"] = fmt.Sprintf("fit-%d", i)
+		flow["data"].(map[string]any)["motorbikes"] = tt.motorbikes
+		code, r, _ := post(t, f.url, tokenAll, gateway.MediaStructured, mustJSON(flow), nil)
+		if code != tt.want {
+			t.Errorf("motorbikes %s: %d %+v, want %d", tt.motorbikes, code, r, tt.want)
+			continue
+		}
+		if code == http.StatusBadRequest && (len(r.Errors) != 1 || r.Errors[0].Pointer != "/data/motorbikes" || r.Errors[0].Rule != "range") {
+			t.Errorf("motorbikes %s: errors %+v, want one on /data/motorbikes, rule range", tt.motorbikes, r.Errors)
+		}
+	}
+}
