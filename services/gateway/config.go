@@ -44,18 +44,33 @@ type Producer struct {
 	// Retry-After.
 	MaxEventsPerSecond float64 `yaml:"max_events_per_second"`
 	BurstEvents        int     `yaml:"burst_events"`
+	// MaxEventsPerDay is the producer's quota over any 24 hours (a bucket
+	// of that size refilled evenly over a day); 0: none.
+	MaxEventsPerDay int `yaml:"max_events_per_day"`
 }
 
-// limiter is the producer's token bucket, nil for no limit.
-func (p *Producer) limiter(maxBatch int) *rate.Limiter {
-	if p.MaxEventsPerSecond <= 0 {
-		return nil
+// limit is one of a producer's token buckets and what it is called.
+type limit struct {
+	*rate.Limiter
+	name string
+}
+
+// limits are the producer's token buckets: its rate and its daily quota.
+func (p *Producer) limits(maxBatch int) []limit {
+	var out []limit
+	if p.MaxEventsPerSecond > 0 {
+		burst := p.BurstEvents
+		if burst <= 0 {
+			burst = max(int(p.MaxEventsPerSecond+0.5), maxBatch)
+		}
+		out = append(out, limit{rate.NewLimiter(rate.Limit(p.MaxEventsPerSecond), burst),
+			fmt.Sprintf("%g events a second (%d at once)", p.MaxEventsPerSecond, burst)})
 	}
-	burst := p.BurstEvents
-	if burst <= 0 {
-		burst = max(int(p.MaxEventsPerSecond+0.5), maxBatch)
+	if p.MaxEventsPerDay > 0 {
+		out = append(out, limit{rate.NewLimiter(rate.Limit(float64(p.MaxEventsPerDay)/86400), p.MaxEventsPerDay),
+			fmt.Sprintf("%d events a day", p.MaxEventsPerDay)})
 	}
-	return rate.NewLimiter(rate.Limit(p.MaxEventsPerSecond), burst)
+	return out
 }
 
 // DefaultConfig is the gateway's configuration when the file sets nothing.
@@ -105,8 +120,8 @@ func (c *Config) Validate() error {
 		if err := p.Scope.Validate(where); err != nil {
 			errs = append(errs, err)
 		}
-		if p.MaxEventsPerSecond < 0 || p.BurstEvents < 0 {
-			errs = append(errs, fmt.Errorf("%s: max_events_per_second and burst_events must not be negative", where))
+		if p.MaxEventsPerSecond < 0 || p.BurstEvents < 0 || p.MaxEventsPerDay < 0 {
+			errs = append(errs, fmt.Errorf("%s: max_events_per_second, burst_events and max_events_per_day must not be negative", where))
 		}
 	}
 	return errors.Join(errs...)

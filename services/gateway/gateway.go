@@ -50,8 +50,8 @@ type Handler struct {
 	pub       Publisher
 	log       *zap.Logger
 	producers *httpedge.Keyring[*Producer]
-	limits    map[*Producer]*rate.Limiter // producers with a rate
-	reserved  []reservation               // the connectors' source prefixes
+	limits    map[*Producer][]limit // producers with a rate or a quota
+	reserved  []reservation         // the connectors' source prefixes
 	timeout   time.Duration
 }
 
@@ -67,10 +67,10 @@ func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymi
 	h := &Handler{cfg: cfg, adm: admit.New(reg, pseudo, cfg.MaxEventBytes), pub: pub, log: log.With(zap.String("component", "gateway")),
 		timeout: 30 * time.Second}
 	producers := make([]*Producer, len(cfg.Producers))
-	h.limits = map[*Producer]*rate.Limiter{}
+	h.limits = map[*Producer][]limit{}
 	for i := range cfg.Producers {
 		producers[i] = &cfg.Producers[i]
-		if l := producers[i].limiter(cfg.MaxBatchEvents); l != nil {
+		if l := producers[i].limits(cfg.MaxBatchEvents); l != nil {
 			h.limits[producers[i]] = l
 		}
 	}
@@ -161,27 +161,43 @@ func (h *Handler) reservedFor(src string) (string, bool) {
 	return "", false
 }
 
-// allow takes n events from the producer's rate, or answers 429 with the
-// time until they would fit; nothing of the request is kept then.
+// allow takes n events from each of the producer's buckets (its rate, its
+// daily quota), or takes none and answers 429 with the time until they
+// would all fit; nothing of the request is kept then.
 func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
-	lim := h.limits[prod]
-	if lim == nil {
+	lims := h.limits[prod]
+	if len(lims) == 0 {
 		return true
 	}
-	res := lim.ReserveN(time.Now(), n)
-	if !res.OK() {
-		h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
-			fmt.Sprintf("%d events in one request are more than producer %q may send at once (%d); send smaller batches", n, prod.Name, lim.Burst()))
-		return false
+	now := time.Now()
+	var taken []*rate.Reservation
+	var wait time.Duration
+	var over string
+	for _, l := range lims {
+		res := l.ReserveN(now, n)
+		if !res.OK() {
+			for _, r := range taken {
+				r.CancelAt(now)
+			}
+			h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+				fmt.Sprintf("%d events in one request are more than producer %q may send at once (%s); send smaller batches", n, prod.Name, l.name))
+			return false
+		}
+		taken = append(taken, res)
+		if d := res.DelayFrom(now); d > wait {
+			wait, over = d, l.name
+		}
 	}
-	if d := res.Delay(); d > 0 {
-		res.Cancel()
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
-		h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
-			fmt.Sprintf("producer %q may send %g events a second; retry after %s", prod.Name, float64(lim.Limit()), d.Round(time.Millisecond)))
-		return false
+	if wait == 0 {
+		return true
 	}
-	return true
+	for _, r := range taken {
+		r.CancelAt(now)
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+	h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+		fmt.Sprintf("producer %q may send %s; retry after %s", prod.Name, over, wait.Round(time.Second)))
+	return false
 }
 
 // item is one event on its way through the handler.

@@ -586,6 +586,23 @@ func TestProducerOverItsRateGets429(t *testing.T) {
 	if code, _, _ := post(t, hs.URL+"/v1/events", tokenAll, gateway.MediaBatch, batch(50), nil); code != http.StatusAccepted {
 		t.Fatalf("a producer without a rate: %d", code)
 	}
+
+	// A daily quota: 30 events over any 24 hours. A refused request takes
+	// nothing from it.
+	quota := gateway.DefaultConfig()
+	quota.Producers = []gateway.Producer{{Name: "quota", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}, MaxEventsPerDay: 30}}
+	hq := httptest.NewServer(acceptAllMux(t, quota))
+	defer hq.Close()
+	if code, _, _ := post(t, hq.URL+"/v1/events", tokenAll, gateway.MediaBatch, batch(20), nil); code != http.StatusAccepted {
+		t.Fatalf("within the quota: %d", code)
+	}
+	code, r, hdr = post(t, hq.URL+"/v1/events", tokenAll, gateway.MediaBatch, batch(20), nil)
+	if ra, _ := strconv.Atoi(hdr.Get("Retry-After")); code != http.StatusTooManyRequests || !strings.Contains(r.Detail, "30 events a day") || ra < 28000 || ra > 28801 {
+		t.Fatalf("over the quota: %d %q Retry-After %q, want 429 naming the quota, about 8 hours", code, r.Detail, hdr.Get("Retry-After"))
+	}
+	if code, _, _ := post(t, hq.URL+"/v1/events", tokenAll, gateway.MediaBatch, batch(10), nil); code != http.StatusAccepted {
+		t.Fatalf("the rest of the quota after a refused request: %d", code)
+	}
 }
 
 // TestConnectorSourcesAreReserved (finding H6): the sources a configured
