@@ -130,6 +130,39 @@ func (a *Admitter) Sealed(subject string, h nats.Header, body []byte) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
+// Redacted is what the dead letter of an event the hub did not admit (one
+// published in clear straight onto NATS) keeps: the event with its
+// personal-data fields pseudonymized or dropped, as admitting it would
+// have done, marked and sealed as pseudonymized so that a replay does not
+// hash them again. An event whose type is unknown or whose data does not
+// decode keeps its envelope and no data. The error says the message is not
+// an event at all: keep nothing of it.
+func (a *Admitter) Redacted(h nats.Header, body []byte) (*nats.Msg, error) {
+	e, _, err := FromMsg(h, body)
+	if err != nil {
+		return nil, err
+	}
+	ty, err := a.reg.Lookup(e.Type)
+	var data any
+	if err == nil {
+		data, err = schema.DecodeData(e.Data)
+	}
+	switch {
+	case err != nil || (len(ty.PII) > 0 && a.pseudo == nil):
+		e.Data = nil
+	case len(ty.PII) > 0 && a.pseudo.Apply(ty, data):
+		if e.Data, err = json.Marshal(data); err != nil {
+			e.Data = nil
+		}
+	}
+	m, err := natsjs.EventMsg(e, e.AppendJSON(nil))
+	if err != nil {
+		return nil, err
+	}
+	a.Seal(m)
+	return m, nil
+}
+
 // Registry is the schema registry events are admitted against.
 func (a *Admitter) Registry() *schema.Registry { return a.reg }
 

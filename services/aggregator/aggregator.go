@@ -436,7 +436,7 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 	}
 	// The mark counts only sealed by the hub (or stored before the hub
 	// sealed): a header anyone may set proves nothing.
-	marked = marked && (seq <= a.unsealedUntil || a.adm.Sealed(m.Subject(), m.Headers(), m.Data()))
+	marked = marked && a.admitted(m, seq)
 	if e.Type != tn.String() {
 		return "", nil, nil, id, fmt.Sprintf("envelope: type %q does not match subject %q", e.Type, m.Subject())
 	}
@@ -577,6 +577,12 @@ type deadLetter struct {
 	reason string
 }
 
+// admitted reports whether the hub admitted m (its seal verifies, or it was
+// stored before the hub sealed): its personal data is pseudonymized.
+func (a *Aggregator) admitted(m jetstream.Msg, seq uint64) bool {
+	return seq <= a.unsealedUntil || a.adm.Sealed(m.Subject(), m.Headers(), m.Data())
+}
+
 // deadLetter publishes each message to IOC_DLQ with the reason (pkg/dlq),
 // then acks it and the copies of its identity; if the publish fails they
 // are nakked, so they come back.
@@ -587,7 +593,15 @@ func (a *Aggregator) deadLetter(ctx context.Context, dead []deadLetter) {
 	msgs := make([]*nats.Msg, len(dead))
 	for i, d := range dead {
 		m := d.msgs[0]
-		msgs[i] = dlq.ForEvent(m.Subject(), m.Headers(), m.Data(), d.seq, "aggregator", d.reason, a.now())
+		h, data := m.Headers(), m.Data()
+		if !a.admitted(m, d.seq) { // in clear: its dead letter keeps it redacted
+			if red, err := a.adm.Redacted(h, data); err == nil {
+				h, data = red.Header, red.Data
+			} else {
+				h, data = nats.Header{}, nil // not an event: nothing of it is kept
+			}
+		}
+		msgs[i] = dlq.ForEvent(m.Subject(), h, data, d.seq, "aggregator", d.reason, a.now())
 	}
 	outs := natsjs.PublishAll(ctx, a.js, msgs)
 	for i, o := range outs {

@@ -75,6 +75,16 @@ func TestForgedMarkIsValidatedAndPseudonymized(t *testing.T) {
 	if n := streamMsgs(t, e.js, natsjs.DLQStream); n != 1 {
 		t.Fatalf("%d dead letters, want the invalid forged event", n)
 	}
+	// Its dead letter keeps it redacted (finding H2): the patient's id
+	// pseudonymized, nothing of it in clear.
+	dst, _ := e.js.Stream(ctx, natsjs.DLQStream)
+	dm, err := dst.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(dm.Data, []byte("001099012345")) || !bytes.Contains(dm.Data, []byte(e.p.Hash("CCCD 001099012345 Nguyen Van A"))) {
+		t.Errorf("the dead letter of an event published in clear: %s", dm.Data)
+	}
 	for _, id := range []string{"forged-valid", "forged-copied-seal"} {
 		var got string
 		if err := e.store.QueryRow(ctx, "SELECT patient_id FROM "+e.store.Qualified("health_visit_v1")+" WHERE event_id = '"+id+"'").Scan(&got); err != nil {
