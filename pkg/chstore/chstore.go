@@ -34,6 +34,14 @@ import (
 // dead-letter an event.
 var ErrUnavailable = errors.New("clickhouse unavailable")
 
+// ErrTooManyPartitions is matched by an insert ClickHouse refused because
+// its rows span more partitions than max_partitions_per_insert_block
+// (code 252 on releases since 19.x): a rejection of that insert's shape,
+// not an outage. The same rows go in as several smaller inserts. A server
+// with too many unmerged parts answers code 252 too; that one means "slow
+// down" and matches ErrUnavailable.
+var ErrTooManyPartitions = errors.New("clickhouse: too many partitions for one insert")
+
 // Store is a connection pool to one ClickHouse database.
 type Store struct {
 	conn     driver.Conn
@@ -276,6 +284,9 @@ func classify(err error) error {
 	}
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) {
+		if proto.Error(ex.Code) == proto.ErrTooManyParts && tooManyPartitions(ex.Message) {
+			return fmt.Errorf("%w: %w", ErrTooManyPartitions, err)
+		}
 		switch proto.Error(ex.Code) {
 		case proto.ErrTimeoutExceeded, proto.ErrSocketTimeout, proto.ErrNetworkError,
 			proto.ErrMemoryLimitExceeded, proto.ErrTableIsReadOnly, proto.ErrTooManyParts:
@@ -290,6 +301,15 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return err
+}
+
+// tooManyPartitions tells ClickHouse's "Too many partitions for single
+// INSERT block (more than 100). The limit is controlled by
+// 'max_partitions_per_insert_block' setting…" from its "Too many parts
+// (300). Merges are processing significantly slower than inserts", which
+// share code 252.
+func tooManyPartitions(msg string) bool {
+	return strings.Contains(msg, "max_partitions_per_insert_block") || strings.Contains(strings.ToLower(msg), "too many partitions")
 }
 
 // TableSize is one table's active parts.

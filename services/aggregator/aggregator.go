@@ -391,18 +391,29 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 // partition, so a batch spread over years is written in several inserts.
 const MaxPartitionsPerInsert = 50
 
-// byPartitions splits tb into batches of at most max months of event time
-// each (the raw tables' partitions), in month order; most batches are one.
-func byPartitions(tb *tableBatch, max int) []*tableBatch {
-	month := func(r *pendingRow) int {
-		t := time.Unix(r.id.Time, 0).UTC()
-		return t.Year()*12 + int(t.Month())
-	}
+// month is r's partition of its raw table, a month of event time.
+func month(r *pendingRow) int {
+	t := time.Unix(r.id.Time, 0).UTC()
+	return t.Year()*12 + int(t.Month())
+}
+
+// byMonth groups tb's rows by partition.
+func byMonth(tb *tableBatch) map[int][]*pendingRow {
 	months := map[int][]*pendingRow{}
 	for _, r := range tb.rows {
 		m := month(r)
 		months[m] = append(months[m], r)
 	}
+	return months
+}
+
+// partitions is the number of months of event time tb's rows span.
+func partitions(tb *tableBatch) int { return len(byMonth(tb)) }
+
+// byPartitions splits tb into batches of at most max months of event time
+// each (the raw tables' partitions), in month order; most batches are one.
+func byPartitions(tb *tableBatch, max int) []*tableBatch {
+	months := byMonth(tb)
 	if len(months) <= max {
 		return []*tableBatch{tb}
 	}
@@ -489,6 +500,19 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 			return nil
 		}
 		a.Stats.Retries.Add(1)
+		if errors.Is(err, chstore.ErrTooManyPartitions) {
+			// The server's partition limit is below ours: halve the months
+			// of the insert until it fits; one month left is a row error.
+			if n := partitions(tb); n > 1 {
+				a.log.Warn("clickhouse refused an insert over its partition limit; splitting it",
+					zap.String("table", table), zap.Int("months", n), zap.Error(err))
+				var dead []deadLetter
+				for _, part := range byPartitions(tb, n/2) {
+					dead = append(dead, a.writeTable(ctx, table, part)...)
+				}
+				return dead
+			}
+		}
 		if !errors.Is(err, chstore.ErrUnavailable) && attempt >= a.cfg.MaxAttempts {
 			a.log.Warn("clickhouse keeps rejecting the batch; inserting row by row", zap.String("table", table), zap.Error(err))
 			return a.writeRowByRow(ctx, table, tb)

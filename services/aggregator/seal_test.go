@@ -195,11 +195,16 @@ func TestMarksStoredBeforeSealingAreKept(t *testing.T) {
 }
 
 // partitionCounter records the most months of event time one insert held.
+// With a limit it refuses an insert over that many months as a current
+// ClickHouse does over max_partitions_per_insert_block (code 252), which
+// 18.16 has no setting for.
 type partitionCounter struct {
 	*chstore.Store
+	limit   int
 	mu      sync.Mutex
 	most    int
 	inserts int
+	refused int
 }
 
 func (p *partitionCounter) Insert(ctx context.Context, table string, cols []string, rows [][]any) error {
@@ -208,6 +213,11 @@ func (p *partitionCounter) Insert(ctx context.Context, table string, cols []stri
 		months[r[3].(time.Time).UTC().Format("200601")] = true // event_time
 	}
 	p.mu.Lock()
+	if p.limit > 0 && len(months) > p.limit {
+		p.refused++
+		p.mu.Unlock()
+		return fmt.Errorf("insert into %s: %w: code: 252, message: Too many partitions for single INSERT block (more than %d)", table, chstore.ErrTooManyPartitions, p.limit)
+	}
 	p.most, p.inserts = max(p.most, len(months)), p.inserts+1
 	p.mu.Unlock()
 	return p.Store.Insert(ctx, table, cols, rows)
@@ -237,6 +247,37 @@ func TestABatchOverYearsIsInsertedByPartitions(t *testing.T) {
 	defer pc.mu.Unlock()
 	if pc.most > aggregator.MaxPartitionsPerInsert || pc.inserts < 3 {
 		t.Fatalf("%d inserts, the largest over %d months; want at least 3, each of at most %d", pc.inserts, pc.most, aggregator.MaxPartitionsPerInsert)
+	}
+}
+
+// TestAnInsertOverTheServersPartitionLimitIsSplit (H1, "too many parts"
+// is a rejection, not an outage): a server whose partition limit is below
+// the aggregator's refuses the insert; the aggregator halves its months
+// until each insert fits, at once, and every event is stored once with
+// none dead-lettered.
+func TestAnInsertOverTheServersPartitionLimitIsSplit(t *testing.T) {
+	e := newEnv(t)
+	base := time.Date(2010, 1, 15, 8, 0, 0, 0, time.UTC)
+	for i := range 40 {
+		ev, err := admitEvent(forged(fmt.Sprintf("limit-%03d", i), "27256", 3, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Time = base.AddDate(0, i, 0)
+		e.admitted(t, ev)
+	}
+	pc := &partitionCounter{Store: e.store, limit: 7}
+	a := e.run(t, pc, aggregator.Config{MaxAttempts: 1000}) // row by row would take 1000 refusals
+	waitFor(t, "the 40 events stored", 60*time.Second, func() bool {
+		return e.rows(t, "health_visit_v1", "event_id LIKE 'limit-%'") == 40
+	})
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.refused == 0 || pc.most > 7 {
+		t.Fatalf("%d inserts refused, the largest written over %d months; want some refused and none written over 7", pc.refused, pc.most)
+	}
+	if n := a.Stats.DeadLettered.Load(); n != 0 {
+		t.Fatalf("%d dead-lettered, want none", n)
 	}
 }
 
