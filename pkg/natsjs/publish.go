@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/iochub/iochub/pkg/event"
 )
@@ -38,34 +39,96 @@ type Outcome struct {
 	Err       error  // nil, or matched by ErrStreamFull / ErrUnavailable when it is one of those
 }
 
-// PublishAsyncMaxPending is how many publishes a JetStream context may have
-// awaiting their acks; beyond it PublishAll waits up to PublishStallWait for
-// room, then reports the event as ErrUnavailable (the gateway's 503).
-// Contexts made with NewJetStream use it.
+// PublishAsyncMaxPending is how many publishes a JetStream context made with
+// NewJetStream may have awaiting their acks: its publish window. PublishAll
+// takes room in the window for a whole batch before publishing any of it,
+// waiting up to PublishHoldWait (the caller's backpressure: a gateway
+// request is held); with no room by then it publishes nothing and reports
+// every message as ErrBusy (the gateway's 503 with Retry-After for the
+// whole request). A batch never fails part-way for the window's sake.
+// PublishAsyncTimeout bounds how long a publish awaits its ack, so room is
+// always given back.
 const (
 	PublishAsyncMaxPending = 16384
-	PublishStallWait       = 5 * time.Second
+	PublishHoldWait        = 10 * time.Second
+	PublishAsyncTimeout    = 30 * time.Second
+	publishStallWait       = 5 * time.Second // only reached by contexts not made by NewJetStream
 )
 
-// NewJetStream is jetstream.New with iochub's publish limits.
+// ErrBusy is matched, with ErrUnavailable, when PublishAll found no room in
+// the publish window within PublishHoldWait: nothing of the batch was
+// published.
+var ErrBusy = errors.New("jetstream publish window full")
+
+// windowed is a JetStream context whose async publishes PublishAll counts.
+type windowed struct {
+	jetstream.JetStream
+	size int
+	hold time.Duration
+	room *semaphore.Weighted
+}
+
+// NewJetStream is jetstream.New with iochub's publish window.
 func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
-	return jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(PublishAsyncMaxPending))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(PublishAsyncMaxPending),
+		jetstream.WithPublishAsyncTimeout(PublishAsyncTimeout))
+	if err != nil {
+		return nil, err
+	}
+	return newWindowed(js, PublishAsyncMaxPending, PublishHoldWait), nil
+}
+
+func newWindowed(js jetstream.JetStream, size int, hold time.Duration) *windowed {
+	return &windowed{JetStream: js, size: size, hold: hold, room: semaphore.NewWeighted(int64(size))}
 }
 
 // PublishAll publishes msgs asynchronously and waits for every ack, so a
 // batch costs one round trip rather than one per event. Outcomes are in msgs
-// order.
+// order. Through a context of NewJetStream, a batch is published whole or
+// not at all for want of room (ErrBusy).
 func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) []Outcome {
+	w, ok := js.(*windowed)
+	if !ok {
+		return publishAll(ctx, js, msgs, nil)
+	}
+	if len(msgs) > w.size {
+		out := make([]Outcome, 0, len(msgs))
+		for i := 0; i < len(msgs); i += w.size {
+			out = append(out, PublishAll(ctx, js, msgs[i:min(i+w.size, len(msgs))])...)
+		}
+		return out
+	}
+	hold, cancel := context.WithTimeout(ctx, w.hold)
+	err := w.room.Acquire(hold, int64(len(msgs)))
+	cancel()
+	if err != nil {
+		out := make([]Outcome, len(msgs))
+		for i := range out {
+			out[i].Err = fmt.Errorf("%w: %w: no room for %d messages within %s (%d publishes await their acks at most)",
+				ErrUnavailable, ErrBusy, len(msgs), w.hold, w.size)
+		}
+		return out
+	}
+	return publishAll(ctx, w.JetStream, msgs, func(n int) { w.room.Release(int64(n)) })
+}
+
+// publishAll publishes msgs; release, if set, is called for every message
+// whose publish is over (acked, refused, or timed out), even after ctx ends.
+func publishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg, release func(int)) []Outcome {
+	if release == nil {
+		release = func(int) {}
+	}
 	out := make([]Outcome, len(msgs))
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		opts := []jetstream.PublishOpt{jetstream.WithStallWait(PublishStallWait)}
+		opts := []jetstream.PublishOpt{jetstream.WithStallWait(publishStallWait)}
 		if st := streamFor(m.Subject); st != "" {
 			opts = append(opts, jetstream.WithExpectStream(st))
 		}
 		f, err := js.PublishMsgAsync(m, opts...)
 		if err != nil {
 			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", m.Subject, err))
+			release(1)
 			continue
 		}
 		futures[i] = f
@@ -78,10 +141,20 @@ func PublishAll(ctx context.Context, js jetstream.JetStream, msgs []*nats.Msg) [
 		case ack := <-f.Ok():
 			out[i].Seq = ack.Sequence
 			out[i].Duplicate = ack.Duplicate
+			release(1)
 		case err := <-f.Err():
 			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", msgs[i].Subject, err))
+			release(1)
 		case <-ctx.Done():
 			out[i].Err = ClassifyPublishError(fmt.Errorf("publish %s: %w", msgs[i].Subject, ctx.Err()))
+			// Still in flight: its room comes back when it is over.
+			go func() {
+				select {
+				case <-f.Ok():
+				case <-f.Err():
+				}
+				release(1)
+			}()
 		}
 	}
 	return out

@@ -317,6 +317,7 @@ func (h *Handler) publish(ctx context.Context, items []item) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	outs := h.pub.PublishAll(ctx, msgs)
+	busy := 0
 	for j, o := range outs {
 		it := &items[idx[j]]
 		it.out = o
@@ -326,13 +327,20 @@ func (h *Handler) publish(ctx context.Context, items []item) {
 		if o.Err == nil {
 			continue
 		}
-		status := http.StatusServiceUnavailable
 		msg := "JetStream cannot take the event now; retry later"
-		if errors.Is(o.Err, natsjs.ErrStreamFull) {
+		switch {
+		case errors.Is(o.Err, natsjs.ErrBusy): // the whole request, nothing of it published
+			msg = "the hub is taking in more than it can store right now; nothing of this request was kept: send it again after Retry-After"
+			if busy++; busy == 1 {
+				h.log.Warn("publish window full: request refused whole", zap.Int("events", len(msgs)), zap.Error(o.Err))
+			}
+		case errors.Is(o.Err, natsjs.ErrStreamFull):
 			msg = "the event stream is full; retry later"
+			fallthrough
+		default:
+			h.log.Warn("publish failed", zap.String("source", it.ev.Source), zap.String("id", it.ev.ID), zap.Error(o.Err))
 		}
-		h.log.Warn("publish failed", zap.String("source", it.ev.Source), zap.String("id", it.ev.ID), zap.Error(o.Err))
-		it.err = &itemError{status: status, errs: []FieldError{{Pointer: "", Rule: "stored", Message: msg}}}
+		it.err = &itemError{status: http.StatusServiceUnavailable, errs: []FieldError{{Pointer: "", Rule: "stored", Message: msg}}}
 	}
 }
 

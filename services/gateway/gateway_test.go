@@ -730,3 +730,42 @@ func TestNumbersThatDoNotFitTheirColumnAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// busyPublisher answers as natsjs.PublishAll does when its publish window
+// has no room within the hold: every message of the request refused, none
+// published.
+type busyPublisher struct{ acceptAll }
+
+func (busyPublisher) PublishAll(_ context.Context, msgs []*nats.Msg) []natsjs.Outcome {
+	out := make([]natsjs.Outcome, len(msgs))
+	for i := range out {
+		out[i].Err = fmt.Errorf("%w: %w: no room", natsjs.ErrUnavailable, natsjs.ErrBusy)
+	}
+	return out
+}
+
+// TestBusyHubRefusesTheWholeRequest (issue #13): when JetStream cannot take
+// a burst, the request is held and then refused whole with 503 and
+// Retry-After (natsjs TestPublishWindowHoldsOrRefusesWholeBatches), never
+// a 207 refusing single events of a batch.
+func TestBusyHubRefusesTheWholeRequest(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := pii.New([]byte(piiKey))
+	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}}
+	cfg.Defaults()
+	mux := http.NewServeMux()
+	gateway.New(cfg, reg, busyPublisher{}, p, zaptest.NewLogger(t)).Register(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	evs := examples(t)
+	code, r, hdr := post(t, hs.URL+"/v1/events", tokenAll, gateway.MediaBatch, mustJSON(evs), nil)
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || len(r.Accepted) != 0 || len(r.Errors) != len(evs) {
+		t.Fatalf("busy hub: %d, Retry-After %q, %d accepted, %d errors; want 503 with Retry-After for all %d", code, hdr.Get("Retry-After"), len(r.Accepted), len(r.Errors), len(evs))
+	}
+	if !strings.Contains(r.Errors[0].Message, "nothing of this request was kept") {
+		t.Fatalf("error %q does not say the request was refused whole", r.Errors[0].Message)
+	}
+}

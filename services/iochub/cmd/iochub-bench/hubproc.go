@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -222,18 +223,33 @@ func (h *hubProc) rows(ctx context.Context) (uint64, error) {
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
 
+// busyRefusals counts the requests the gateway refused whole with 503 and
+// Retry-After (a hub busier than it can store) and the bench sent again,
+// as a producer would.
+var busyRefusals atomic.Int64
+
+// post sends one batch; a 503 is sent again after its Retry-After, up to
+// 30 times, as the README asks producers to.
 func (h *hubProc) post(body []byte) error {
-	req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/events", bytes.NewReader(body))
-	req.Header.Set("Content-Type", gateway.MediaBatch)
-	req.Header.Set("Authorization", "Bearer "+benchToken)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
+	for attempt := 1; ; attempt++ {
+		req, _ := http.NewRequest(http.MethodPost, h.base+"/v1/events", bytes.NewReader(body))
+		req.Header.Set("Content-Type", gateway.MediaBatch)
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case resp.StatusCode == http.StatusAccepted:
+			return nil
+		case resp.StatusCode == http.StatusServiceUnavailable && attempt < 30:
+			busyRefusals.Add(1)
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(max(wait, 1)) * time.Second)
+			continue
+		}
 		return fmt.Errorf("gateway answered %d: %.300s", resp.StatusCode, raw)
 	}
-	return nil
 }

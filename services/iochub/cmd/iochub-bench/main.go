@@ -32,22 +32,23 @@ import (
 )
 
 type options struct {
-	bin         string
-	out         string
-	chServer    string
-	events      int
-	batch       int
-	clients     int
-	rate        int
-	rateSecs    int
-	rawEvents   int
-	natsSync    string
-	extraFlags  string
-	profile     string
-	phases      string
-	kpiEvents   int
-	kpiRepeats  int
-	keepKPIData bool
+	bin            string
+	out            string
+	chServer       string
+	events         int
+	batch          int
+	clients        int
+	rate           int
+	rateSecs       int
+	rawEvents      int
+	natsSync       string
+	extraFlags     string
+	profile        string
+	profileSeconds int
+	phases         string
+	kpiEvents      int
+	kpiRepeats     int
+	keepKPIData    bool
 }
 
 type result struct {
@@ -73,6 +74,7 @@ func main() {
 	flag.StringVar(&o.natsSync, "nats-sync", "2m", "--nats-sync of the hub under test")
 	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
 	flag.StringVar(&o.profile, "profile", "", "if set, save the hub's CPU profile of the throughput run to this file (read it with go tool pprof)")
+	flag.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of the CPU profile, from the start of the throughput run")
 	flag.StringVar(&o.phases, "phases", "pipeline,monitor,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency)")
 	flag.IntVar(&o.kpiEvents, "kpi-events", 10_000_000, "raw events behind the KPI query bench")
 	flag.IntVar(&o.kpiRepeats, "kpi-repeats", 20, "timed runs of each dashboard query")
@@ -136,6 +138,7 @@ func run(o options) error {
 		return fmt.Errorf("freshness: %w", err)
 	}
 	res.Figures["freshness_p50_ms"], res.Figures["freshness_p99_ms"], res.Figures["freshness_rate_achieved_per_s"] = p50, p99, achieved
+	res.Figures["freshness_busy_refusals"] = float64(busyRefusals.Swap(0))
 	fmt.Fprintln(os.Stderr, "== hub: throughput")
 	cpu0 := h.cpuSeconds()
 	accepted, materialized, err := benchThroughput(o, h)
@@ -143,6 +146,7 @@ func run(o options) error {
 		return fmt.Errorf("throughput: %w", err)
 	}
 	res.Figures["hub_accepted_per_s"], res.Figures["hub_materialized_per_s"] = accepted, materialized
+	res.Figures["throughput_busy_refusals"] = float64(busyRefusals.Swap(0))
 	res.Figures["hub_cpu_us_per_event"] = (h.cpuSeconds() - cpu0) / float64(o.events) * 1e6
 
 	res.Figures["hub_peak_rss_mb"] = h.peakRSSMB()
@@ -189,6 +193,7 @@ func print(r result) {
 		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
 	fmt.Printf("| post → queryable p50 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p50_ms"])
 	fmt.Printf("| post → queryable p99 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p99_ms"])
+	fmt.Printf("| requests refused whole with 503 (hub busy) and sent again | freshness %.0f, throughput %.0f | |\n", f["freshness_busy_refusals"], f["throughput_busy_refusals"])
 	fmt.Printf("| peak RSS of the hub process | %.0f MB | |\n", f["hub_peak_rss_mb"])
 	fmt.Printf("| hub CPU per event (with the monitor) | %.1f µs | without the monitor: %.1f µs (%.0f events/s); the monitor's cost: %.1f%% |\n\n",
 		f["hub_cpu_us_per_event"], f["hub_cpu_us_per_event_without_monitor"], f["hub_materialized_per_s_without_monitor"], f["monitor_cost_pct"])

@@ -31,7 +31,7 @@ func benchThroughput(o options, h *hubProc) (accepted, materialized float64, err
 	bs := bodies(o.events, o.batch, 3)
 	if o.profile != "" {
 		go func() {
-			if err := h.cpuProfile(10*time.Second, o.profile); err != nil {
+			if err := h.cpuProfile(time.Duration(o.profileSeconds)*time.Second, o.profile); err != nil {
 				fmt.Fprintln(os.Stderr, "iochub-bench: profile:", err)
 			}
 		}()
