@@ -39,3 +39,12 @@ func BenchmarkParse(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDedupID is the identity hash every published event carries.
+func BenchmarkDedupID(b *testing.B) {
+	e := event.Event{Source: "/health/his/27-bvdk-bac-ninh", ID: "visit-2026-11-20-000123"}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = e.DedupID()
+	}
+}

@@ -404,13 +404,16 @@ func bounded(name, v string, max int) error {
 // ("a", "b:c") apart; the hash keeps what JetStream remembers for its
 // dedup window at 64 bytes an event, whatever the identity's length.
 func (e Event) DedupID() string {
-	h := sha256.New()
-	h.Write([]byte(strconv.Itoa(len(e.Source))))
-	h.Write([]byte{':'})
-	h.Write([]byte(e.Source))
-	h.Write([]byte{':'})
-	h.Write([]byte(e.ID))
-	return hex.EncodeToString(h.Sum(nil))
+	var stack [512]byte // most identities: no allocation but the result
+	b := strconv.AppendInt(stack[:0], int64(len(e.Source)), 10)
+	b = append(b, ':')
+	b = append(b, e.Source...)
+	b = append(b, ':')
+	b = append(b, e.ID...)
+	sum := sha256.Sum256(b)
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 func jsonProblem(err error) string {
