@@ -35,6 +35,7 @@ type hubProc struct {
 	once  sync.Once
 	chURL string
 	debug string // the hub's pprof address, if profiling
+	keep  bool   // leave dir and db after stop
 }
 
 // firstError keeps the first error reported by concurrent clients.
@@ -86,24 +87,43 @@ func (h *hubProc) cpuProfile(d time.Duration, file string) error {
 
 const benchToken = "bench-producer-token-0123456789"
 
-func startHub(o options) (*hubProc, error) {
-	dir, err := os.MkdirTemp("", "iochub-bench-hub")
-	if err != nil {
-		return nil, err
+func startHub(o options) (*hubProc, error) { return startHubSpec(o, hubSpec{}) }
+
+// hubSpec is what a phase asks of the hub beyond the options: a data
+// directory and database to reuse (kept after stop), a NATS listener, the
+// services, more YAML for the config.
+type hubSpec struct {
+	dir, db    string
+	keep       bool   // leave the data directory and database after stop
+	natsListen string // "" for none
+	services   string // "" for the default
+	yaml       string // appended to the config
+}
+
+func startHubSpec(o options, spec hubSpec) (*hubProc, error) {
+	dir := spec.dir
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "iochub-bench-hub"); err != nil {
+			return nil, err
+		}
 	}
 	cfgPath := filepath.Join(dir, "iochub.yaml")
 	cfg := fmt.Sprintf("pii_key: bench-pii-key-0123456789abcdef012345\ngateway:\n  max_body_bytes: 16777216\n  producers:\n    - name: bench\n      token_sha256: %q\n      sources: [\"*\"]\n      types: [\"vn.ioc.*\"]\n"+
 		"iocapi:\n  readers:\n    - {name: bench, role: leader, token_sha256: %q}\n", httpedge.HashToken(benchToken), httpedge.HashToken("bench-reader"))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg+spec.yaml), 0o600); err != nil {
 		return nil, err
 	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	db := fmt.Sprintf("iochub_bench_%d", time.Now().UnixNano())
+	db := spec.db
+	if db == "" {
+		db = fmt.Sprintf("iochub_bench_%d", time.Now().UnixNano())
+	}
 	root := filepath.Dir(filepath.Dir(o.bin)) // bin/iochub in the repository
-	args := []string{"run", "--config", cfgPath, "--data-dir", dir, "--http-addr", addr, "--nats-listen", "",
+	args := []string{"run", "--config", cfgPath, "--data-dir", dir, "--http-addr", addr, "--nats-listen", spec.natsListen,
 		"--areas", filepath.Join(root, "deploy", "areas", "bac-ninh.csv"),
 		"--clickhouse-dsn", o.chServer + "/" + db, "--nats-sync", o.natsSync, "--log-level", "warn"}
 	var debugAddr string
@@ -116,13 +136,16 @@ func startHub(o options) (*hubProc, error) {
 	if o.extraFlags != "" {
 		args = append(args, strings.Fields(o.extraFlags)...)
 	}
+	if spec.services != "" {
+		args = append(args, "--services", spec.services)
+	}
 	cmd := exec.Command(o.bin, args...)
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.bin, err)
 	}
-	h := &hubProc{cmd: cmd, base: "http://" + addr, db: db, dir: dir, chURL: o.chServer, debug: debugAddr}
+	h := &hubProc{cmd: cmd, base: "http://" + addr, db: db, dir: dir, keep: spec.keep, chURL: o.chServer, debug: debugAddr}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(h.base + "/readyz")
@@ -171,8 +194,11 @@ func vmHWM(pid int) float64 {
 }
 
 // cpuSeconds is the hub process's user+system CPU time so far.
-func (h *hubProc) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+func (h *hubProc) cpuSeconds() float64 { return procCPUSeconds(h.cmd.Process.Pid) }
+
+// procCPUSeconds is a process's user+system CPU time so far.
+func procCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
@@ -184,6 +210,10 @@ func (h *hubProc) cpuSeconds() float64 {
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // clock ticks (USER_HZ 100)
+}
+
+func openStore(ctx context.Context, server, db string) (*chstore.Store, error) {
+	return chstore.Open(ctx, server+"/"+db)
 }
 
 func (h *hubProc) peakRSSMB() float64 {
@@ -205,10 +235,14 @@ func (h *hubProc) stop() {
 			<-done
 		}
 		if h.store != nil {
-			_ = h.store.DropDatabase(context.Background(), h.db)
+			if !h.keep {
+				_ = h.store.DropDatabase(context.Background(), h.db)
+			}
 			h.store.Close()
 		}
-		os.RemoveAll(h.dir)
+		if !h.keep {
+			os.RemoveAll(h.dir)
+		}
 	})
 }
 

@@ -45,6 +45,7 @@ type options struct {
 	extraFlags     string
 	profile        string
 	profileSeconds int
+	drainEvents    int
 	phases         string
 	kpiEvents      int
 	kpiRepeats     int
@@ -75,7 +76,8 @@ func main() {
 	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
 	flag.StringVar(&o.profile, "profile", "", "if set, save the hub's CPU profile of the throughput run to this file (read it with go tool pprof)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of the CPU profile, from the start of the throughput run")
-	flag.StringVar(&o.phases, "phases", "pipeline,monitor,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency)")
+	flag.StringVar(&o.phases, "phases", "pipeline,drain,monitor,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), drain (a backlog published straight onto JetStream, then the aggregator alone), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency)")
+	flag.IntVar(&o.drainEvents, "drain-events", 1_000_000, "events of the drain's backlog")
 	flag.IntVar(&o.kpiEvents, "kpi-events", 10_000_000, "raw events behind the KPI query bench")
 	flag.IntVar(&o.kpiRepeats, "kpi-repeats", 20, "timed runs of each dashboard query")
 	flag.BoolVar(&o.keepKPIData, "keep-kpi-data", false, "keep the KPI bench database (iochub_bench_kpi_*) for a look afterwards")
@@ -108,9 +110,39 @@ func run(o options) error {
 			return err
 		}
 	}
-	if !strings.Contains(o.phases, "pipeline") {
+	pipeline, drain := strings.Contains(o.phases, "pipeline"), strings.Contains(o.phases, "drain")
+	if !pipeline && !drain {
 		return nil
 	}
+	if pipeline {
+		if err := benchPipeline(o, reg, &res); err != nil {
+			return err
+		}
+	}
+	if drain {
+		fmt.Fprintf(os.Stderr, "== drain: %d events published straight onto JetStream, then the aggregator alone\n", o.drainEvents)
+		d, err := benchDrain(o)
+		if err != nil {
+			return fmt.Errorf("drain: %w", err)
+		}
+		res.Params["drain_events"] = o.drainEvents
+		res.Figures["drain_publish_per_s"] = d.publishPerS
+		res.Figures["drain_materialized_per_s"] = d.perS
+		res.Figures["drain_hub_cpu_us_per_event"] = d.hubCPUus
+		res.Figures["drain_clickhouse_cpu_us_per_event"] = d.clickhouseCPUus
+		res.Figures["drain_hub_peak_rss_mb"] = d.hubPeakRSSMB
+	}
+	print(res)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	return os.WriteFile(filepath.Join(o.out, "bench.json"), b, 0o644)
+}
+
+// benchPipeline measures the parts alone, then the hub end to end:
+// freshness, throughput, and without the monitor.
+func benchPipeline(o options, reg *schema.Registry, res *result) error {
 	fmt.Fprintln(os.Stderr, "== JetStream alone")
 	pub, cons, err := benchJetStream(o)
 	if err != nil {
@@ -176,18 +208,26 @@ func run(o options) error {
 		}
 	}
 
-	print(res)
-	if err := os.MkdirAll(o.out, 0o755); err != nil {
-		return err
-	}
-	b, _ := json.MarshalIndent(res, "", "  ")
-	return os.WriteFile(filepath.Join(o.out, "bench.json"), b, 0o644)
+	return nil
 }
 
 func print(r result) {
 	f := r.Figures
 	fmt.Printf("\niochub bench — %s, %s cores, %s\n\n", r.Machine["cpu"], r.Machine["cores"], r.Date)
 	fmt.Printf("| measure | hub | raw part, same machine, same run |\n|---|---|---|\n")
+	if _, ok := f["hub_accepted_per_s"]; ok {
+		printPipeline(f)
+	}
+	if n, ok := r.Params["drain_events"]; ok {
+		fmt.Printf("| drain of %v events published straight onto JetStream (aggregator alone) | %.0f events/s | published at %.0f events/s; JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s |\n",
+			n, f["drain_materialized_per_s"], f["drain_publish_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
+		fmt.Printf("| CPU per event of the drain | hub %.1f µs | ClickHouse server %.1f µs |\n", f["drain_hub_cpu_us_per_event"], f["drain_clickhouse_cpu_us_per_event"])
+		fmt.Printf("| peak RSS of the hub while draining | %.0f MB | |\n", f["drain_hub_peak_rss_mb"])
+	}
+	fmt.Println()
+}
+
+func printPipeline(f map[string]float64) {
 	fmt.Printf("| events/s accepted by the gateway (202) | %.0f | JetStream dedup publish alone: %.0f msg/s |\n", f["hub_accepted_per_s"], f["raw_jetstream_publish_per_s"])
 	fmt.Printf("| events/s materialized in ClickHouse | %.0f | JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s |\n",
 		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
@@ -195,7 +235,7 @@ func print(r result) {
 	fmt.Printf("| post → queryable p99 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p99_ms"])
 	fmt.Printf("| requests refused whole with 503 (hub busy) and sent again | freshness %.0f, throughput %.0f | |\n", f["freshness_busy_refusals"], f["throughput_busy_refusals"])
 	fmt.Printf("| peak RSS of the hub process | %.0f MB | |\n", f["hub_peak_rss_mb"])
-	fmt.Printf("| hub CPU per event (with the monitor) | %.1f µs | without the monitor: %.1f µs (%.0f events/s); the monitor's cost: %.1f%% |\n\n",
+	fmt.Printf("| hub CPU per event (with the monitor) | %.1f µs | without the monitor: %.1f µs (%.0f events/s); the monitor's cost: %.1f%% |\n",
 		f["hub_cpu_us_per_event"], f["hub_cpu_us_per_event_without_monitor"], f["hub_materialized_per_s_without_monitor"], f["monitor_cost_pct"])
 }
 
