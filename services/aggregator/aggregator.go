@@ -31,6 +31,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -227,20 +228,37 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	}
 	a.log.Info("started", zap.Int("batch_max_events", a.cfg.BatchMaxEvents), zap.Duration("batch_max_wait", a.cfg.BatchMaxWait))
 
+	// One batch is decoded while the one before it is written: the writer
+	// takes batches one at a time, in order, so a batch's identity check
+	// sees every row of the batches before it.
+	work := make(chan *prepared)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		for p := range work {
+			a.write(ctx, p)
+		}
+	}()
 	var (
 		batch   []jetstream.Msg
 		bytes   int
 		timer   = time.NewTimer(time.Hour)
 		pending bool
+		left    []*prepared // prepared when the context ended, never handed over
 	)
 	timer.Stop()
-	flush := func(fctx context.Context) {
+	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
-		a.flush(fctx, batch)
+		p := a.prepare(batch)
 		batch, bytes, pending = nil, 0, false
 		timer.Stop()
+		select {
+		case work <- p:
+		case <-ctx.Done():
+			left = append(left, p)
+		}
 	}
 	for {
 		select {
@@ -252,12 +270,14 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				timer.Reset(a.cfg.BatchMaxWait)
 			}
 			if len(batch) >= a.cfg.BatchMaxEvents || bytes >= a.cfg.BatchMaxBytes {
-				flush(ctx)
+				flush()
 			}
 		case <-timer.C:
-			flush(ctx)
+			flush()
 		case <-ctx.Done():
 			cc.Stop()
+			close(work)
+			<-writerDone
 			// Write what was fetched; anything left unacked is redelivered later.
 			for drained := false; !drained; {
 				select {
@@ -268,7 +288,12 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				}
 			}
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			flush(sctx)
+			for _, p := range left {
+				a.write(sctx, p)
+			}
+			if len(batch) > 0 {
+				a.write(sctx, a.prepare(batch))
+			}
 			cancel()
 			a.log.Info("stopped", zap.Uint64("inserted", a.Stats.Inserted.Load()))
 			return nil
@@ -305,24 +330,101 @@ type tableBatch struct {
 	dupes int // copies folded into a row of the batch
 }
 
-// flush writes one batch and settles every message in it. It returns only
-// when each message is acked (written, already written or dead-lettered) or
-// nakked (dead-letter publish failed), or when ctx ends (the rest is then
-// redelivered by JetStream).
-func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
-	tables := map[string]*tableBatch{}
-	var dead []deadLetter
-	ingest := a.now()
-	perSource := map[string]uint64{}
+// prepared is a batch decoded and grouped by table, ready to be written.
+type prepared struct {
+	ingest    time.Time
+	tables    map[string]*tableBatch
+	dead      []deadLetter
+	perSource map[string]uint64
+}
+
+// decoded is one message of a batch after decode.
+type decoded struct {
+	seq    uint64
+	table  string
+	cols   []string
+	row    []any
+	id     chstore.Identity
+	reason string
+	ok     bool // it had metadata
+}
+
+// decodeChunk is how many messages one goroutine decodes at a time.
+const decodeChunk = 256
+
+// prepare decodes a batch (validation, pseudonymization, the row) on every
+// core, then groups it by table in message order, folding copies of one
+// identity into one row.
+func (a *Aggregator) prepare(msgs []jetstream.Msg) *prepared {
+	p := &prepared{ingest: a.now(), tables: map[string]*tableBatch{}, perSource: map[string]uint64{}}
+	res := make([]decoded, len(msgs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), (len(msgs)+decodeChunk-1)/decodeChunk) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				start := int(next.Add(decodeChunk)) - decodeChunk
+				if start >= len(msgs) {
+					return
+				}
+				for i := start; i < min(start+decodeChunk, len(msgs)); i++ {
+					meta, err := msgs[i].Metadata()
+					if err != nil {
+						a.log.Error("message without metadata", zap.Error(err))
+						continue
+					}
+					d := &res[i]
+					d.seq, d.ok = meta.Sequence.Stream, true
+					d.table, d.cols, d.row, d.id, d.reason = a.decode(msgs[i], d.seq, p.ingest)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, m := range msgs {
+		d := &res[i]
+		if !d.ok {
+			continue
+		}
+		if d.reason != "" {
+			p.dead = append(p.dead, deadLetter{msgs: []jetstream.Msg{m}, seq: d.seq, reason: d.reason})
+			continue
+		}
+		tb := p.tables[d.table]
+		if tb == nil {
+			tb = &tableBatch{cols: d.cols, byID: map[chstore.Identity]*pendingRow{}}
+			p.tables[d.table] = tb
+		}
+		if r := tb.byID[d.id]; r != nil { // a redelivered copy, or a resend, in the same batch
+			r.msgs = append(r.msgs, m)
+			tb.dupes++
+			continue
+		}
+		p.perSource[d.id.Source]++
+		r := &pendingRow{msgs: []jetstream.Msg{m}, seq: d.seq, id: d.id, row: d.row}
+		tb.byID[d.id] = r
+		tb.rows = append(tb.rows, r)
+	}
+	return p
+}
+
+// write writes one prepared batch and settles every message in it. It
+// returns only when each message is acked (written, already written or
+// dead-lettered) or nakked (dead-letter publish failed), or when ctx ends
+// (the rest is then redelivered by JetStream).
+func (a *Aggregator) write(ctx context.Context, p *prepared) {
+	dead := p.dead
 	defer func() {
 		a.srcMu.Lock()
 		if a.sources == nil {
 			a.sources = map[string]SourceCount{}
 		}
-		for src, n := range perSource {
+		for src, n := range p.perSource {
 			c := a.sources[src]
 			c.Events += n
-			c.Last = ingest
+			c.Last = p.ingest
 			a.sources[src] = c
 		}
 		if len(a.sources) > maxSources {
@@ -330,44 +432,18 @@ func (a *Aggregator) flush(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		a.srcMu.Unlock()
 	}()
-	for _, m := range msgs {
-		meta, err := m.Metadata()
-		if err != nil {
-			a.log.Error("message without metadata", zap.Error(err))
-			continue
-		}
-		table, cols, row, id, reason := a.decode(m, meta.Sequence.Stream, ingest)
-		if reason != "" {
-			dead = append(dead, deadLetter{msgs: []jetstream.Msg{m}, seq: meta.Sequence.Stream, reason: reason})
-			continue
-		}
-		tb := tables[table]
-		if tb == nil {
-			tb = &tableBatch{cols: cols, byID: map[chstore.Identity]*pendingRow{}}
-			tables[table] = tb
-		}
-		if r := tb.byID[id]; r != nil { // a redelivered copy, or a resend, in the same batch
-			r.msgs = append(r.msgs, m)
-			tb.dupes++
-			continue
-		}
-		perSource[id.Source]++
-		r := &pendingRow{msgs: []jetstream.Msg{m}, seq: meta.Sequence.Stream, id: id, row: row}
-		tb.byID[id] = r
-		tb.rows = append(tb.rows, r)
-	}
 	// Tables are independent: write them at once (one INSERT each, as
 	// before), so a batch costs the slowest insert, not the sum of seven.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	started := time.Now()
 	defer func() {
-		if len(tables) > 0 {
+		if len(p.tables) > 0 {
 			a.Stats.Batches.Add(1)
 			a.Stats.LastBatchNs.Store(int64(time.Since(started)))
 		}
 	}()
-	for table, tb := range tables {
+	for table, tb := range p.tables {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
