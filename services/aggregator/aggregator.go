@@ -62,10 +62,16 @@ type Config struct {
 	BatchMaxEvents int           // flush at this many events; default 5000
 	BatchMaxBytes  int           // or this many bytes of events; default 8 MiB
 	BatchMaxWait   time.Duration // or this long after the first event; default 200ms
-	MaxAttempts    int           // inserts of a row ClickHouse rejects before it is dead-lettered; default 5
-	BackoffMin     time.Duration // first retry delay; default 100ms
-	BackoffMax     time.Duration // longest retry delay; default 10s
-	AckWait        time.Duration // the consumer's ack wait; InProgress is sent at a third of it; default natsjs.DefaultAckWait
+	// BacklogBatchMaxEvents is the batch while a backlog waits (the
+	// consumer has at least BatchMaxEvents more to deliver): fewer, larger
+	// inserts make fewer parts for ClickHouse to merge, its largest cost
+	// per event in a drain. Its bytes are 4 × BatchMaxBytes, its wait 4 ×
+	// BatchMaxWait. Default 25,000; at most BatchMaxEvents turns it off.
+	BacklogBatchMaxEvents int
+	MaxAttempts           int           // inserts of a row ClickHouse rejects before it is dead-lettered; default 5
+	BackoffMin            time.Duration // first retry delay; default 100ms
+	BackoffMax            time.Duration // longest retry delay; default 10s
+	AckWait               time.Duration // the consumer's ack wait; InProgress is sent at a third of it; default natsjs.DefaultAckWait
 	// Producers are the scopes of the direct NATS producers (the config
 	// file's nats.users of role producer): an event the hub did not admit
 	// is stored only within one of them, so no NATS user can write into a
@@ -76,13 +82,14 @@ type Config struct {
 // DefaultConfig is the aggregator's configuration when nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		BatchMaxEvents: 5000,
-		BatchMaxBytes:  8 << 20,
-		BatchMaxWait:   200 * time.Millisecond,
-		MaxAttempts:    5,
-		BackoffMin:     100 * time.Millisecond,
-		BackoffMax:     10 * time.Second,
-		AckWait:        natsjs.DefaultAckWait,
+		BatchMaxEvents:        5000,
+		BatchMaxBytes:         8 << 20,
+		BatchMaxWait:          200 * time.Millisecond,
+		MaxAttempts:           5,
+		BacklogBatchMaxEvents: 25_000,
+		BackoffMin:            100 * time.Millisecond,
+		BackoffMax:            10 * time.Second,
+		AckWait:               natsjs.DefaultAckWait,
 	}
 }
 
@@ -93,6 +100,7 @@ func (c *Config) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.IntVar(&c.BatchMaxEvents, prefix+"batch-max-events", d.BatchMaxEvents, "aggregator: events per ClickHouse insert at most")
 	fs.DurationVar(&c.BatchMaxWait, prefix+"batch-max-wait", d.BatchMaxWait, "aggregator: longest wait before a partial batch is written")
+	fs.IntVar(&c.BacklogBatchMaxEvents, prefix+"backlog-batch-max-events", d.BacklogBatchMaxEvents, "aggregator: events per ClickHouse insert at most while a backlog waits (at most --batch-max-events: off)")
 }
 
 // Validate names every problem.
@@ -100,6 +108,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.BatchMaxEvents < 1 {
 		errs = append(errs, fmt.Errorf("--batch-max-events must be at least 1, got %d", c.BatchMaxEvents))
+	}
+	if c.BacklogBatchMaxEvents < 0 {
+		errs = append(errs, fmt.Errorf("--backlog-batch-max-events must not be negative, got %d", c.BacklogBatchMaxEvents))
 	}
 	if c.BatchMaxWait < 0 {
 		errs = append(errs, fmt.Errorf("--batch-max-wait must not be negative, got %s", c.BatchMaxWait))
@@ -126,6 +137,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = d.MaxAttempts
+	}
+	if c.BacklogBatchMaxEvents < c.BatchMaxEvents {
+		c.BacklogBatchMaxEvents = c.BatchMaxEvents
 	}
 }
 
@@ -244,15 +258,26 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		bytes   int
 		timer   = time.NewTimer(time.Hour)
 		pending bool
+		waits   int         // BatchMaxWaits this batch has waited
+		grow    bool        // a backlog waits: the batch grows to the backlog's size
 		left    []*prepared // prepared when the context ended, never handed over
 	)
 	timer.Stop()
+	// backlogged: a backlog waits behind the batch's newest message, and
+	// the batch may grow to the backlog's size.
+	backlogged := func() bool {
+		if a.cfg.BacklogBatchMaxEvents <= a.cfg.BatchMaxEvents || len(batch) >= a.cfg.BacklogBatchMaxEvents || bytes >= 4*a.cfg.BatchMaxBytes {
+			return false
+		}
+		meta, err := batch[len(batch)-1].Metadata()
+		return err == nil && meta.NumPending >= uint64(a.cfg.BatchMaxEvents)
+	}
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
 		p := a.prepare(batch)
-		batch, bytes, pending = nil, 0, false
+		batch, bytes, pending, waits, grow = nil, 0, false, 0, false
 		timer.Stop()
 		select {
 		case work <- p:
@@ -269,10 +294,20 @@ func (a *Aggregator) Run(ctx context.Context) error {
 				pending = true
 				timer.Reset(a.cfg.BatchMaxWait)
 			}
-			if len(batch) >= a.cfg.BatchMaxEvents || bytes >= a.cfg.BatchMaxBytes {
+			full := len(batch) >= a.cfg.BatchMaxEvents || bytes >= a.cfg.BatchMaxBytes
+			switch {
+			case full && !grow: // the normal size: grow only over a backlog
+				if grow = backlogged(); !grow {
+					flush()
+				}
+			case grow && (len(batch) >= a.cfg.BacklogBatchMaxEvents || bytes >= 4*a.cfg.BatchMaxBytes):
 				flush()
 			}
 		case <-timer.C:
+			if waits++; waits < 4 && backlogged() {
+				timer.Reset(a.cfg.BatchMaxWait)
+				continue
+			}
 			flush()
 		case <-ctx.Done():
 			cc.Stop()

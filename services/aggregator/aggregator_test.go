@@ -43,7 +43,9 @@ func newEnv(t *testing.T) env {
 // run starts an aggregator over store until the test ends.
 func (e env) run(t *testing.T, store aggregator.Store, cfg aggregator.Config) *aggregator.Aggregator {
 	t.Helper()
-	cfg.BatchMaxWait = 20 * time.Millisecond
+	if cfg.BatchMaxWait == 0 {
+		cfg.BatchMaxWait = 20 * time.Millisecond
+	}
 	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 100*time.Millisecond
 	cfg.AckWait = 2 * time.Second
 	if cfg.Producers == nil { // the tests publish straight onto NATS, as a producer of anything would
