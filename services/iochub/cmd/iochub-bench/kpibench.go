@@ -99,6 +99,10 @@ type kpiQuery struct {
 	Req   kpi.Request `json:"-"`
 	P50   float64     `json:"p50_ms"`
 	P95   float64     `json:"p95_ms"`
+	// Merges running on the server (any database) just before each timed
+	// run: the queries share the cores with them.
+	MergesMean float64 `json:"merges_mean"`
+	MergesMax  int     `json:"merges_max"`
 }
 
 // dashboardQueries are the requests the dashboard makes for one period:
@@ -200,9 +204,19 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 	e := &kpi.Engine{Catalog: cat, Store: s, Location: loc}
 	qs := dashboardQueries(cat, loc, now)
 	var all []float64
+	mergeSum, mergesMax := 0, 0
 	for i := range qs {
 		var lat []float64
+		merges := 0
 		for r := 0; r < o.kpiRepeats+2; r++ {
+			if r >= 2 {
+				var m uint64
+				if err := s.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&m); err != nil {
+					return nil, nil, fmt.Errorf("merges running: %w", err)
+				}
+				merges += int(m)
+				qs[i].MergesMax = max(qs[i].MergesMax, int(m))
+			}
 			t := time.Now()
 			if _, _, err := e.Run(ctx, qs[i].Req); err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", qs[i].Label, err)
@@ -212,6 +226,9 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 			}
 		}
 		qs[i].P50, qs[i].P95 = percentile(lat, 50), percentile(lat, 95)
+		qs[i].MergesMean = float64(merges) / float64(max(len(lat), 1))
+		mergeSum += merges
+		mergesMax = max(mergesMax, qs[i].MergesMax)
 		all = append(all, lat...)
 	}
 	figs := map[string]float64{"kpi_events": float64(total), "kpi_fill_seconds": fill.Seconds(), "kpi_fill_merge_compact_seconds": figs0.Seconds(),
@@ -221,6 +238,15 @@ func benchKPIs(o options, reg *schema.Registry) (map[string]float64, []kpiQuery,
 		worst = max(worst, q.P95)
 	}
 	figs["kpi_query_worst_p95_ms"] = worst
+	figs["kpi_merges_running_mean"] = float64(mergeSum) / float64(max(len(all), 1))
+	figs["kpi_merges_running_max"] = float64(mergesMax)
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(l)); len(f) > 0 {
+			var la float64
+			fmt.Sscan(f[0], &la)
+			figs["kpi_load_average_1m"] = la
+		}
+	}
 	return figs, qs, nil
 }
 
@@ -236,11 +262,12 @@ func percentile(xs []float64, p float64) float64 {
 
 func writeKPIResults(o options, figs map[string]float64, qs []kpiQuery) error {
 	fmt.Printf("\nKPI queries of the dashboard over %.0f events (%d runs each after 2 warm-ups)\n\n", figs["kpi_events"], o.kpiRepeats)
-	fmt.Printf("| query | p50 ms | p95 ms |\n|---|---|---|\n")
+	fmt.Printf("| query | p50 ms | p95 ms | merges running on the server (mean, max) |\n|---|---|---|---|\n")
 	for _, q := range qs {
-		fmt.Printf("| %s | %.1f | %.1f |\n", q.Label, q.P50, q.P95)
+		fmt.Printf("| %s | %.1f | %.1f | %.1f, %d |\n", q.Label, q.P50, q.P95, q.MergesMean, q.MergesMax)
 	}
-	fmt.Printf("| **all queries** | %.1f | %.1f |\n\n", figs["kpi_query_p50_ms"], figs["kpi_query_p95_ms"])
+	fmt.Printf("| **all queries** | %.1f | %.1f | %.1f, %.0f |\n\n", figs["kpi_query_p50_ms"], figs["kpi_query_p95_ms"], figs["kpi_merges_running_mean"], figs["kpi_merges_running_max"])
+	fmt.Printf("Load average (1 min) at the end: %.2f. Merges of any database share the cores with the queries: compare figures taken with few.\n\n", figs["kpi_load_average_1m"])
 	b, _ := json.MarshalIndent(map[string]any{"machine": machine(), "figures": figs, "queries": qs}, "", "  ")
 	return os.WriteFile(filepath.Join(o.out, "kpi.json"), b, 0o644)
 }
