@@ -64,11 +64,19 @@ test: clickhouse chromium
 	$(GO) test $(RACE) -count=1 -timeout 12m ./...
 	cd tools/jsonschemabench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-# The hub end to end beside its parts (bench-results/bench.json), then the
-# validator comparison behind docs/decisions/0001-jsonschema-v6.md.
+# The hub end to end beside its parts, the drain of a backlog, the KPI
+# queries (bench-results/, and a dated copy in docs/bench/ to commit), then
+# the validator comparisons: jsonschema v5 against v6 (decision 0001) and
+# the reference against the generated validators (decision 0008).
+BENCH_STAMP := $(shell date -u +%Y%m%dT%H%M)
 bench: build clickhouse
+	@rm -f bench-results/bench.json bench-results/kpi.json
 	cd services/iochub && $(GO) run ./cmd/iochub-bench -out ../../bench-results $(BENCH_FLAGS)
+	@mkdir -p docs/bench
+	@if [ -f bench-results/bench.json ]; then cp bench-results/bench.json docs/bench/$(BENCH_STAMP)-bench.json; fi
+	@if [ -f bench-results/kpi.json ]; then cp bench-results/kpi.json docs/bench/$(BENCH_STAMP)-kpi.json; fi
 	@$(MAKE) --no-print-directory bench-jsonschema
+	$(GO) test -run '^$$' -bench Validate -benchtime 1s ./pkg/schema | tee bench-results/compiled-schemas.txt
 
 bench-jsonschema:
 	@mkdir -p bench-results

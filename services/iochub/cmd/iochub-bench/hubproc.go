@@ -122,9 +122,8 @@ func startHubSpec(o options, spec hubSpec) (*hubProc, error) {
 	if db == "" {
 		db = fmt.Sprintf("iochub_bench_%d", time.Now().UnixNano())
 	}
-	root := filepath.Dir(filepath.Dir(o.bin)) // bin/iochub in the repository
 	args := []string{"run", "--config", cfgPath, "--data-dir", dir, "--http-addr", addr, "--nats-listen", spec.natsListen,
-		"--areas", filepath.Join(root, "deploy", "areas", "bac-ninh.csv"),
+		"--areas", o.areas,
 		"--clickhouse-dsn", o.chServer + "/" + db, "--nats-sync", o.natsSync, "--log-level", "warn"}
 	var debugAddr string
 	if o.profile != "" {

@@ -45,6 +45,7 @@ type options struct {
 	extraFlags     string
 	profile        string
 	profileSeconds int
+	areas          string
 	drainEvents    int
 	phases         string
 	kpiEvents      int
@@ -64,6 +65,7 @@ type result struct {
 func main() {
 	var o options
 	flag.StringVar(&o.bin, "bin", "../../bin/iochub", "the iochub binary to measure")
+	flag.StringVar(&o.areas, "areas", "../../deploy/areas/bac-ninh.csv", "the area reference file the hub under test loads")
 	flag.StringVar(&o.out, "out", "../../bench-results", "directory for bench.json")
 	flag.StringVar(&o.chServer, "clickhouse", "clickhouse://127.0.0.1:9000", "ClickHouse server (a database iochub_bench_* is made and dropped)")
 	flag.IntVar(&o.events, "events", 300_000, "events posted in the throughput run")
