@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"io/fs"
 	"testing"
@@ -47,4 +48,39 @@ func BenchmarkDedupID(b *testing.B) {
 	for b.Loop() {
 		_ = e.DedupID()
 	}
+}
+
+// BenchmarkDecodeValue is an event's data decoded by DecodeValue and by
+// encoding/json with UseNumber, as schema.DecodeData did before.
+func BenchmarkDecodeValue(b *testing.B) {
+	raw, err := fs.ReadFile(schemas.Examples, "feedback/examples/report.v1.valid.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var evs []struct{ Data json.RawMessage }
+	if err := json.Unmarshal(raw, &evs); err != nil {
+		b.Fatal(err)
+	}
+	data := []byte(evs[0].Data)
+	b.Run("scan", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := event.DecodeValue(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			d := json.NewDecoder(bytes.NewReader(data))
+			d.UseNumber()
+			var v any
+			if err := d.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

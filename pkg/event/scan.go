@@ -116,7 +116,7 @@ func valueEnd(b []byte, i int) int {
 }
 
 // stringValue decodes a JSON string value; ok is false when raw is not a string.
-func stringValue(raw []byte) (s string, ok bool) {
+func stringValue(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
@@ -124,8 +124,83 @@ func stringValue(raw []byte) (s string, ok bool) {
 	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner), true
 	}
+	var s string // on the heap (Unmarshal takes its address): only here
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	return s, true
+}
+
+// DecodeValue decodes JSON the way encoding/json decodes into an any with
+// UseNumber (objects map[string]any, arrays []any, numbers json.Number,
+// strings with invalid UTF-8 replaced by U+FFFD, the last of duplicate keys
+// kept), in one validation pass and one scan: the data of every event is
+// decoded with it (schema.DecodeData). FuzzDecodeValue holds it to
+// encoding/json's result.
+func DecodeValue(b []byte) (any, error) {
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v)
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
+		return nil, err
+	}
+	v, _ := decodeValid(b, skipSpace(b, 0))
+	return v, nil
+}
+
+// decodeValid decodes the value at b[i] of valid JSON and returns it and
+// the index just past it.
+func decodeValid(b []byte, i int) (any, int) {
+	switch b[i] {
+	case '{':
+		obj := map[string]any{}
+		i = skipSpace(b, i+1)
+		if b[i] == '}' {
+			return obj, i + 1
+		}
+		for {
+			end := stringEnd(b, i)
+			key, _ := stringValue(b[i:end])
+			i = skipSpace(b, end)
+			i = skipSpace(b, i+1) // the colon
+			var v any
+			v, i = decodeValid(b, i)
+			obj[key] = v
+			i = skipSpace(b, i)
+			if b[i] == '}' {
+				return obj, i + 1
+			}
+			i = skipSpace(b, i+1) // the comma
+		}
+	case '[':
+		arr := []any{}
+		i = skipSpace(b, i+1)
+		if b[i] == ']' {
+			return arr, i + 1
+		}
+		for {
+			var v any
+			v, i = decodeValid(b, i)
+			arr = append(arr, v)
+			i = skipSpace(b, i)
+			if b[i] == ']' {
+				return arr, i + 1
+			}
+			i = skipSpace(b, i+1)
+		}
+	case '"':
+		end := stringEnd(b, i)
+		s, _ := stringValue(b[i:end])
+		return s, end
+	case 't':
+		return true, i + 4
+	case 'f':
+		return false, i + 5
+	case 'n':
+		return nil, i + 4
+	}
+	end := valueEnd(b, i)
+	return json.Number(b[i:end]), end
 }

@@ -181,7 +181,7 @@ func (r *Registry) Types() []*Type {
 // DecodeData decodes JSON the way the validator expects it (numbers kept as
 // json.Number, so integers are not rounded through float64).
 func DecodeData(b []byte) (any, error) {
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	v, err := event.DecodeValue(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidData, err)
 	}
