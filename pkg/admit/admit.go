@@ -145,7 +145,7 @@ func (a *Admitter) Redacted(h nats.Header, body []byte) (*nats.Msg, error) {
 	ty, err := a.reg.Lookup(e.Type)
 	var data any
 	if err == nil {
-		data, err = schema.DecodeData(e.Data)
+		data, err = schema.DecodeEventData(e)
 	}
 	switch {
 	case err != nil || (len(ty.PII) > 0 && a.pseudo == nil):
@@ -208,7 +208,7 @@ func (a *Admitter) Validate(e event.Event) (*schema.Type, any, error) {
 	if err := ty.CheckSubject(e.Subject); err != nil {
 		return nil, nil, err
 	}
-	data, err := schema.DecodeData(e.Data)
+	data, err := schema.DecodeEventData(e)
 	if err != nil {
 		return nil, nil, fmt.Errorf("data: %w", err)
 	}
@@ -290,7 +290,7 @@ func (a *Admitter) Marked(e event.Event, recheck bool) (Admitted, error) {
 	if err != nil {
 		return Admitted{}, err
 	}
-	data, err := schema.DecodeData(e.Data)
+	data, err := schema.DecodeEventData(e)
 	if err != nil {
 		return Admitted{}, fmt.Errorf("data: %w", err)
 	}

@@ -71,6 +71,19 @@ func BenchmarkDecodeValue(b *testing.B) {
 			}
 		}
 	})
+	parsed, err := event.Parse(mustEvent(b, raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("parsed-event", func(b *testing.B) { // data Parse already checked
+		b.SetBytes(int64(len(parsed.Data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := parsed.DecodedData(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("encoding-json", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
@@ -83,4 +96,13 @@ func BenchmarkDecodeValue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// mustEvent is the first event of a JSON array of events.
+func mustEvent(b *testing.B, raw []byte) []byte {
+	var evs []json.RawMessage
+	if err := json.Unmarshal(raw, &evs); err != nil || len(evs) == 0 {
+		b.Fatal(err)
+	}
+	return evs[0]
 }

@@ -50,3 +50,28 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 	})
 }
+
+// TestDecodedDataChecksReplacedData: data Parse read decodes without a
+// second check; data replaced afterwards is checked again, so broken JSON
+// is an error, never a misread.
+func TestDecodedDataChecksReplacedData(t *testing.T) {
+	e, err := event.Parse([]byte(`{"specversion":"1.0","id":"1","source":"/s","type":"vn.ioc.health.visit.v1","time":"2026-11-20T08:00:00Z","data":{"a":[1,"x",{"b":null}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.DecodedData()
+	want, _ := referenceDecode(e.Data)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("DecodedData = %#v, %v; want %#v", got, err, want)
+	}
+	for _, bad := range []string{`{"a":`, `{"a":1}}`, `[1,,2]`, `"x`} {
+		e.Data = []byte(bad)
+		if v, err := e.DecodedData(); err == nil {
+			t.Fatalf("replaced data %s decoded to %#v, want an error", bad, v)
+		}
+	}
+	e.Data = []byte(`{"z":2}`)
+	if v, err := e.DecodedData(); err != nil || !reflect.DeepEqual(v, map[string]any{"z": json.Number("2")}) {
+		t.Fatalf("replaced data: %#v, %v", v, err)
+	}
+}

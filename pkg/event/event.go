@@ -39,6 +39,18 @@ type Event struct {
 	// Extensions are the extension attributes (traceparent, …) by name, each
 	// value as JSON (a string, number or boolean), kept end to end.
 	Extensions map[string]json.RawMessage `json:"-"`
+
+	validData []byte // Data as Parse checked it: DecodedData need not check it again
+}
+
+// DecodedData is Data decoded as DecodeValue decodes it. Data that Parse
+// read and nobody replaced since is not validated a second time.
+func (e Event) DecodedData() (any, error) {
+	if len(e.Data) > 0 && len(e.Data) == len(e.validData) && &e.Data[0] == &e.validData[0] {
+		v, _ := decodeValid(e.Data, skipSpace(e.Data, 0))
+		return v, nil
+	}
+	return DecodeValue(e.Data)
 }
 
 // Bounds of extension attributes.
@@ -335,7 +347,7 @@ func (w *wire) event() (Event, error) {
 	if len(w.Data) == 0 || bytes.Equal(w.Data, []byte("null")) {
 		return Event{}, &AttributeError{"data", "is required", RuleRequired}
 	}
-	e.Data = w.Data
+	e.Data, e.validData = w.Data, w.Data // valid JSON: all of b passed json.Valid, or data_base64 did
 	return e, nil
 }
 

@@ -155,7 +155,11 @@ func DecodeValue(b []byte) (any, error) {
 func decodeValid(b []byte, i int) (any, int) {
 	switch b[i] {
 	case '{':
-		obj := map[string]any{}
+		hint := 0
+		if i == skipSpace(b, 0) { // an event's data: ten to twenty members, one table's worth of room at once
+			hint = 16
+		}
+		obj := make(map[string]any, hint)
 		i = skipSpace(b, i+1)
 		if b[i] == '}' {
 			return obj, i + 1

@@ -188,6 +188,16 @@ func DecodeData(b []byte) (any, error) {
 	return v, nil
 }
 
+// DecodeEventData is DecodeData of an event's data; data Parse already
+// checked is not checked again.
+func DecodeEventData(e event.Event) (any, error) {
+	v, err := e.DecodedData()
+	if err != nil {
+		return nil, fmt.Errorf("%w: data is not valid JSON: %v", ErrInvalidData, err)
+	}
+	return v, nil
+}
+
 // Validate checks data (decoded with DecodeData) against the type's schema.
 // The error is a *ValidationError naming each failing pointer and rule.
 func (t *Type) Validate(data any) error {
