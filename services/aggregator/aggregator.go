@@ -266,7 +266,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	// backlogged: a backlog waits behind the batch's newest message, and
 	// the batch may grow to the backlog's size.
 	backlogged := func() bool {
-		if a.cfg.BacklogBatchMaxEvents <= a.cfg.BatchMaxEvents || len(batch) >= a.cfg.BacklogBatchMaxEvents || bytes >= 4*a.cfg.BatchMaxBytes {
+		if len(batch) == 0 || a.cfg.BacklogBatchMaxEvents <= a.cfg.BatchMaxEvents || len(batch) >= a.cfg.BacklogBatchMaxEvents || bytes >= 4*a.cfg.BatchMaxBytes {
 			return false
 		}
 		meta, err := batch[len(batch)-1].Metadata()
