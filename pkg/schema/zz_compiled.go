@@ -10,7 +10,7 @@ import (
 var _ json.Number
 var _ = regexp.MustCompile
 
-// cEducationAttendanceV1_1 checks #/properties/absent_excused at "/absent_excused".
+// cEducationAttendanceV1_1 checks #/properties/absent_excused of education/attendance.v1.json at "/absent_excused".
 func cEducationAttendanceV1_1(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/absent_excused", v, "integer"))
@@ -24,7 +24,7 @@ func cEducationAttendanceV1_1(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_2 checks #/properties/absent_unexcused at "/absent_unexcused".
+// cEducationAttendanceV1_2 checks #/properties/absent_unexcused of education/attendance.v1.json at "/absent_unexcused".
 func cEducationAttendanceV1_2(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/absent_unexcused", v, "integer"))
@@ -38,28 +38,28 @@ func cEducationAttendanceV1_2(out []Violation, v any) []Violation {
 	return out
 }
 
-var recEducationAttendanceV1_4 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
+var re0 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
 
-// cEducationAttendanceV1_4 checks #/$defs/area_code at "/area_code".
+// cEducationAttendanceV1_4 checks #/$defs/area_code of education/attendance.v1.json at "/area_code".
 func cEducationAttendanceV1_4(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/area_code", v, "string"))
 	}
 	if s, ok := v.(string); ok {
-		if !recEducationAttendanceV1_4.MatchString(s) {
+		if !re0.MatchString(s) {
 			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
 		}
 	}
 	return out
 }
 
-// cEducationAttendanceV1_3 checks #/properties/area_code at "/area_code".
+// cEducationAttendanceV1_3 checks #/properties/area_code of education/attendance.v1.json at "/area_code".
 func cEducationAttendanceV1_3(out []Violation, v any) []Violation {
 	out = cEducationAttendanceV1_4(out, v)
 	return out
 }
 
-// cEducationAttendanceV1_5 checks #/properties/date at "/date".
+// cEducationAttendanceV1_5 checks #/properties/date of education/attendance.v1.json at "/date".
 func cEducationAttendanceV1_5(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/date", v, "string"))
@@ -72,7 +72,7 @@ func cEducationAttendanceV1_5(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_6 checks #/properties/enrolled at "/enrolled".
+// cEducationAttendanceV1_6 checks #/properties/enrolled of education/attendance.v1.json at "/enrolled".
 func cEducationAttendanceV1_6(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/enrolled", v, "integer"))
@@ -86,7 +86,7 @@ func cEducationAttendanceV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_7 checks #/properties/level at "/level".
+// cEducationAttendanceV1_7 checks #/properties/level of education/attendance.v1.json at "/level".
 func cEducationAttendanceV1_7(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -100,7 +100,7 @@ func cEducationAttendanceV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_8 checks #/properties/present at "/present".
+// cEducationAttendanceV1_8 checks #/properties/present of education/attendance.v1.json at "/present".
 func cEducationAttendanceV1_8(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/present", v, "integer"))
@@ -114,7 +114,7 @@ func cEducationAttendanceV1_8(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_9 checks #/properties/school_code at "/school_code".
+// cEducationAttendanceV1_9 checks #/properties/school_code of education/attendance.v1.json at "/school_code".
 func cEducationAttendanceV1_9(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/school_code", v, "string"))
@@ -125,7 +125,7 @@ func cEducationAttendanceV1_9(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_10 checks #/properties/school_name at "/school_name".
+// cEducationAttendanceV1_10 checks #/properties/school_name of education/attendance.v1.json at "/school_name".
 func cEducationAttendanceV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/school_name", v, "string"))
@@ -136,7 +136,7 @@ func cEducationAttendanceV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-// cEducationAttendanceV1_0 checks # at "".
+// cEducationAttendanceV1_0 checks # of education/attendance.v1.json at "".
 func cEducationAttendanceV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -178,7 +178,7 @@ func cEducationAttendanceV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_1 checks #/properties/agency_code at "/agency_code".
+// cFeedbackReportV1_1 checks #/properties/agency_code of feedback/report.v1.json at "/agency_code".
 func cFeedbackReportV1_1(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/agency_code", v, "string"))
@@ -189,28 +189,7 @@ func cFeedbackReportV1_1(out []Violation, v any) []Violation {
 	return out
 }
 
-var recFeedbackReportV1_3 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
-
-// cFeedbackReportV1_3 checks #/$defs/area_code at "/area_code".
-func cFeedbackReportV1_3(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recFeedbackReportV1_3.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cFeedbackReportV1_2 checks #/properties/area_code at "/area_code".
-func cFeedbackReportV1_2(out []Violation, v any) []Violation {
-	out = cFeedbackReportV1_3(out, v)
-	return out
-}
-
-// cFeedbackReportV1_4 checks #/properties/category at "/category".
+// cFeedbackReportV1_4 checks #/properties/category of feedback/report.v1.json at "/category".
 func cFeedbackReportV1_4(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/category", v, "string"))
@@ -221,7 +200,7 @@ func cFeedbackReportV1_4(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_5 checks #/properties/channel at "/channel".
+// cFeedbackReportV1_5 checks #/properties/channel of feedback/report.v1.json at "/channel".
 func cFeedbackReportV1_5(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -235,7 +214,7 @@ func cFeedbackReportV1_5(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_6 checks #/properties/due_at at "/due_at".
+// cFeedbackReportV1_6 checks #/properties/due_at of feedback/report.v1.json at "/due_at".
 func cFeedbackReportV1_6(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/due_at", v, "string"))
@@ -248,7 +227,7 @@ func cFeedbackReportV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_8 checks #/properties/location/properties/lat at "/location/lat".
+// cFeedbackReportV1_8 checks #/properties/location/properties/lat of feedback/report.v1.json at "/location/lat".
 func cFeedbackReportV1_8(out []Violation, v any) []Violation {
 	if !(cIsNum(v)) {
 		return append(out, cTypeViolation("/location/lat", v, "number"))
@@ -262,7 +241,7 @@ func cFeedbackReportV1_8(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_9 checks #/properties/location/properties/lon at "/location/lon".
+// cFeedbackReportV1_9 checks #/properties/location/properties/lon of feedback/report.v1.json at "/location/lon".
 func cFeedbackReportV1_9(out []Violation, v any) []Violation {
 	if !(cIsNum(v)) {
 		return append(out, cTypeViolation("/location/lon", v, "number"))
@@ -276,7 +255,7 @@ func cFeedbackReportV1_9(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_7 checks #/properties/location at "/location".
+// cFeedbackReportV1_7 checks #/properties/location of feedback/report.v1.json at "/location".
 func cFeedbackReportV1_7(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("/location", v, "object"))
@@ -304,7 +283,7 @@ func cFeedbackReportV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_10 checks #/properties/report_id at "/report_id".
+// cFeedbackReportV1_10 checks #/properties/report_id of feedback/report.v1.json at "/report_id".
 func cFeedbackReportV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/report_id", v, "string"))
@@ -315,7 +294,7 @@ func cFeedbackReportV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_11 checks #/properties/reporter_name at "/reporter_name".
+// cFeedbackReportV1_11 checks #/properties/reporter_name of feedback/report.v1.json at "/reporter_name".
 func cFeedbackReportV1_11(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/reporter_name", v, "string"))
@@ -326,22 +305,22 @@ func cFeedbackReportV1_11(out []Violation, v any) []Violation {
 	return out
 }
 
-var recFeedbackReportV1_12 = regexp.MustCompile("^\\+?[0-9]{8,15}$")
+var re1 = regexp.MustCompile("^\\+?[0-9]{8,15}$")
 
-// cFeedbackReportV1_12 checks #/properties/reporter_phone at "/reporter_phone".
+// cFeedbackReportV1_12 checks #/properties/reporter_phone of feedback/report.v1.json at "/reporter_phone".
 func cFeedbackReportV1_12(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/reporter_phone", v, "string"))
 	}
 	if s, ok := v.(string); ok {
-		if !recFeedbackReportV1_12.MatchString(s) {
+		if !re1.MatchString(s) {
 			out = append(out, cPattern("/reporter_phone", s, "^\\+?[0-9]{8,15}$"))
 		}
 	}
 	return out
 }
 
-// cFeedbackReportV1_13 checks #/properties/resolved_at at "/resolved_at".
+// cFeedbackReportV1_13 checks #/properties/resolved_at of feedback/report.v1.json at "/resolved_at".
 func cFeedbackReportV1_13(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/resolved_at", v, "string"))
@@ -354,7 +333,7 @@ func cFeedbackReportV1_13(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_14 checks #/properties/satisfaction at "/satisfaction".
+// cFeedbackReportV1_14 checks #/properties/satisfaction of feedback/report.v1.json at "/satisfaction".
 func cFeedbackReportV1_14(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/satisfaction", v, "integer"))
@@ -368,7 +347,7 @@ func cFeedbackReportV1_14(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_15 checks #/properties/status at "/status".
+// cFeedbackReportV1_15 checks #/properties/status of feedback/report.v1.json at "/status".
 func cFeedbackReportV1_15(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -382,7 +361,7 @@ func cFeedbackReportV1_15(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_16 checks #/properties/status_time at "/status_time".
+// cFeedbackReportV1_16 checks #/properties/status_time of feedback/report.v1.json at "/status_time".
 func cFeedbackReportV1_16(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/status_time", v, "string"))
@@ -395,7 +374,7 @@ func cFeedbackReportV1_16(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_17 checks #/properties/submitted_at at "/submitted_at".
+// cFeedbackReportV1_17 checks #/properties/submitted_at of feedback/report.v1.json at "/submitted_at".
 func cFeedbackReportV1_17(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/submitted_at", v, "string"))
@@ -408,7 +387,7 @@ func cFeedbackReportV1_17(out []Violation, v any) []Violation {
 	return out
 }
 
-// cFeedbackReportV1_0 checks # at "".
+// cFeedbackReportV1_0 checks # of feedback/report.v1.json at "".
 func cFeedbackReportV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -424,7 +403,7 @@ func cFeedbackReportV1_0(out []Violation, v any) []Violation {
 			case "agency_code":
 				out = cFeedbackReportV1_1(out, pv)
 			case "area_code":
-				out = cFeedbackReportV1_2(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "category":
 				out = cFeedbackReportV1_4(out, pv)
 			case "channel":
@@ -460,28 +439,7 @@ func cFeedbackReportV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-var recHealthBedOccupancyV1_2 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
-
-// cHealthBedOccupancyV1_2 checks #/$defs/area_code at "/area_code".
-func cHealthBedOccupancyV1_2(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recHealthBedOccupancyV1_2.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cHealthBedOccupancyV1_1 checks #/properties/area_code at "/area_code".
-func cHealthBedOccupancyV1_1(out []Violation, v any) []Violation {
-	out = cHealthBedOccupancyV1_2(out, v)
-	return out
-}
-
-// cHealthBedOccupancyV1_3 checks #/properties/beds_occupied at "/beds_occupied".
+// cHealthBedOccupancyV1_3 checks #/properties/beds_occupied of health/bed_occupancy.v1.json at "/beds_occupied".
 func cHealthBedOccupancyV1_3(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/beds_occupied", v, "integer"))
@@ -495,7 +453,7 @@ func cHealthBedOccupancyV1_3(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthBedOccupancyV1_4 checks #/properties/beds_total at "/beds_total".
+// cHealthBedOccupancyV1_4 checks #/properties/beds_total of health/bed_occupancy.v1.json at "/beds_total".
 func cHealthBedOccupancyV1_4(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/beds_total", v, "integer"))
@@ -509,7 +467,7 @@ func cHealthBedOccupancyV1_4(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthBedOccupancyV1_5 checks #/properties/facility_code at "/facility_code".
+// cHealthBedOccupancyV1_5 checks #/properties/facility_code of health/bed_occupancy.v1.json at "/facility_code".
 func cHealthBedOccupancyV1_5(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/facility_code", v, "string"))
@@ -520,7 +478,7 @@ func cHealthBedOccupancyV1_5(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthBedOccupancyV1_6 checks #/properties/observed_at at "/observed_at".
+// cHealthBedOccupancyV1_6 checks #/properties/observed_at of health/bed_occupancy.v1.json at "/observed_at".
 func cHealthBedOccupancyV1_6(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/observed_at", v, "string"))
@@ -533,7 +491,7 @@ func cHealthBedOccupancyV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthBedOccupancyV1_7 checks #/properties/ward at "/ward".
+// cHealthBedOccupancyV1_7 checks #/properties/ward of health/bed_occupancy.v1.json at "/ward".
 func cHealthBedOccupancyV1_7(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/ward", v, "string"))
@@ -544,7 +502,7 @@ func cHealthBedOccupancyV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthBedOccupancyV1_0 checks # at "".
+// cHealthBedOccupancyV1_0 checks # of health/bed_occupancy.v1.json at "".
 func cHealthBedOccupancyV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -558,7 +516,7 @@ func cHealthBedOccupancyV1_0(out []Violation, v any) []Violation {
 			_ = pv
 			switch k {
 			case "area_code":
-				out = cHealthBedOccupancyV1_1(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "beds_occupied":
 				out = cHealthBedOccupancyV1_3(out, pv)
 			case "beds_total":
@@ -580,7 +538,7 @@ func cHealthBedOccupancyV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_1 checks #/properties/age_band at "/age_band".
+// cHealthVisitV1_1 checks #/properties/age_band of health/visit.v1.json at "/age_band".
 func cHealthVisitV1_1(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -594,54 +552,22 @@ func cHealthVisitV1_1(out []Violation, v any) []Violation {
 	return out
 }
 
-var recHealthVisitV1_3 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
+var re2 = regexp.MustCompile("^[A-Z][0-9]{2}(\\.[0-9A-Z]{1,4})?$")
 
-// cHealthVisitV1_3 checks #/$defs/area_code at "/area_code".
-func cHealthVisitV1_3(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recHealthVisitV1_3.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cHealthVisitV1_2 checks #/properties/area_code at "/area_code".
-func cHealthVisitV1_2(out []Violation, v any) []Violation {
-	out = cHealthVisitV1_3(out, v)
-	return out
-}
-
-// cHealthVisitV1_4 checks #/properties/facility_code at "/facility_code".
-func cHealthVisitV1_4(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/facility_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		out = cStrLen(out, "/facility_code", s, 1, 32)
-	}
-	return out
-}
-
-var recHealthVisitV1_5 = regexp.MustCompile("^[A-Z][0-9]{2}(\\.[0-9A-Z]{1,4})?$")
-
-// cHealthVisitV1_5 checks #/properties/icd10 at "/icd10".
+// cHealthVisitV1_5 checks #/properties/icd10 of health/visit.v1.json at "/icd10".
 func cHealthVisitV1_5(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/icd10", v, "string"))
 	}
 	if s, ok := v.(string); ok {
-		if !recHealthVisitV1_5.MatchString(s) {
+		if !re2.MatchString(s) {
 			out = append(out, cPattern("/icd10", s, "^[A-Z][0-9]{2}(\\.[0-9A-Z]{1,4})?$"))
 		}
 	}
 	return out
 }
 
-// cHealthVisitV1_6 checks #/properties/insured at "/insured".
+// cHealthVisitV1_6 checks #/properties/insured of health/visit.v1.json at "/insured".
 func cHealthVisitV1_6(out []Violation, v any) []Violation {
 	if !(cIsBool(v)) {
 		return append(out, cTypeViolation("/insured", v, "boolean"))
@@ -649,7 +575,7 @@ func cHealthVisitV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_7 checks #/properties/kind at "/kind".
+// cHealthVisitV1_7 checks #/properties/kind of health/visit.v1.json at "/kind".
 func cHealthVisitV1_7(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -663,7 +589,7 @@ func cHealthVisitV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_8 checks #/properties/patient_id at "/patient_id".
+// cHealthVisitV1_8 checks #/properties/patient_id of health/visit.v1.json at "/patient_id".
 func cHealthVisitV1_8(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/patient_id", v, "string"))
@@ -674,7 +600,7 @@ func cHealthVisitV1_8(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_9 checks #/properties/sex at "/sex".
+// cHealthVisitV1_9 checks #/properties/sex of health/visit.v1.json at "/sex".
 func cHealthVisitV1_9(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -688,7 +614,7 @@ func cHealthVisitV1_9(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_10 checks #/properties/started_at at "/started_at".
+// cHealthVisitV1_10 checks #/properties/started_at of health/visit.v1.json at "/started_at".
 func cHealthVisitV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/started_at", v, "string"))
@@ -701,7 +627,7 @@ func cHealthVisitV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_11 checks #/properties/visit_id at "/visit_id".
+// cHealthVisitV1_11 checks #/properties/visit_id of health/visit.v1.json at "/visit_id".
 func cHealthVisitV1_11(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/visit_id", v, "string"))
@@ -712,7 +638,7 @@ func cHealthVisitV1_11(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_12 checks #/properties/wait_minutes at "/wait_minutes".
+// cHealthVisitV1_12 checks #/properties/wait_minutes of health/visit.v1.json at "/wait_minutes".
 func cHealthVisitV1_12(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/wait_minutes", v, "integer"))
@@ -726,7 +652,7 @@ func cHealthVisitV1_12(out []Violation, v any) []Violation {
 	return out
 }
 
-// cHealthVisitV1_0 checks # at "".
+// cHealthVisitV1_0 checks # of health/visit.v1.json at "".
 func cHealthVisitV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -742,9 +668,9 @@ func cHealthVisitV1_0(out []Violation, v any) []Violation {
 			case "age_band":
 				out = cHealthVisitV1_1(out, pv)
 			case "area_code":
-				out = cHealthVisitV1_2(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "facility_code":
-				out = cHealthVisitV1_4(out, pv)
+				out = cHealthBedOccupancyV1_5(out, pv)
 			case "icd10":
 				out = cHealthVisitV1_5(out, pv)
 			case "insured":
@@ -772,7 +698,7 @@ func cHealthVisitV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_1 checks #/properties/agency_code at "/agency_code".
+// cPublicserviceDossierV1_1 checks #/properties/agency_code of publicservice/dossier.v1.json at "/agency_code".
 func cPublicserviceDossierV1_1(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/agency_code", v, "string"))
@@ -783,7 +709,7 @@ func cPublicserviceDossierV1_1(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_2 checks #/properties/applicant_id_number at "/applicant_id_number".
+// cPublicserviceDossierV1_2 checks #/properties/applicant_id_number of publicservice/dossier.v1.json at "/applicant_id_number".
 func cPublicserviceDossierV1_2(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/applicant_id_number", v, "string"))
@@ -794,7 +720,7 @@ func cPublicserviceDossierV1_2(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_3 checks #/properties/applicant_name at "/applicant_name".
+// cPublicserviceDossierV1_3 checks #/properties/applicant_name of publicservice/dossier.v1.json at "/applicant_name".
 func cPublicserviceDossierV1_3(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/applicant_name", v, "string"))
@@ -805,28 +731,7 @@ func cPublicserviceDossierV1_3(out []Violation, v any) []Violation {
 	return out
 }
 
-var recPublicserviceDossierV1_5 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
-
-// cPublicserviceDossierV1_5 checks #/$defs/area_code at "/area_code".
-func cPublicserviceDossierV1_5(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recPublicserviceDossierV1_5.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cPublicserviceDossierV1_4 checks #/properties/area_code at "/area_code".
-func cPublicserviceDossierV1_4(out []Violation, v any) []Violation {
-	out = cPublicserviceDossierV1_5(out, v)
-	return out
-}
-
-// cPublicserviceDossierV1_6 checks #/properties/channel at "/channel".
+// cPublicserviceDossierV1_6 checks #/properties/channel of publicservice/dossier.v1.json at "/channel".
 func cPublicserviceDossierV1_6(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -840,7 +745,7 @@ func cPublicserviceDossierV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_7 checks #/properties/dossier_id at "/dossier_id".
+// cPublicserviceDossierV1_7 checks #/properties/dossier_id of publicservice/dossier.v1.json at "/dossier_id".
 func cPublicserviceDossierV1_7(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/dossier_id", v, "string"))
@@ -851,20 +756,7 @@ func cPublicserviceDossierV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_8 checks #/properties/due_at at "/due_at".
-func cPublicserviceDossierV1_8(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/due_at", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if err := cDateTime(s); err != nil {
-			return append(out, cFormat("/due_at", v, "date-time", err))
-		}
-	}
-	return out
-}
-
-// cPublicserviceDossierV1_9 checks #/properties/paid_online at "/paid_online".
+// cPublicserviceDossierV1_9 checks #/properties/paid_online of publicservice/dossier.v1.json at "/paid_online".
 func cPublicserviceDossierV1_9(out []Violation, v any) []Violation {
 	if !(cIsBool(v)) {
 		return append(out, cTypeViolation("/paid_online", v, "boolean"))
@@ -872,7 +764,7 @@ func cPublicserviceDossierV1_9(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_10 checks #/properties/procedure_code at "/procedure_code".
+// cPublicserviceDossierV1_10 checks #/properties/procedure_code of publicservice/dossier.v1.json at "/procedure_code".
 func cPublicserviceDossierV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/procedure_code", v, "string"))
@@ -883,7 +775,7 @@ func cPublicserviceDossierV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_11 checks #/properties/received_at at "/received_at".
+// cPublicserviceDossierV1_11 checks #/properties/received_at of publicservice/dossier.v1.json at "/received_at".
 func cPublicserviceDossierV1_11(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/received_at", v, "string"))
@@ -896,20 +788,7 @@ func cPublicserviceDossierV1_11(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_12 checks #/properties/resolved_at at "/resolved_at".
-func cPublicserviceDossierV1_12(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/resolved_at", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if err := cDateTime(s); err != nil {
-			return append(out, cFormat("/resolved_at", v, "date-time", err))
-		}
-	}
-	return out
-}
-
-// cPublicserviceDossierV1_13 checks #/properties/service_level at "/service_level".
+// cPublicserviceDossierV1_13 checks #/properties/service_level of publicservice/dossier.v1.json at "/service_level".
 func cPublicserviceDossierV1_13(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -923,7 +802,7 @@ func cPublicserviceDossierV1_13(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_14 checks #/properties/status at "/status".
+// cPublicserviceDossierV1_14 checks #/properties/status of publicservice/dossier.v1.json at "/status".
 func cPublicserviceDossierV1_14(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -937,20 +816,7 @@ func cPublicserviceDossierV1_14(out []Violation, v any) []Violation {
 	return out
 }
 
-// cPublicserviceDossierV1_15 checks #/properties/status_time at "/status_time".
-func cPublicserviceDossierV1_15(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/status_time", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if err := cDateTime(s); err != nil {
-			return append(out, cFormat("/status_time", v, "date-time", err))
-		}
-	}
-	return out
-}
-
-// cPublicserviceDossierV1_0 checks # at "".
+// cPublicserviceDossierV1_0 checks # of publicservice/dossier.v1.json at "".
 func cPublicserviceDossierV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -970,13 +836,13 @@ func cPublicserviceDossierV1_0(out []Violation, v any) []Violation {
 			case "applicant_name":
 				out = cPublicserviceDossierV1_3(out, pv)
 			case "area_code":
-				out = cPublicserviceDossierV1_4(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "channel":
 				out = cPublicserviceDossierV1_6(out, pv)
 			case "dossier_id":
 				out = cPublicserviceDossierV1_7(out, pv)
 			case "due_at":
-				out = cPublicserviceDossierV1_8(out, pv)
+				out = cFeedbackReportV1_6(out, pv)
 			case "paid_online":
 				out = cPublicserviceDossierV1_9(out, pv)
 			case "procedure_code":
@@ -984,13 +850,13 @@ func cPublicserviceDossierV1_0(out []Violation, v any) []Violation {
 			case "received_at":
 				out = cPublicserviceDossierV1_11(out, pv)
 			case "resolved_at":
-				out = cPublicserviceDossierV1_12(out, pv)
+				out = cFeedbackReportV1_13(out, pv)
 			case "service_level":
 				out = cPublicserviceDossierV1_13(out, pv)
 			case "status":
 				out = cPublicserviceDossierV1_14(out, pv)
 			case "status_time":
-				out = cPublicserviceDossierV1_15(out, pv)
+				out = cFeedbackReportV1_16(out, pv)
 			default:
 				extra = append(extra, k)
 			}
@@ -1002,28 +868,7 @@ func cPublicserviceDossierV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-var recTrafficFlowV1_2 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
-
-// cTrafficFlowV1_2 checks #/$defs/area_code at "/area_code".
-func cTrafficFlowV1_2(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recTrafficFlowV1_2.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cTrafficFlowV1_1 checks #/properties/area_code at "/area_code".
-func cTrafficFlowV1_1(out []Violation, v any) []Violation {
-	out = cTrafficFlowV1_2(out, v)
-	return out
-}
-
-// cTrafficFlowV1_3 checks #/properties/bicycles at "/bicycles".
+// cTrafficFlowV1_3 checks #/properties/bicycles of traffic/flow.v1.json at "/bicycles".
 func cTrafficFlowV1_3(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/bicycles", v, "integer"))
@@ -1034,7 +879,7 @@ func cTrafficFlowV1_3(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_4 checks #/properties/buses at "/buses".
+// cTrafficFlowV1_4 checks #/properties/buses of traffic/flow.v1.json at "/buses".
 func cTrafficFlowV1_4(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/buses", v, "integer"))
@@ -1045,7 +890,7 @@ func cTrafficFlowV1_4(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_5 checks #/properties/cars at "/cars".
+// cTrafficFlowV1_5 checks #/properties/cars of traffic/flow.v1.json at "/cars".
 func cTrafficFlowV1_5(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/cars", v, "integer"))
@@ -1056,7 +901,7 @@ func cTrafficFlowV1_5(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_6 checks #/properties/mean_speed_kmh at "/mean_speed_kmh".
+// cTrafficFlowV1_6 checks #/properties/mean_speed_kmh of traffic/flow.v1.json at "/mean_speed_kmh".
 func cTrafficFlowV1_6(out []Violation, v any) []Violation {
 	if !(cIsNum(v)) {
 		return append(out, cTypeViolation("/mean_speed_kmh", v, "number"))
@@ -1070,7 +915,7 @@ func cTrafficFlowV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_7 checks #/properties/motorbikes at "/motorbikes".
+// cTrafficFlowV1_7 checks #/properties/motorbikes of traffic/flow.v1.json at "/motorbikes".
 func cTrafficFlowV1_7(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/motorbikes", v, "integer"))
@@ -1081,7 +926,7 @@ func cTrafficFlowV1_7(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_8 checks #/properties/occupancy_pct at "/occupancy_pct".
+// cTrafficFlowV1_8 checks #/properties/occupancy_pct of traffic/flow.v1.json at "/occupancy_pct".
 func cTrafficFlowV1_8(out []Violation, v any) []Violation {
 	if !(cIsNum(v)) {
 		return append(out, cTypeViolation("/occupancy_pct", v, "number"))
@@ -1095,7 +940,7 @@ func cTrafficFlowV1_8(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_9 checks #/properties/segment_id at "/segment_id".
+// cTrafficFlowV1_9 checks #/properties/segment_id of traffic/flow.v1.json at "/segment_id".
 func cTrafficFlowV1_9(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/segment_id", v, "string"))
@@ -1106,7 +951,7 @@ func cTrafficFlowV1_9(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_10 checks #/properties/sensor_id at "/sensor_id".
+// cTrafficFlowV1_10 checks #/properties/sensor_id of traffic/flow.v1.json at "/sensor_id".
 func cTrafficFlowV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/sensor_id", v, "string"))
@@ -1117,7 +962,7 @@ func cTrafficFlowV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_11 checks #/properties/trucks at "/trucks".
+// cTrafficFlowV1_11 checks #/properties/trucks of traffic/flow.v1.json at "/trucks".
 func cTrafficFlowV1_11(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/trucks", v, "integer"))
@@ -1128,7 +973,7 @@ func cTrafficFlowV1_11(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_12 checks #/properties/window_seconds at "/window_seconds".
+// cTrafficFlowV1_12 checks #/properties/window_seconds of traffic/flow.v1.json at "/window_seconds".
 func cTrafficFlowV1_12(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/window_seconds", v, "integer"))
@@ -1142,7 +987,7 @@ func cTrafficFlowV1_12(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_13 checks #/properties/window_start at "/window_start".
+// cTrafficFlowV1_13 checks #/properties/window_start of traffic/flow.v1.json at "/window_start".
 func cTrafficFlowV1_13(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/window_start", v, "string"))
@@ -1155,7 +1000,7 @@ func cTrafficFlowV1_13(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficFlowV1_0 checks # at "".
+// cTrafficFlowV1_0 checks # of traffic/flow.v1.json at "".
 func cTrafficFlowV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -1169,7 +1014,7 @@ func cTrafficFlowV1_0(out []Violation, v any) []Violation {
 			_ = pv
 			switch k {
 			case "area_code":
-				out = cTrafficFlowV1_1(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "bicycles":
 				out = cTrafficFlowV1_3(out, pv)
 			case "buses":
@@ -1203,28 +1048,7 @@ func cTrafficFlowV1_0(out []Violation, v any) []Violation {
 	return out
 }
 
-var recTrafficIncidentV1_2 = regexp.MustCompile("^[0-9]{2}([0-9]{3}){0,2}$")
-
-// cTrafficIncidentV1_2 checks #/$defs/area_code at "/area_code".
-func cTrafficIncidentV1_2(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/area_code", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recTrafficIncidentV1_2.MatchString(s) {
-			out = append(out, cPattern("/area_code", s, "^[0-9]{2}([0-9]{3}){0,2}$"))
-		}
-	}
-	return out
-}
-
-// cTrafficIncidentV1_1 checks #/properties/area_code at "/area_code".
-func cTrafficIncidentV1_1(out []Violation, v any) []Violation {
-	out = cTrafficIncidentV1_2(out, v)
-	return out
-}
-
-// cTrafficIncidentV1_3 checks #/properties/incident_id at "/incident_id".
+// cTrafficIncidentV1_3 checks #/properties/incident_id of traffic/incident.v1.json at "/incident_id".
 func cTrafficIncidentV1_3(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/incident_id", v, "string"))
@@ -1235,7 +1059,7 @@ func cTrafficIncidentV1_3(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_4 checks #/properties/injured at "/injured".
+// cTrafficIncidentV1_4 checks #/properties/injured of traffic/incident.v1.json at "/injured".
 func cTrafficIncidentV1_4(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/injured", v, "integer"))
@@ -1249,7 +1073,7 @@ func cTrafficIncidentV1_4(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_5 checks #/properties/killed at "/killed".
+// cTrafficIncidentV1_5 checks #/properties/killed of traffic/incident.v1.json at "/killed".
 func cTrafficIncidentV1_5(out []Violation, v any) []Violation {
 	if !(cIsInteger(v)) {
 		return append(out, cTypeViolation("/killed", v, "integer"))
@@ -1263,7 +1087,7 @@ func cTrafficIncidentV1_5(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_6 checks #/properties/kind at "/kind".
+// cTrafficIncidentV1_6 checks #/properties/kind of traffic/incident.v1.json at "/kind".
 func cTrafficIncidentV1_6(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -1277,63 +1101,7 @@ func cTrafficIncidentV1_6(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_8 checks #/properties/location/properties/lat at "/location/lat".
-func cTrafficIncidentV1_8(out []Violation, v any) []Violation {
-	if !(cIsNum(v)) {
-		return append(out, cTypeViolation("/location/lat", v, "number"))
-	}
-	if c, ok := cNumCmp(v, "-90"); ok && c < 0 {
-		out = append(out, cBound("/location/lat", "minimum", v, "-90"))
-	}
-	if c, ok := cNumCmp(v, "90"); ok && c > 0 {
-		out = append(out, cBound("/location/lat", "maximum", v, "90"))
-	}
-	return out
-}
-
-// cTrafficIncidentV1_9 checks #/properties/location/properties/lon at "/location/lon".
-func cTrafficIncidentV1_9(out []Violation, v any) []Violation {
-	if !(cIsNum(v)) {
-		return append(out, cTypeViolation("/location/lon", v, "number"))
-	}
-	if c, ok := cNumCmp(v, "-180"); ok && c < 0 {
-		out = append(out, cBound("/location/lon", "minimum", v, "-180"))
-	}
-	if c, ok := cNumCmp(v, "180"); ok && c > 0 {
-		out = append(out, cBound("/location/lon", "maximum", v, "180"))
-	}
-	return out
-}
-
-// cTrafficIncidentV1_7 checks #/properties/location at "/location".
-func cTrafficIncidentV1_7(out []Violation, v any) []Violation {
-	if !(cIsObj(v)) {
-		return append(out, cTypeViolation("/location", v, "object"))
-	}
-	if obj, ok := v.(map[string]any); ok {
-		if vi, missing := cRequired("/location", obj, []string{"lat", "lon"}); missing {
-			out = append(out, vi)
-		}
-		var extra []string
-		for k, pv := range obj {
-			_ = pv
-			switch k {
-			case "lat":
-				out = cTrafficIncidentV1_8(out, pv)
-			case "lon":
-				out = cTrafficIncidentV1_9(out, pv)
-			default:
-				extra = append(extra, k)
-			}
-		}
-		if extra != nil {
-			out = append(out, cAdditional("/location", extra))
-		}
-	}
-	return out
-}
-
-// cTrafficIncidentV1_10 checks #/properties/occurred_at at "/occurred_at".
+// cTrafficIncidentV1_10 checks #/properties/occurred_at of traffic/incident.v1.json at "/occurred_at".
 func cTrafficIncidentV1_10(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/occurred_at", v, "string"))
@@ -1346,22 +1114,7 @@ func cTrafficIncidentV1_10(out []Violation, v any) []Violation {
 	return out
 }
 
-var recTrafficIncidentV1_11 = regexp.MustCompile("^\\+?[0-9]{8,15}$")
-
-// cTrafficIncidentV1_11 checks #/properties/reporter_phone at "/reporter_phone".
-func cTrafficIncidentV1_11(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/reporter_phone", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if !recTrafficIncidentV1_11.MatchString(s) {
-			out = append(out, cPattern("/reporter_phone", s, "^\\+?[0-9]{8,15}$"))
-		}
-	}
-	return out
-}
-
-// cTrafficIncidentV1_12 checks #/properties/segment_id at "/segment_id".
+// cTrafficIncidentV1_12 checks #/properties/segment_id of traffic/incident.v1.json at "/segment_id".
 func cTrafficIncidentV1_12(out []Violation, v any) []Violation {
 	if !(cIsStr(v)) {
 		return append(out, cTypeViolation("/segment_id", v, "string"))
@@ -1372,7 +1125,7 @@ func cTrafficIncidentV1_12(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_13 checks #/properties/severity at "/severity".
+// cTrafficIncidentV1_13 checks #/properties/severity of traffic/incident.v1.json at "/severity".
 func cTrafficIncidentV1_13(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -1386,7 +1139,7 @@ func cTrafficIncidentV1_13(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_14 checks #/properties/status at "/status".
+// cTrafficIncidentV1_14 checks #/properties/status of traffic/incident.v1.json at "/status".
 func cTrafficIncidentV1_14(out []Violation, v any) []Violation {
 	if s, ok := v.(string); !ok || !func() bool {
 		switch s {
@@ -1400,20 +1153,7 @@ func cTrafficIncidentV1_14(out []Violation, v any) []Violation {
 	return out
 }
 
-// cTrafficIncidentV1_15 checks #/properties/status_time at "/status_time".
-func cTrafficIncidentV1_15(out []Violation, v any) []Violation {
-	if !(cIsStr(v)) {
-		return append(out, cTypeViolation("/status_time", v, "string"))
-	}
-	if s, ok := v.(string); ok {
-		if err := cDateTime(s); err != nil {
-			return append(out, cFormat("/status_time", v, "date-time", err))
-		}
-	}
-	return out
-}
-
-// cTrafficIncidentV1_0 checks # at "".
+// cTrafficIncidentV1_0 checks # of traffic/incident.v1.json at "".
 func cTrafficIncidentV1_0(out []Violation, v any) []Violation {
 	if !(cIsObj(v)) {
 		return append(out, cTypeViolation("", v, "object"))
@@ -1427,7 +1167,7 @@ func cTrafficIncidentV1_0(out []Violation, v any) []Violation {
 			_ = pv
 			switch k {
 			case "area_code":
-				out = cTrafficIncidentV1_1(out, pv)
+				out = cEducationAttendanceV1_3(out, pv)
 			case "incident_id":
 				out = cTrafficIncidentV1_3(out, pv)
 			case "injured":
@@ -1437,11 +1177,11 @@ func cTrafficIncidentV1_0(out []Violation, v any) []Violation {
 			case "kind":
 				out = cTrafficIncidentV1_6(out, pv)
 			case "location":
-				out = cTrafficIncidentV1_7(out, pv)
+				out = cFeedbackReportV1_7(out, pv)
 			case "occurred_at":
 				out = cTrafficIncidentV1_10(out, pv)
 			case "reporter_phone":
-				out = cTrafficIncidentV1_11(out, pv)
+				out = cFeedbackReportV1_12(out, pv)
 			case "segment_id":
 				out = cTrafficIncidentV1_12(out, pv)
 			case "severity":
@@ -1449,7 +1189,7 @@ func cTrafficIncidentV1_0(out []Violation, v any) []Violation {
 			case "status":
 				out = cTrafficIncidentV1_14(out, pv)
 			case "status_time":
-				out = cTrafficIncidentV1_15(out, pv)
+				out = cFeedbackReportV1_16(out, pv)
 			default:
 				extra = append(extra, k)
 			}

@@ -44,6 +44,7 @@ func Generate(fsys fs.FS) ([]byte, error) {
 	b.WriteString("import (\n\t\"encoding/json\"\n\t\"regexp\"\n)\n\nvar _ json.Number\nvar _ = regexp.MustCompile\n\n")
 	var reg bytes.Buffer
 	reg.WriteString("func init() {\n")
+	sh := &shared{bodies: map[string]string{}, regexps: map[string]string{}}
 	for _, p := range paths {
 		raw, err := fs.ReadFile(fsys, p)
 		if err != nil {
@@ -59,17 +60,17 @@ func Generate(fsys fs.FS) ([]byte, error) {
 		if err := d.Decode(&doc); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		g := &generator{file: p, root: doc, prefix: ident(tn.String())}
-		entry := g.prefix
-		if _, err := g.node(doc, "#", ""); err != nil {
+		g := &generator{file: p, root: doc, prefix: ident(tn.String()), shared: sh}
+		entry, err := g.node(doc, "#", "")
+		if err != nil {
 			return nil, err
 		}
-		b.Write(g.out.Bytes())
 		sum := sha256.Sum256(raw)
-		fmt.Fprintf(&reg, "\tcompiled[%q] = compiledSchema{digest: %q, validate: func(v any) []Violation { return %s_0(nil, v) }}\n",
+		fmt.Fprintf(&reg, "\tcompiled[%q] = compiledSchema{digest: %q, validate: func(v any) []Violation { return %s(nil, v) }}\n",
 			tn.String(), hex.EncodeToString(sum[:]), entry)
 	}
 	reg.WriteString("}\n")
+	b.Write(sh.out.Bytes())
 	b.Write(reg.Bytes())
 	src, err := format.Source(b.Bytes())
 	if err != nil {
@@ -83,7 +84,16 @@ type generator struct {
 	root   map[string]any
 	prefix string
 	n      int
-	out    bytes.Buffer
+	shared *shared
+}
+
+// shared is what every schema's code has in common: one function for
+// every distinct check (the same location checked the same way in several
+// schemas, e.g. /area_code, is one function), one variable per pattern.
+type shared struct {
+	out     bytes.Buffer
+	bodies  map[string]string // function body → its name
+	regexps map[string]string // pattern → its variable
 }
 
 // node emits the function checking the data at ptr (a JSON pointer, known
@@ -252,8 +262,12 @@ func (g *generator) node(s map[string]any, loc, ptr string) (string, error) {
 			if _, err := regexp.Compile(ps); err != nil {
 				return "", fmt.Errorf("%s: %s/pattern: %w", g.file, loc, err)
 			}
-			re := fmt.Sprintf("re%s", name)
-			fmt.Fprintf(&g.out, "var %s = regexp.MustCompile(%q)\n\n", re, ps)
+			re, ok := g.shared.regexps[ps]
+			if !ok {
+				re = fmt.Sprintf("re%d", len(g.shared.regexps))
+				g.shared.regexps[ps] = re
+				fmt.Fprintf(&g.shared.out, "var %s = regexp.MustCompile(%q)\n\n", re, ps)
+			}
 			w("\t\tif !%s.MatchString(s) {\n\t\t\tout = append(out, cPattern(%s, s, %q))\n\t\t}\n", re, qptr, ps)
 		}
 		w("\t}\n")
@@ -274,7 +288,11 @@ func (g *generator) node(s map[string]any, loc, ptr string) (string, error) {
 		}
 		w("\tif c, ok := cNumCmp(v, %q); ok && c %s {\n\t\tout = append(out, cBound(%s, %q, v, %q))\n\t}\n", lit, op, qptr, kw, lit)
 	}
-	fmt.Fprintf(&g.out, "// %s checks %s at %q.\nfunc %s(out []Violation, v any) []Violation {\n%s\treturn out\n}\n\n", name, loc, ptr, name, body.String())
+	if same, ok := g.shared.bodies[body.String()]; ok {
+		return same, nil
+	}
+	g.shared.bodies[body.String()] = name
+	fmt.Fprintf(&g.shared.out, "// %s checks %s of %s at %q.\nfunc %s(out []Violation, v any) []Violation {\n%s\treturn out\n}\n\n", name, loc, g.file, ptr, name, body.String())
 	return name, nil
 }
 
