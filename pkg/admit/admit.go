@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -151,7 +150,7 @@ func (a *Admitter) Redacted(h nats.Header, body []byte) (*nats.Msg, error) {
 	case err != nil || (len(ty.PII) > 0 && a.pseudo == nil):
 		e.Data = nil
 	case len(ty.PII) > 0 && a.pseudo.Apply(ty, data):
-		if e.Data, err = json.Marshal(data); err != nil {
+		if e.Data, err = event.AppendValue(make([]byte, 0, len(e.Data)+64), data); err != nil {
 			e.Data = nil
 		}
 	}
@@ -188,7 +187,7 @@ func (a *Admitter) Clear(e event.Event) (Admitted, error) {
 		return Admitted{}, fmt.Errorf("%w to pseudonymize %s", ErrNoKey, e.Type)
 	}
 	if len(ty.PII) > 0 && a.pseudo.Apply(ty, data) {
-		if e.Data, err = json.Marshal(data); err != nil {
+		if e.Data, err = event.AppendValue(make([]byte, 0, len(e.Data)+64), data); err != nil {
 			return Admitted{}, fmt.Errorf("data: %w", err)
 		}
 	}

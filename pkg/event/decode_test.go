@@ -75,3 +75,38 @@ func TestDecodedDataChecksReplacedData(t *testing.T) {
 		t.Fatalf("replaced data: %#v, %v", v, err)
 	}
 }
+
+// FuzzAppendValue: what AppendValue writes of a decoded value is valid
+// JSON that decodes to the same value, byte for byte what encoding/json
+// would mean (its keys sorted the same way).
+func FuzzAppendValue(f *testing.F) {
+	for _, seed := range []string{`{"b":1,"a":[true,null,"x<&>\u2028"],"c":{"d":-0.5e3}}`, `"\u0001\b\f\t"`, "\"\xff\"", `[]`, `{}`, `12.0`} {
+		f.Add([]byte(seed))
+	}
+	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
+	for _, file := range files {
+		b, _ := fs.ReadFile(schemas.Examples, file)
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := event.DecodeValue(b)
+		if err != nil {
+			return
+		}
+		out, err := event.AppendValue(nil, v)
+		if err != nil {
+			t.Fatalf("%q: %v", b, err)
+		}
+		back, err := event.DecodeValue(out)
+		if err != nil || !reflect.DeepEqual(back, v) {
+			t.Fatalf("%q written as %q, read back as %#v (%v)", b, out, back, err)
+		}
+		std, _ := json.Marshal(v)
+		var a, s any
+		_ = json.Unmarshal(out, &a)
+		_ = json.Unmarshal(std, &s)
+		if !reflect.DeepEqual(a, s) {
+			t.Fatalf("%q: AppendValue %q, encoding/json %q", b, out, std)
+		}
+	})
+}
