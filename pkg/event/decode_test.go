@@ -3,7 +3,6 @@ package event_test
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"reflect"
 	"testing"
 
@@ -30,15 +29,8 @@ func referenceDecode(b []byte) (any, error) {
 // and gives the same value (numbers as written, invalid UTF-8 replaced,
 // the last of duplicate keys).
 func FuzzDecodeValue(f *testing.F) {
-	for _, seed := range []string{`{}`, `[]`, `{"a":1,"a":2}`, `"\ud800"`, "\"\xff\"", `{"k\u00e9y":[1,2.5e3,-0,true,false,null,{"x":""}]}`,
-		` 1 `, `1 2`, `{"a":}`, `[1,]`, `"\u0000"`, `01`, `-`, `1e`, `{"a":"b"}x`} {
-		f.Add([]byte(seed))
-	}
-	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
-	for _, file := range files {
-		b, _ := fs.ReadFile(schemas.Examples, file)
-		f.Add(b)
-	}
+	seed(f, `{}`, `[]`, `{"a":1,"a":2}`, `"\ud800"`, "\"\xff\"", `{"k\u00e9y":[1,2.5e3,-0,true,false,null,{"x":""}]}`,
+		` 1 `, `1 2`, `{"a":}`, `[1,]`, `"\u0000"`, `01`, `-`, `1e`, `{"a":"b"}x`)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want, wantErr := referenceDecode(b)
 		got, err := event.DecodeValue(b)
@@ -80,14 +72,7 @@ func TestDecodedDataChecksReplacedData(t *testing.T) {
 // JSON that decodes to the same value, byte for byte what encoding/json
 // would mean (its keys sorted the same way).
 func FuzzAppendValue(f *testing.F) {
-	for _, seed := range []string{`{"b":1,"a":[true,null,"x<&>\u2028"],"c":{"d":-0.5e3}}`, `"\u0001\b\f\t"`, "\"\xff\"", `[]`, `{}`, `12.0`} {
-		f.Add([]byte(seed))
-	}
-	files, _ := fs.Glob(schemas.Examples, "*/examples/*.json")
-	for _, file := range files {
-		b, _ := fs.ReadFile(schemas.Examples, file)
-		f.Add(b)
-	}
+	seed(f, `{"b":1,"a":[true,null,"x<&>\u2028"],"c":{"d":-0.5e3}}`, `"\u0001\b\f\t"`, "\"\xff\"", `[]`, `{}`, `12.0`)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := event.DecodeValue(b)
 		if err != nil {
@@ -109,4 +94,29 @@ func FuzzAppendValue(f *testing.F) {
 			t.Fatalf("%q: AppendValue %q, encoding/json %q", b, out, std)
 		}
 	})
+}
+
+// seed adds the given inputs and every example body (schemas.ExampleBodies):
+// whole files and each event alone.
+func seed(f *testing.F, inputs ...string) {
+	for _, in := range inputs {
+		f.Add([]byte(in))
+	}
+	batches, events := schemas.ExampleBodies()
+	for _, b := range append(batches, events...) {
+		f.Add(b)
+	}
+}
+
+// TestAppendValueRefusesWhatIsNoNumber: a json.Number holding anything but
+// one number is an error, never written into an event's data.
+func TestAppendValueRefusesWhatIsNoNumber(t *testing.T) {
+	for _, n := range []string{"", "-", "01", "1 2", `"1"`, "true", "{}", "1e", " 1"} {
+		if out, err := event.AppendValue(nil, map[string]any{"n": json.Number(n)}); err == nil {
+			t.Errorf("json.Number(%q) written as %s, want an error", n, out)
+		}
+	}
+	if out, err := event.AppendValue(nil, []any{json.Number("-1.5e3"), json.Number("0")}); err != nil || string(out) != "[-1.5e3,0]" {
+		t.Fatalf("numbers: %s, %v", out, err)
+	}
 }

@@ -227,7 +227,7 @@ func AppendValue(dst []byte, v any) ([]byte, error) {
 	case string:
 		return appendString(dst, x), nil
 	case json.Number:
-		if x == "" || !json.Valid([]byte(x)) || x[0] == '"' || x[0] == '{' || x[0] == '[' || x[0] == 't' || x[0] == 'f' || x[0] == 'n' {
+		if x == "" || (x[0] != '-' && (x[0] < '0' || x[0] > '9')) || !json.Valid([]byte(x)) { // a number, nothing else
 			return nil, fmt.Errorf("invalid number literal %q", string(x))
 		}
 		return append(dst, x...), nil

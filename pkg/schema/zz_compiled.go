@@ -2,13 +2,7 @@
 
 package schema
 
-import (
-	"encoding/json"
-	"regexp"
-)
-
-var _ json.Number
-var _ = regexp.MustCompile
+import "regexp"
 
 // cEducationAttendanceV1_1 checks #/properties/absent_excused of education/attendance.v1.json at "/absent_excused".
 func cEducationAttendanceV1_1(out []Violation, v any) []Violation {

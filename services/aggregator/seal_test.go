@@ -194,6 +194,19 @@ func TestMarksStoredBeforeSealingAreKept(t *testing.T) {
 	}
 }
 
+// monthly publishes n admitted visits <prefix>-000…, one a month from base.
+func (e env) monthly(t *testing.T, prefix string, base time.Time, n int) {
+	t.Helper()
+	for i := range n {
+		ev, err := admitEvent(forged(fmt.Sprintf("%s-%03d", prefix, i), "27256", 3, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Time = base.AddDate(0, i, 0)
+		e.admitted(t, ev)
+	}
+}
+
 // partitionCounter records the most months of event time one insert held.
 // With a limit it refuses an insert over that many months as a current
 // ClickHouse does over max_partitions_per_insert_block (code 252), which
@@ -229,15 +242,7 @@ func (p *partitionCounter) Insert(ctx context.Context, table string, cols []stri
 // over its partition limit; every event is stored once.
 func TestABatchOverYearsIsInsertedByPartitions(t *testing.T) {
 	e := newEnv(t)
-	base := time.Date(2012, 1, 15, 8, 0, 0, 0, time.UTC)
-	for i := range 130 {
-		ev, err := admitEvent(forged(fmt.Sprintf("month-%03d", i), "27256", 3, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Time = base.AddDate(0, i, 0)
-		e.admitted(t, ev)
-	}
+	e.monthly(t, "month", time.Date(2012, 1, 15, 8, 0, 0, 0, time.UTC), 130)
 	pc := &partitionCounter{Store: e.store}
 	e.run(t, pc, aggregator.Config{})
 	waitFor(t, "the 130 events stored", 30*time.Second, func() bool {
@@ -257,15 +262,7 @@ func TestABatchOverYearsIsInsertedByPartitions(t *testing.T) {
 // none dead-lettered.
 func TestAnInsertOverTheServersPartitionLimitIsSplit(t *testing.T) {
 	e := newEnv(t)
-	base := time.Date(2010, 1, 15, 8, 0, 0, 0, time.UTC)
-	for i := range 40 {
-		ev, err := admitEvent(forged(fmt.Sprintf("limit-%03d", i), "27256", 3, ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev.Time = base.AddDate(0, i, 0)
-		e.admitted(t, ev)
-	}
+	e.monthly(t, "limit", time.Date(2010, 1, 15, 8, 0, 0, 0, time.UTC), 40)
 	pc := &partitionCounter{Store: e.store, limit: 7}
 	a := e.run(t, pc, aggregator.Config{MaxAttempts: 1000}) // row by row would take 1000 refusals
 	waitFor(t, "the 40 events stored", 60*time.Second, func() bool {
