@@ -134,47 +134,13 @@ func (s *Store) Insert(ctx context.Context, table string, cols []string, rows []
 			_ = b.Abort()
 		}
 	}()
-	if err := appendRows(b, cols, rows); err != nil {
-		return fmt.Errorf("insert into %s: %w", table, err)
+	for i, r := range rows {
+		if err := b.Append(r...); err != nil {
+			return fmt.Errorf("insert into %s: row %d: %w", table, i, err)
+		}
 	}
 	if err := b.Send(); err != nil {
 		return fmt.Errorf("insert into %s: %w", table, classify(err))
-	}
-	return nil
-}
-
-// rowByRow makes Insert append row by row, as it did before the columnar
-// path; the benchmark compares the two.
-var rowByRow = false
-
-// appendRows puts rows into b a column at a time (see columnar), or row by
-// row where a column holds values columnar does not know.
-func appendRows(b driver.Batch, cols []string, rows [][]any) error {
-	if !rowByRow {
-		types := make([]string, len(cols))
-		for j, c := range b.Columns() {
-			types[j] = string(c.Type())
-		}
-		if len(types) != len(cols) {
-			return fmt.Errorf("the server's table has %d of the %d columns named", len(types), len(cols))
-		}
-		byColumn, ok, err := columnar(cols, types, rows)
-		if err != nil {
-			return err
-		}
-		if ok {
-			for j, col := range byColumn {
-				if err := b.Column(j).Append(col); err != nil {
-					return fmt.Errorf("column %s: %w", cols[j], err)
-				}
-			}
-			return nil
-		}
-	}
-	for i, r := range rows {
-		if err := b.Append(r...); err != nil {
-			return fmt.Errorf("row %d: %w", i, err)
-		}
 	}
 	return nil
 }
