@@ -3,7 +3,8 @@
 //
 //  1. JetStream alone: deduplicated async publishes, then a pull consumer
 //     acking each message, on an embedded file-store server.
-//  2. ClickHouse alone: batch inserts of raw rows into a raw table.
+//  2. ClickHouse alone: batch inserts of raw rows into the raw tables through
+//     chstore, then the same rows with clickhouse-client from Native files.
 //  3. The hub (bin/iochub run as a child process, embedded JetStream),
 //     freshness at a steady rate: small batches posted at a fixed rate; the
 //     latency from the post to the rows being queryable, p50/p99.
@@ -153,11 +154,12 @@ func benchPipeline(o options, reg *schema.Registry, res *result) error {
 	res.Figures["raw_jetstream_publish_per_s"], res.Figures["raw_jetstream_consume_per_s"] = pub, cons
 
 	fmt.Fprintln(os.Stderr, "== ClickHouse alone")
-	ins, err := benchClickHouse(o, reg)
+	ins, client, err := benchClickHouse(o, reg)
 	if err != nil {
 		return fmt.Errorf("clickhouse alone: %w", err)
 	}
 	res.Figures["raw_clickhouse_insert_rows_per_s"] = ins
+	res.Figures["raw_clickhouse_client_native_rows_per_s"] = client
 
 	h, err := startHub(o)
 	if err != nil {
@@ -221,8 +223,8 @@ func print(r result) {
 		printPipeline(f)
 	}
 	if n, ok := r.Params["drain_events"]; ok {
-		fmt.Printf("| drain of %v events published straight onto JetStream (aggregator alone) | %.0f events/s | published at %.0f events/s; JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s |\n",
-			n, f["drain_materialized_per_s"], f["drain_publish_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
+		fmt.Printf("| drain of %v events published straight onto JetStream (aggregator alone) | %.0f events/s | published at %.0f events/s; JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s through chstore, %.0f rows/s with clickhouse-client from Native files |\n",
+			n, f["drain_materialized_per_s"], f["drain_publish_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"], f["raw_clickhouse_client_native_rows_per_s"])
 		fmt.Printf("| CPU per event of the drain | hub %.1f µs | ClickHouse server %.1f µs |\n", f["drain_hub_cpu_us_per_event"], f["drain_clickhouse_cpu_us_per_event"])
 		fmt.Printf("| peak RSS of the hub while draining | %.0f MB | |\n", f["drain_hub_peak_rss_mb"])
 	}
@@ -231,8 +233,8 @@ func print(r result) {
 
 func printPipeline(f map[string]float64) {
 	fmt.Printf("| events/s accepted by the gateway (202) | %.0f | JetStream dedup publish alone: %.0f msg/s |\n", f["hub_accepted_per_s"], f["raw_jetstream_publish_per_s"])
-	fmt.Printf("| events/s materialized in ClickHouse | %.0f | JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s |\n",
-		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"])
+	fmt.Printf("| events/s materialized in ClickHouse | %.0f | JetStream consume+ack alone: %.0f msg/s; ClickHouse insert alone: %.0f rows/s through chstore, %.0f rows/s with clickhouse-client from Native files |\n",
+		f["hub_materialized_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"], f["raw_clickhouse_client_native_rows_per_s"])
 	fmt.Printf("| post → queryable p50 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p50_ms"])
 	fmt.Printf("| post → queryable p99 at %.0f events/s | %.0f ms | |\n", f["freshness_rate_achieved_per_s"], f["freshness_p99_ms"])
 	fmt.Printf("| requests refused whole with 503 (hub busy) and sent again | freshness %.0f, throughput %.0f | |\n", f["freshness_busy_refusals"], f["throughput_busy_refusals"])
