@@ -77,6 +77,7 @@ bench: build clickhouse
 	@if [ -f bench-results/kpi.json ]; then cp bench-results/kpi.json docs/bench/$(BENCH_STAMP)-kpi.json; fi
 	@$(MAKE) --no-print-directory bench-jsonschema
 	$(GO) test -run '^$$' -bench Validate -benchtime 1s ./pkg/schema | tee bench-results/compiled-schemas.txt
+	$(GO) test -run '^$$' -bench Insert -benchtime 20x ./pkg/chstore | tee bench-results/chstore-insert.txt
 
 bench-jsonschema:
 	@mkdir -p bench-results
