@@ -30,7 +30,12 @@ func benchThroughput(o options, h *hubProc) (accepted, materialized float64, err
 	}
 	bs := bodies(o.events, o.batch, 3)
 	if o.profile != "" {
+		// The profile is saved before the hub is stopped, however short
+		// the run.
+		profiled := make(chan struct{})
+		defer func() { <-profiled }()
 		go func() {
+			defer close(profiled)
 			if err := h.cpuProfile(time.Duration(o.profileSeconds)*time.Second, o.profile); err != nil {
 				fmt.Fprintln(os.Stderr, "iochub-bench: profile:", err)
 			}
