@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/schema"
 )
 
 // Granularities a KPI may allow, finest first.
@@ -31,10 +32,7 @@ var Dimensions = []string{"area", "agency", "facility", "school", "segment", "ca
 var Formats = []string{"count", "percent", "decimal", "hours", "minutes", "score"}
 
 // Text is a phrase in Vietnamese and English.
-type Text struct {
-	VI string `yaml:"vi" json:"vi"`
-	EN string `yaml:"en" json:"en"`
-}
+type Text = schema.Text
 
 // Def is one KPI, read from <sector>/<name>.yaml.
 type Def struct {

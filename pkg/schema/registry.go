@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -70,6 +71,34 @@ type Type struct {
 	// names an area or an entity, and the pattern keeps a person's
 	// numbers out of it. Nil: any subject.
 	Subject *SubjectRule
+	// Title names the type for people, in Vietnamese and English (the
+	// schema's "x-title"); Description is the schema's own.
+	Title       Text
+	Description string
+	// Document is the schema file as it is in the registry, for the
+	// catalogue. Callers must not change it.
+	Document json.RawMessage
+}
+
+// Text is a text for people in Vietnamese and English: a type's title here,
+// a KPI's title, unit and description in pkg/kpi.
+type Text struct {
+	VI string `yaml:"vi" json:"vi"`
+	EN string `yaml:"en" json:"en"`
+}
+
+// title reads a schema's "x-title": {"vi": …, "en": …}; absent is no title.
+func title(v any) (Text, error) {
+	if v == nil {
+		return Text{}, nil
+	}
+	m, ok := v.(map[string]any)
+	vi, okVI := m["vi"].(string)
+	en, okEN := m["en"].(string)
+	if !ok || !okVI || !okEN || strings.TrimSpace(vi) == "" || strings.TrimSpace(en) == "" || len(m) != 2 {
+		return Text{}, errors.New(`want {"vi": "…", "en": "…"}, both non-empty, nothing else`)
+	}
+	return Text{VI: vi, EN: en}, nil
 }
 
 // SubjectRule is a type's constraint on the subject attribute.
@@ -95,6 +124,7 @@ func Load(fsys fs.FS) (*Registry, error) {
 	c.AssertFormat()
 	c.UseLoader(noLoader{})
 	raws := map[string]map[string]any{}
+	files := map[string][]byte{}
 	digests := map[string]string{}
 	paths, err := fs.Glob(fsys, "*/*.json")
 	if err != nil {
@@ -116,7 +146,7 @@ func Load(fsys fs.FS) (*Registry, error) {
 		if !ok {
 			return nil, fmt.Errorf("schema %s: must be a JSON object", p)
 		}
-		raws[p] = obj
+		raws[p], files[p] = obj, b
 		sum := sha256.Sum256(b)
 		digests[p] = hex.EncodeToString(sum[:])
 		if err := c.AddResource(schemaURL(p), doc); err != nil {
@@ -143,6 +173,11 @@ func Load(fsys fs.FS) (*Registry, error) {
 		if t.Subject, err = subjectRule(raws[p]["x-subject"]); err != nil {
 			return nil, fmt.Errorf("schema %s: x-subject: %w", p, err)
 		}
+		if t.Title, err = title(raws[p]["x-title"]); err != nil {
+			return nil, fmt.Errorf("schema %s: x-title: %w", p, err)
+		}
+		t.Description, _ = raws[p]["description"].(string)
+		t.Document = files[p]
 		r.types[tn.String()] = t
 		r.names = append(r.names, tn.String())
 	}

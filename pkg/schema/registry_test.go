@@ -141,6 +141,9 @@ func TestLoadRejects(t *testing.T) {
 	}{
 		{"remote ref", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"$ref":"https://example.org/x.json"}}}`)}}},
 		{"bad x-subject", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","x-subject":{"pattern":"(["},"properties":{"x":{"type":"string"}}}`)}}},
+		{"x-title without en", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","x-title":{"vi":"Lượt khám"},"properties":{"x":{"type":"string"}}}`)}}},
+		{"x-title not an object", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","x-title":"Lượt khám","properties":{"x":{"type":"string"}}}`)}}},
+		{"x-title with another language", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","x-title":{"vi":"a","en":"b","fr":"c"},"properties":{"x":{"type":"string"}}}`)}}},
 		{"bad x-pii", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"string","x-pii":"encrypt"}}}`)}}},
 		{"bad file name", fstest.MapFS{"a/b.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"string"}}}`)}}},
 		{"array property", fstest.MapFS{"a/b.v1.json": {Data: []byte(`{"type":"object","properties":{"x":{"type":"array"}}}`)}}},

@@ -1196,11 +1196,11 @@ func cTrafficIncidentV1_0(out []Violation, v any) []Violation {
 }
 
 func init() {
-	compiled["vn.ioc.education.attendance.v1"] = compiledSchema{digest: "c31ed0242697bcef50144e3723772044fc45d2d86ad83cafffeaf1712e888054", validate: func(v any) []Violation { return cEducationAttendanceV1_0(nil, v) }}
-	compiled["vn.ioc.feedback.report.v1"] = compiledSchema{digest: "e380ee342e4ea5cc9cfffb2c22ffd3f361c0a31b821b97973c5ba546bba3b3ac", validate: func(v any) []Violation { return cFeedbackReportV1_0(nil, v) }}
-	compiled["vn.ioc.health.bed_occupancy.v1"] = compiledSchema{digest: "4f4f39f0e83bff8d3a08f2528d1c9a2ca010c9cde2dfbff085985bb5e0439d37", validate: func(v any) []Violation { return cHealthBedOccupancyV1_0(nil, v) }}
-	compiled["vn.ioc.health.visit.v1"] = compiledSchema{digest: "949e22da1bdd8b1cc4e9dbd3ceec3f3ad2027bedde140aacb73ff9de822868f0", validate: func(v any) []Violation { return cHealthVisitV1_0(nil, v) }}
-	compiled["vn.ioc.publicservice.dossier.v1"] = compiledSchema{digest: "0095be1affd837feb9bc260fcf97f312edad552e783ea608c534fbcd5ee53075", validate: func(v any) []Violation { return cPublicserviceDossierV1_0(nil, v) }}
-	compiled["vn.ioc.traffic.flow.v1"] = compiledSchema{digest: "5acab609d5d48a377e3e6486546d7a45df8cc8257f7ee805fe8fbab0d59a69fd", validate: func(v any) []Violation { return cTrafficFlowV1_0(nil, v) }}
-	compiled["vn.ioc.traffic.incident.v1"] = compiledSchema{digest: "79ee51687c87b1bce2defb668505722d1a36dabe39a2292c69c75949a7e12fa1", validate: func(v any) []Violation { return cTrafficIncidentV1_0(nil, v) }}
+	compiled["vn.ioc.education.attendance.v1"] = compiledSchema{digest: "bd2ed18bc41a56418642b8c2cacdd759b396833b9116b42c07f62a079841bc66", validate: func(v any) []Violation { return cEducationAttendanceV1_0(nil, v) }}
+	compiled["vn.ioc.feedback.report.v1"] = compiledSchema{digest: "9f5a961dc543e781202875d4955d6a057126f40bf4992e3cc4818808d39ce97e", validate: func(v any) []Violation { return cFeedbackReportV1_0(nil, v) }}
+	compiled["vn.ioc.health.bed_occupancy.v1"] = compiledSchema{digest: "9b16062bb202b3c735bd6a33ca0696c535a7be746d5f6bebeaafbd29f8b9f33d", validate: func(v any) []Violation { return cHealthBedOccupancyV1_0(nil, v) }}
+	compiled["vn.ioc.health.visit.v1"] = compiledSchema{digest: "7be671104c7b5a1eb599616bca1a1a498f5683e573bb5529b93012472a600195", validate: func(v any) []Violation { return cHealthVisitV1_0(nil, v) }}
+	compiled["vn.ioc.publicservice.dossier.v1"] = compiledSchema{digest: "e558a6b873cd02db5c97bc393093f2c8b9c384c33ea1c0c73eb6680488578e59", validate: func(v any) []Violation { return cPublicserviceDossierV1_0(nil, v) }}
+	compiled["vn.ioc.traffic.flow.v1"] = compiledSchema{digest: "9cf23767126b03d2de8fb3e46916c4cfc8ff2b92c7917caa4989f1e01b0dc8e7", validate: func(v any) []Violation { return cTrafficFlowV1_0(nil, v) }}
+	compiled["vn.ioc.traffic.incident.v1"] = compiledSchema{digest: "ecdabee0da1673ac0daf7d6ce987b8fab65b916814d15dfabb5fb3016969f9c9", validate: func(v any) []Violation { return cTrafficIncidentV1_0(nil, v) }}
 }

@@ -24,7 +24,7 @@ import (
 
 // annotations are keywords that never change a verdict.
 var annotations = map[string]bool{"$schema": true, "$id": true, "$defs": true, "title": true, "description": true,
-	"x-pii": true, "x-subject": true, "examples": true, "$comment": true}
+	"x-pii": true, "x-subject": true, "x-title": true, "examples": true, "$comment": true}
 
 // supported are the assertions the generator compiles.
 var supported = map[string]bool{"type": true, "enum": true, "format": true, "$ref": true, "properties": true,

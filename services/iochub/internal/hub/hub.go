@@ -28,6 +28,7 @@ import (
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/connectors"
+	"github.com/iochub/iochub/services/catalogue"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/monitor"
@@ -193,10 +194,12 @@ func (h *Hub) buildAggregator(ctx context.Context) error {
 	return nil
 }
 
-// buildGateway mounts POST /v1/events.
+// buildGateway mounts POST /v1/events and the catalogue (GET /v1/schemas).
 func (h *Hub) buildGateway(context.Context) error {
 	gw := gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log)
-	h.mounts = append(h.mounts, gw.Register)
+	// The catalogue of event types goes with the gateway: producers and
+	// partner agencies read what the hub takes.
+	h.mounts = append(h.mounts, gw.Register, catalogue.New(h.reg).Register)
 	return nil
 }
 
