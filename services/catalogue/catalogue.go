@@ -30,6 +30,9 @@ type Entry struct {
 	Subject      string          `json:"nats_subject"` // where the hub stores events of the type on IOC_EVENTS
 	PersonalData []PersonalField `json:"personal_data"`
 	Schema       json.RawMessage `json:"schema"` // the JSON Schema of the event's data
+	// SubjectPattern is what the subject attribute must match (the
+	// schema's x-subject), empty for any subject.
+	SubjectPattern string `json:"subject_pattern,omitempty"`
 }
 
 // PersonalField is a personal-data field of a type and what the hub does
@@ -49,18 +52,26 @@ var protections = map[schema.PIIAction]string{
 // Catalogue answers the catalogue's routes from a registry.
 type Catalogue struct {
 	entries []Entry
+	docs    []map[string]any // each entry's schema, decoded
 	byType  map[string]int
 }
 
 // New builds the catalogue of every type of reg.
 func New(reg *schema.Registry) *Catalogue {
 	c := &Catalogue{byType: map[string]int{}}
+	// reg compiled every document: they are JSON objects.
 	for _, t := range reg.Types() {
 		e := Entry{
 			Type: t.Name.String(), Sector: t.Name.Sector, Name: t.Name.Name, Version: t.Name.Major,
 			Title: t.Title, Description: t.Description, Subject: t.Name.Subject(),
 			PersonalData: []PersonalField{}, Schema: t.Document,
 		}
+		if t.Subject != nil {
+			e.SubjectPattern = t.Subject.Pattern.String()
+		}
+		var doc map[string]any
+		_ = json.Unmarshal(t.Document, &doc)
+		c.docs = append(c.docs, doc)
 		for _, f := range t.PII {
 			e.PersonalData = append(e.PersonalData, PersonalField{Pointer: "/" + strings.Join(f.Path, "/"), Protection: string(f.Action), How: protections[f.Action]})
 		}
@@ -74,7 +85,7 @@ func New(reg *schema.Registry) *Catalogue {
 func (c *Catalogue) Entries() []Entry { return c.entries }
 
 // Register mounts GET /v1/schemas and GET /v1/schemas/{type} on mux.
-func (c *Catalogue) Register(mux *http.ServeMux) {
+func (c *Catalogue) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/schemas", c.list)
 	mux.HandleFunc("GET /v1/schemas/{type}", c.one)
 }

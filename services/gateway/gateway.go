@@ -82,7 +82,7 @@ func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymi
 }
 
 // Register mounts the gateway's routes on mux.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux httpedge.Router) {
 	mux.Handle("POST /v1/events", h)
 }
 

@@ -66,7 +66,7 @@ func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap
 }
 
 // Register mounts the API and the dashboard on mux.
-func (a *API) Register(mux *http.ServeMux) {
+func (a *API) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/kpis", a.readers.Require(a.catalogue))
 	mux.HandleFunc("GET /v1/kpis/{name}", a.readers.Require(a.kpi))
 	mux.HandleFunc("GET /v1/areas", a.readers.Require(a.listAreas))

@@ -11,7 +11,7 @@ import (
 
 // Register mounts /metrics and the /v1/ops/ API (both with an admin token) on mux; reg
 // is the registry replays validate with.
-func (m *Monitor) Register(mux *http.ServeMux, adm *admit.Admitter) {
+func (m *Monitor) Register(mux httpedge.Router, adm *admit.Admitter) {
 	// /metrics names every source and stream: an admin token of either
 	// role reads it (Prometheus: authorization.credentials_file).
 	mux.HandleFunc("GET /metrics", m.admin(func(w http.ResponseWriter, _ *http.Request) {

@@ -50,7 +50,7 @@ type Hub struct {
 	debug    net.Listener // --debug-addr, or nil
 	agg      *aggregator.Aggregator
 
-	mounts []func(*http.ServeMux)            // each service's routes
+	mounts []func(httpedge.Router)           // each service's routes
 	tasks  []func(ctx context.Context) error // each service's work; returns when ctx is done
 }
 
@@ -210,7 +210,7 @@ func (h *Hub) buildConnectors(ctx context.Context) error {
 		return err
 	}
 	set := connectors.Build(h.cfg.File.Connectors, connectors.Deps{NC: h.nc, JS: h.js, Registry: h.reg, Pseudo: h.pseudo, Log: h.log})
-	h.mounts = append(h.mounts, func(mux *http.ServeMux) {
+	h.mounts = append(h.mounts, func(mux httpedge.Router) {
 		for path, wh := range set.Webhooks {
 			mux.Handle("POST "+path, wh)
 		}
@@ -270,7 +270,7 @@ func (h *Hub) buildMonitor(context.Context) error {
 	}
 	mon := monitor.New(mcfg, d)
 	adm := admit.New(h.reg, h.pseudo, 0)
-	h.mounts = append(h.mounts, func(mux *http.ServeMux) { mon.Register(mux, adm) })
+	h.mounts = append(h.mounts, func(mux httpedge.Router) { mon.Register(mux, adm) })
 	h.tasks = append(h.tasks, mon.Run)
 	return nil
 }
