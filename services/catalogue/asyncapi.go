@@ -59,16 +59,18 @@ func (c *Catalogue) AsyncAPI(info Info) ([]byte, error) {
 			"description": "The event types a province's Intelligent Operations Center hub takes on NATS JetStream (stream IOC_EVENTS). Each event is a CloudEvent whose data is checked against its type's JSON Schema (GET /v1/schemas); personal-data fields are pseudonymized or dropped before storage.",
 		},
 		"defaultContentType": "application/cloudevents+json",
-		"servers": map[string]any{
+		"channels":           channels,
+		"operations":         operations,
+		"components":         map[string]any{"messages": messages},
+	}
+	if info.NATS != "" {
+		doc["servers"] = map[string]any{
 			"hub": map[string]any{
 				"host":        info.NATS,
 				"protocol":    "nats",
 				"description": "The hub's NATS server. A direct producer needs a NATS user of role producer, scoped to its types (README, Publishing straight onto NATS).",
 			},
-		},
-		"channels":   channels,
-		"operations": operations,
-		"components": map[string]any{"messages": messages},
+		}
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

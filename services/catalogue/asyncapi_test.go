@@ -2,11 +2,8 @@ package catalogue_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"testing"
 
@@ -15,39 +12,8 @@ import (
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/catalogue"
+	"github.com/iochub/iochub/services/catalogue/cataloguetest"
 )
-
-// specSchema compiles one of the specifications' own JSON Schemas kept in
-// testdata (testdata/README.md says where each comes from).
-func specSchema(t *testing.T, file string) *jsonschema.Schema {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasSuffix(file, ".gz") {
-		zr, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, err = io.ReadAll(zr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	if err := c.AddResource("file:///spec/"+file, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("file:///spec/" + file)
-	if err != nil {
-		t.Fatalf("compile %s: %v", file, err)
-	}
-	return s
-}
 
 func decoded(t *testing.T, b []byte) any {
 	t.Helper()
@@ -59,7 +25,7 @@ func decoded(t *testing.T, b []byte) any {
 }
 
 // The AsyncAPI document is valid AsyncAPI 3.0.0 (the specification's own
-// JSON Schema, from @asyncapi/specs), has one channel per type of the
+// JSON Schema, from @asyncapi/specs: cataloguetest), has one channel per type of the
 // registry at its NATS subject, and its message payloads take every valid
 // example event and refuse every example whose data its type refuses.
 func TestAsyncAPIIsValidAndHasEveryChannel(t *testing.T) {
@@ -71,9 +37,7 @@ func TestAsyncAPIIsValidAndHasEveryChannel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := specSchema(t, "asyncapi-3.0.0.schema.json.gz").Validate(decoded(t, doc)); err != nil {
-		t.Fatalf("not valid AsyncAPI 3.0.0: %v", err)
-	}
+	cataloguetest.Validate(t, cataloguetest.AsyncAPI30, doc)
 	var d struct {
 		Channels   map[string]struct{ Address string }
 		Components struct {

@@ -54,6 +54,13 @@ func startHub(t *testing.T, dsn string) string {
 // the config first.
 func startHubWith(t testing.TB, dsn string, change func(*hub.Config)) string {
 	t.Helper()
+	_, base := startHubInProcess(t, dsn, change)
+	return base
+}
+
+// startHubInProcess is startHubWith that also gives the hub.
+func startHubInProcess(t testing.TB, dsn string, change func(*hub.Config)) (*hub.Hub, string) {
+	t.Helper()
 	cfg := hub.DefaultConfig()
 	cfg.HTTPAddr, cfg.ClickHouseDSN, cfg.Services, cfg.PIIKey, cfg.CompactEvery = "127.0.0.1:0", dsn, "gateway,aggregator", e2ePIIKey, 0
 	cfg.NATS.DataDir, cfg.NATS.Listen = t.TempDir(), ""
@@ -86,7 +93,7 @@ func startHubWith(t testing.TB, dsn string, change func(*hub.Config)) string {
 			t.Errorf("hub: %v", err)
 		}
 	})
-	return "http://" + h.HTTPAddr()
+	return h, "http://" + h.HTTPAddr()
 }
 
 func postBatch(t *testing.T, base string, evs any) gateway.Response {

@@ -8,7 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +54,7 @@ type Hub struct {
 	agg      *aggregator.Aggregator
 
 	mounts []func(httpedge.Router)           // each service's routes
+	routes *httpedge.Routes                  // all of them, mounted
 	tasks  []func(ctx context.Context) error // each service's work; returns when ctx is done
 }
 
@@ -87,6 +91,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	}
 	if cfg.Demo {
 		h.tasks = append(h.tasks, func(ctx context.Context) error { h.runDemo(ctx); return nil })
+	}
+	if err := h.mount(); err != nil {
+		return nil, err
 	}
 	if err := h.listen(); err != nil {
 		return nil, err
@@ -313,6 +320,71 @@ func loadCatalog(dir string) (*kpi.Catalog, error) {
 	return c, err
 }
 
+// mount puts every service's routes, the probes and the documents that
+// describe them on one mux. A route the OpenAPI table does not describe is
+// a start error: /openapi.json lists every route the process serves.
+func (h *Hub) mount() error {
+	h.routes = &httpedge.Routes{Mux: http.NewServeMux()}
+	for _, mount := range h.mounts {
+		mount(h.routes)
+	}
+	h.routes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpedge.WriteJSON(w, http.StatusOK, map[string]string{"status": "up"})
+	})
+	h.routes.HandleFunc("GET /readyz", h.ready)
+	info := catalogue.Info{Version: version(), NATS: h.natsHost()}
+	openapi, err := catalogue.OpenAPI(append(h.routes.Patterns(), catalogue.DocumentRoutes...), info)
+	if err != nil {
+		return err
+	}
+	asyncapi, err := catalogue.New(h.reg).AsyncAPI(info)
+	if err != nil {
+		return err
+	}
+	catalogue.Documents{OpenAPI: openapi, AsyncAPI: asyncapi}.Register(h.routes)
+	return nil
+}
+
+// Routes lists the patterns of every route the process serves.
+func (h *Hub) Routes() []string { return h.routes.Patterns() }
+
+// natsHost is where producers reach NATS: the cluster's first URL, or the
+// embedded server's client listener ("" when it has none).
+func (h *Hub) natsHost() string {
+	if h.cfg.NATS.URL == "" {
+		return h.cfg.NATS.Listen
+	}
+	first, _, _ := strings.Cut(h.cfg.NATS.URL, ",")
+	if u, err := url.Parse(strings.TrimSpace(first)); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return ""
+}
+
+// version is the hub's version: the commit it was built from, or "dev".
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	if dirty {
+		return rev[:min(12, len(rev))] + "-modified"
+	}
+	return rev[:min(12, len(rev))]
+}
+
 // HTTPAddr is the address the HTTP server listens on.
 func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
 
@@ -321,15 +393,7 @@ func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
 // stop the embedded server.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.close()
-	mux := http.NewServeMux()
-	for _, mount := range h.mounts {
-		mount(mux)
-	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		httpedge.WriteJSON(w, http.StatusOK, map[string]string{"status": "up"})
-	})
-	mux.HandleFunc("GET /readyz", h.ready)
-	hs := httpedge.NewServer(mux, h.cfg.File.HTTP)
+	hs := httpedge.NewServer(h.routes.Mux, h.cfg.File.HTTP)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { // exits when the server is shut down below
