@@ -20,7 +20,7 @@ SOURCES := go.mod go.sum $(shell find pkg schemas kpis services sim -name '*.go'
 bin/iochub: $(SOURCES)
 	@mkdir -p bin
 	@[ -x bin/iochub ] || echo "build: compiling bin/iochub (the first build downloads Go modules and takes minutes on a small machine)"
-	$(GO) build -o bin/iochub ./services/iochub
+	$(GO) build -ldflags "-X github.com/iochub/iochub/services/iochub/internal/hub.buildVersion=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/iochub ./services/iochub
 
 # The simulated sector systems `make run` starts beside the hub: a binary of
 # their own, so bin/iochub carries no simulator and no MQTT client.

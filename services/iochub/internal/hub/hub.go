@@ -361,8 +361,15 @@ func (h *Hub) natsHost() string {
 	return ""
 }
 
-// version is the hub's version: the commit it was built from, or "dev".
+// buildVersion is set by `make build` (git describe).
+var buildVersion string
+
+// version is the hub's version: what `make build` stamped, else the commit
+// Go recorded, else "dev".
 func version() string {
+	if buildVersion != "" {
+		return buildVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "dev"
