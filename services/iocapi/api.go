@@ -77,6 +77,11 @@ func (a *API) Register(mux httpedge.Router) {
 	mux.Handle("GET /ops", withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, static, "ops.html") // the operators' page; its data needs an admin token (/v1/ops)
 	})))
+	// The field-report portal's public results: aggregates only, no token.
+	mux.HandleFunc("GET /v1/public/feedback", a.publicFeedback)
+	mux.Handle("GET /public", withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, static, "public.html")
+	})))
 }
 
 func withHeaders(h http.Handler) http.Handler {

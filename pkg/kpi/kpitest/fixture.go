@@ -245,6 +245,9 @@ var Expectations = []Expect{
 	{KPI: "feedback.reports_open", Granularity: "day", Series: []*float64{v(1), v(0), v(0)}, Total: v(1)},
 	// Resolved: R1 on the 2nd in 12 h; R2 (24 h) and R5 (6 h) on the 3rd: median 15; all three: 12.
 	{KPI: "feedback.resolve_hours_median", Granularity: "day", Series: []*float64{v(12), v(15), nil}, Total: v(12)},
+	// Resolved: R1 on the 2nd; R2 and R5 on the 3rd; by category, R1 and R5 moi_truong, R2 giao_thong.
+	{KPI: "feedback.reports_resolved", Granularity: "day", Series: []*float64{v(1), v(2), v(0)}, Total: v(3),
+		By: "category", Breakdown: map[string]float64{"moi_truong": 2, "giao_thong": 1}},
 	// R1 within, R2 past its deadline, R5 has none.
 	{KPI: "feedback.resolved_within_deadline", Granularity: "day", Series: []*float64{v(100), v(0), nil}, Total: v(50)},
 	// R1 rated 4, R2 rated 2.
