@@ -99,6 +99,36 @@ func (p *Pseudonymizer) Hash(v string) string {
 // fields marked drop are removed. It reports whether it changed anything.
 func (p *Pseudonymizer) Apply(t *schema.Type, data any) bool {
 	changed := false
+	fields(t, data, func(f schema.Field, obj map[string]any, leaf string) {
+		switch f.Action {
+		case schema.PIIDrop:
+			delete(obj, leaf)
+		case schema.PIIPseudonymize:
+			if obj[leaf] == nil {
+				return
+			}
+			obj[leaf] = p.Hash(fmt.Sprint(obj[leaf]))
+		}
+		changed = true
+	})
+	return changed
+}
+
+// Drop removes every personal-data field of data (decoded JSON, in place),
+// pseudonymized or not: for a receiver granted none of it. It reports
+// whether it changed anything.
+func Drop(t *schema.Type, data any) bool {
+	changed := false
+	fields(t, data, func(_ schema.Field, obj map[string]any, leaf string) {
+		delete(obj, leaf)
+		changed = true
+	})
+	return changed
+}
+
+// fields calls fn with each personal-data field of t present in data: the
+// object holding it and its name there.
+func fields(t *schema.Type, data any, fn func(f schema.Field, obj map[string]any, leaf string)) {
 	for _, f := range t.PII {
 		obj, ok := data.(map[string]any)
 		for _, k := range f.Path[:len(f.Path)-1] {
@@ -111,20 +141,8 @@ func (p *Pseudonymizer) Apply(t *schema.Type, data any) bool {
 			continue
 		}
 		leaf := f.Path[len(f.Path)-1]
-		v, present := obj[leaf]
-		if !present {
-			continue
+		if _, present := obj[leaf]; present {
+			fn(f, obj, leaf)
 		}
-		switch f.Action {
-		case schema.PIIDrop:
-			delete(obj, leaf)
-		case schema.PIIPseudonymize:
-			if v == nil {
-				continue
-			}
-			obj[leaf] = p.Hash(fmt.Sprint(v))
-		}
-		changed = true
 	}
-	return changed
 }

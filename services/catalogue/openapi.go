@@ -27,6 +27,7 @@ const (
 	admin    = "adminToken"
 	operator = "operatorToken"
 	webhook  = "webhookSignature"
+	agency   = "agencyToken"
 )
 
 // operation describes one route for the OpenAPI document.
@@ -88,6 +89,12 @@ var operations = map[string]operation{
 	"DELETE /v1/ops/dlq/{seq}":      {tag: "monitor", summary: "Remove one dead letter", security: operator, ok: 200, errs: []int{400, 401, 403, 404, 503}},
 	"DELETE /v1/ops/dlq": {tag: "monitor", summary: "Remove every dead letter", security: operator, ok: 200, errs: []int{400, 401, 403, 503},
 		query: []param{{"confirm", "must be all"}}},
+	"GET /v1/subscriptions":           {tag: "sharing", summary: "The agency's subscriptions", security: agency, ok: 200, errs: []int{401, 503}},
+	"PUT /v1/subscriptions/{name}":    {tag: "sharing", summary: "Subscribe to event types (and areas, a subject prefix) within the agency's grants", security: agency, body: map[string]string{"application/json": "object"}, ok: http.StatusCreated, errs: []int{400, 401, 403, 409, 503}},
+	"GET /v1/subscriptions/{name}":    {tag: "sharing", summary: "One of the agency's subscriptions", security: agency, ok: 200, errs: []int{401, 403, 404, 503}},
+	"DELETE /v1/subscriptions/{name}": {tag: "sharing", summary: "End a subscription", security: agency, ok: 200, errs: []int{401, 403, 404, 503}},
+	"GET /v1/subscriptions/{name}/events": {tag: "sharing", summary: "Pull events (long poll): after= confirms the previous answer's events; unconfirmed ones come again", security: agency, ok: 200, errs: []int{400, 401, 403, 404, 503},
+		query: []param{{"after", "the cursor of the previous answer: its events are confirmed"}, {"max", "at most this many events, 1 to 1000; default 100"}, {"wait", "seconds to wait for the first event, 0 to 25; default 20"}}},
 	"POST /v1/webhooks/feedback":          {tag: "connectors", summary: "The citizen field-report portal's webhook", security: webhook, body: map[string]string{"application/json": "object"}, ok: http.StatusAccepted, errs: []int{400, 401, 413, 503}},
 	"POST /v1/webhooks/traffic-incidents": {tag: "connectors", summary: "The traffic incident system's webhook", security: webhook, body: map[string]string{"application/json": "object"}, ok: http.StatusAccepted, errs: []int{400, 401, 413, 503}},
 }
@@ -133,6 +140,7 @@ func OpenAPI(patterns []string, info Info) ([]byte, error) {
 				reader:   bearer("A reader's token (iocapi.readers): a leader reads every sector, a sector role its own."),
 				admin:    bearer("An admin's token (monitor.admins), role viewer or operator."),
 				operator: bearer("An admin's token of role operator: it may also replay and remove dead letters."),
+				agency:   bearer("A partner agency's token (sharing.agencies): its subscriptions, within its grants."),
 				webhook: map[string]any{"type": "apiKey", "in": "header", "name": "Webhook-Signature",
 					"description": "Standard Webhooks: Webhook-Id, Webhook-Timestamp (Unix seconds, within 5 minutes) and Webhook-Signature v1,<base64 HMAC-SHA256 of id.timestamp.body> under the system's shared secret."},
 			},

@@ -94,9 +94,9 @@ var ErrNotGranted = errors.New("not granted")
 
 // NotGrantedError names what a subscription asks for that no grant allows.
 type NotGrantedError struct {
-	Agency string
-	Types  []string            // types no grant names
-	Areas  map[string][]string // type → areas asked for outside its grants
+	Agency string              `json:"agency"`
+	Types  []string            `json:"types,omitempty"` // types no grant names
+	Areas  map[string][]string `json:"areas,omitempty"` // type → areas asked for outside its grants
 }
 
 func (e *NotGrantedError) Error() string {

@@ -23,6 +23,7 @@ import (
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/monitor"
+	"github.com/iochub/iochub/services/sharing"
 )
 
 // Service names for --services.
@@ -32,10 +33,11 @@ const (
 	ServiceConnectors = "connectors"
 	ServiceIOCAPI     = "iocapi"
 	ServiceMonitor    = "monitor"
+	ServiceSharing    = "sharing"
 )
 
 // Services are every service a process can run, in --services' default.
-var Services = []string{ServiceGateway, ServiceAggregator, ServiceConnectors, ServiceIOCAPI, ServiceMonitor}
+var Services = []string{ServiceGateway, ServiceAggregator, ServiceConnectors, ServiceIOCAPI, ServiceMonitor, ServiceSharing}
 
 // Config is everything `iochub run` takes: flags (each with an IOCHUB_*
 // twin), grouped by the component they configure, and the config file they
@@ -78,6 +80,8 @@ type File struct {
 	Connectors connectors.Config `yaml:"connectors"`
 	// Monitor: expected source intervals, alert webhook, admin tokens.
 	Monitor monitor.Config `yaml:"monitor"`
+	// Sharing: the partner agencies, their tokens and grants.
+	Sharing sharing.Config `yaml:"sharing"`
 	// HTTP bounds every listener's connections (timeouts, header size).
 	HTTP httpedge.ServerConfig `yaml:"http"`
 	// NATS: the embedded server's users (operators, direct producers, MQTT
@@ -104,7 +108,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.Services, "services", strings.Join(Services, ","), "services to run in this process, comma-separated: gateway, aggregator, connectors (the sector systems of the config file), iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts)")
+	fs.StringVar(&c.Services, "services", strings.Join(Services, ","), "services to run in this process, comma-separated: gateway, aggregator, connectors (the sector systems of the config file), iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts), sharing (partner agencies' subscriptions, /v1/subscriptions)")
 	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
 	fs.DurationVar(&c.CompactEvery, "rollup-compact-interval", 10*time.Minute, "aggregator: how often the entity rollups are compacted (OPTIMIZE … FINAL of partitions with several parts) so KPI queries stay fast; 0 never")
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
@@ -178,6 +182,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.File.IOCAPI.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.File.Sharing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.checkSecrets(); err != nil {

@@ -85,7 +85,7 @@ func TestFlagDefaultsAreTheComponents(t *testing.T) {
 	if c.Aggregator.BatchMaxEvents != 5000 || !reflect.DeepEqual(c.Aggregator, d.Aggregator) || c.Streams != d.Streams || !reflect.DeepEqual(c.NATS, d.NATS) {
 		t.Fatalf("flags %+v / %+v, defaults %+v / %+v", c.Aggregator, c.Streams, d.Aggregator, d.Streams)
 	}
-	if c.Services != "gateway,aggregator,connectors,iocapi,monitor" {
+	if c.Services != "gateway,aggregator,connectors,iocapi,monitor,sharing" {
 		t.Fatalf("--services default %q", c.Services)
 	}
 }

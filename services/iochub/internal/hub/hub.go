@@ -35,6 +35,7 @@ import (
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/monitor"
+	"github.com/iochub/iochub/services/sharing"
 )
 
 // Hub is a started iochub process: its infrastructure, and what each built
@@ -82,6 +83,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		{ServiceConnectors, h.buildConnectors},
 		{ServiceIOCAPI, h.buildIOCAPI},
 		{ServiceMonitor, h.buildMonitor},
+		{ServiceSharing, h.buildSharing},
 	} {
 		if cfg.Runs(b.service) {
 			if err := b.build(dctx); err != nil {
@@ -240,6 +242,20 @@ func (h *Hub) buildIOCAPI(context.Context) error {
 		return err
 	}
 	h.mounts = append(h.mounts, api.Register)
+	return nil
+}
+
+// buildSharing serves the agencies' subscriptions (services/sharing).
+func (h *Hub) buildSharing(ctx context.Context) error {
+	areas, err := area.Load(h.cfg.AreasFile)
+	if err != nil {
+		return fmt.Errorf("--areas: %w", err)
+	}
+	svc, err := sharing.New(ctx, h.cfg.File.Sharing, h.js, h.reg, areas, admit.New(h.reg, h.pseudo, 0), h.log.With(zap.String("component", "sharing")))
+	if err != nil {
+		return err
+	}
+	h.mounts = append(h.mounts, svc.Register)
 	return nil
 }
 

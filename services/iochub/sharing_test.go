@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
+	"github.com/iochub/iochub/services/sharing"
+)
+
+const (
+	healthAgencyToken = "so-y-te-token-0123456789abcdef"
+	policeAgencyToken = "cong-an-token-0123456789abcdef"
+	incidentType      = "vn.ioc.traffic.incident.v1"
+)
+
+// sharingCall sends method path with an agency's token and a JSON body.
+func sharingCall(t *testing.T, base, token, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// Two agencies subscribe to overlapping types. Each receives exactly what
+// its grants and filters allow, each event once it confirms, personal data
+// pseudonymized or dropped as granted (never in clear on the wire), while
+// the aggregator stores every event once as before. Asking beyond a grant,
+// or pulling another agency's subscription, is refused.
+func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
+	dsn := chstoretest.NewDatabase(t)
+	areasFile := "../../deploy/areas/bac-ninh.csv"
+	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = areasFile
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{
+			{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthAgencyToken), Grants: []sharing.Grant{
+				{Types: []string{incidentType}, Areas: []string{"27256"}},
+				{Types: []string{"vn.ioc.feedback.*"}, Areas: []string{"27"}, PersonalData: sharing.PersonalDrop},
+			}},
+			{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken), Grants: []sharing.Grant{
+				{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}},
+			}},
+		}}
+	})
+	areas, err := area.Load(areasFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, s := range []struct {
+		token, name string
+		body        map[string]any
+	}{
+		{healthAgencyToken, "yte-incidents", map[string]any{"types": []string{incidentType}, "areas": []string{"27256"}, "start": "beginning"}},
+		{healthAgencyToken, "yte-reports", map[string]any{"types": []string{"vn.ioc.feedback.*"}, "start": "beginning"}},
+		{policeAgencyToken, "ca-traffic", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "start": "beginning"}},
+	} {
+		if code, b := sharingCall(t, base, s.token, "PUT", "/v1/subscriptions/"+s.name, s.body); code != http.StatusCreated {
+			t.Fatalf("PUT %s: %d %s", s.name, code, b)
+		}
+	}
+	// Beyond the grants: refused, naming what is not granted.
+	for _, tt := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"types": []string{"vn.ioc.traffic.flow.v1"}}, `"types":["vn.ioc.traffic.flow.v1"]`},
+		{map[string]any{"types": []string{incidentType}, "areas": []string{"27258"}}, `"areas":{"vn.ioc.traffic.incident.v1":["27258"]}`},
+	} {
+		code, b := sharingCall(t, base, healthAgencyToken, "PUT", "/v1/subscriptions/yte-more", tt.body)
+		if code != http.StatusForbidden || !strings.Contains(string(b), sharing.ProblemNotGranted) || !strings.Contains(string(b), tt.want) {
+			t.Errorf("PUT beyond the grants %v: %d %s; want 403 naming %s", tt.body, code, b, tt.want)
+		}
+	}
+	// Another agency's subscription.
+	if code, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/yte-incidents/events?wait=0", nil); code != http.StatusForbidden {
+		t.Errorf("pull of another agency's subscription: %d %s, want 403", code, b)
+	}
+
+	// 400 events of the mix through the gateway.
+	g := eventgen.New(11, "sharing")
+	var evs []event.Event
+	var phones []string
+	want := map[string][]string{} // subscription → identities
+	for range 400 {
+		e := g.Next()
+		evs = append(evs, e)
+		var d map[string]any
+		_ = json.Unmarshal(e.Data, &d)
+		ar, _ := d["area_code"].(string)
+		if p, ok := d["reporter_phone"].(string); ok {
+			phones = append(phones, p)
+		}
+		id := e.Source + " " + e.ID
+		switch {
+		case e.Type == incidentType && areas.Within(ar, "27256"):
+			want["yte-incidents"] = append(want["yte-incidents"], id)
+		case strings.HasPrefix(e.Type, "vn.ioc.feedback."):
+			want["yte-reports"] = append(want["yte-reports"], id)
+		}
+		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			want["ca-traffic"] = append(want["ca-traffic"], id)
+		}
+	}
+	if len(want["yte-incidents"]) == 0 || len(want["yte-reports"]) == 0 || len(phones) == 0 {
+		t.Fatalf("the mix lacks what the test needs: %d incidents in 27256, %d reports, %d phones", len(want["yte-incidents"]), len(want["yte-reports"]), len(phones))
+	}
+	for i := 0; i < len(evs); i += 100 {
+		postBatch(t, base, evs[i:i+100])
+	}
+
+	clearPhone := regexp.MustCompile(`"09[0-9]{8}"`)
+	for _, s := range []struct{ token, name string }{{healthAgencyToken, "yte-incidents"}, {healthAgencyToken, "yte-reports"}, {policeAgencyToken, "ca-traffic"}} {
+		got := map[string]int{}
+		cursor, unconfirmedOnce := "0", false
+		for deadline := time.Now().Add(60 * time.Second); len(got) < len(want[s.name]) && time.Now().Before(deadline); {
+			code, b := sharingCall(t, base, s.token, "GET", "/v1/subscriptions/"+s.name+"/events?max=50&wait=2&after="+cursor, nil)
+			if code != http.StatusOK {
+				t.Fatalf("pull %s: %d %s", s.name, code, b)
+			}
+			if m := clearPhone.Find(b); m != nil {
+				t.Fatalf("pull %s: a phone number in clear on the wire: %s", s.name, m)
+			}
+			if s.name == "yte-reports" && (bytes.Contains(b, []byte("reporter_phone")) || bytes.Contains(b, []byte("reporter_name"))) {
+				t.Fatalf("pull %s: personal data the grant drops was delivered", s.name)
+			}
+			var p sharing.Pulled
+			if err := json.Unmarshal(b, &p); err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Events) > 0 && !unconfirmedOnce {
+				// Not confirmed: the same events come again.
+				unconfirmedOnce = true
+				_, again := sharingCall(t, base, s.token, "GET", "/v1/subscriptions/"+s.name+"/events?max=50&wait=0&after="+cursor, nil)
+				var p2 sharing.Pulled
+				_ = json.Unmarshal(again, &p2)
+				if p2.Cursor != p.Cursor || len(p2.Events) != len(p.Events) {
+					t.Fatalf("pull %s again without confirming: %d events to %s, first %d to %s", s.name, len(p2.Events), p2.Cursor, len(p.Events), p.Cursor)
+				}
+			}
+			for _, raw := range p.Events {
+				var e event.Event
+				if err := json.Unmarshal(raw, &e); err != nil {
+					t.Fatal(err)
+				}
+				got[e.Source+" "+e.ID]++
+			}
+			cursor = p.Cursor
+		}
+		var ids []string
+		for id, n := range got {
+			if n != 1 {
+				t.Errorf("%s: %s delivered %d times", s.name, id, n)
+			}
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		w := slices.Clone(want[s.name])
+		slices.Sort(w)
+		if !slices.Equal(ids, w) {
+			t.Errorf("%s received %d events, want exactly %d: %v", s.name, len(ids), len(w), diff(ids, w))
+		}
+		// Confirmed and drained: nothing more.
+		code, b := sharingCall(t, base, s.token, "GET", "/v1/subscriptions/"+s.name+"/events?wait=0&after="+cursor, nil)
+		var p sharing.Pulled
+		_ = json.Unmarshal(b, &p)
+		if code != http.StatusOK || len(p.Events) != 0 || p.Pending != 0 {
+			t.Errorf("%s after confirming everything: %d, %d events, %d pending", s.name, code, len(p.Events), p.Pending)
+		}
+	}
+
+	// The aggregator stored every event once, as before.
+	s, err := chstore.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	waitFor(t, "every event stored once", 30*time.Second, func() bool {
+		c, err := storeCounts(s)
+		return err == nil && total(c) == uint64(len(evs))
+	})
+}
+
+// diff says what a has that b lacks and the reverse, briefly.
+func diff(a, b []string) string {
+	var extra, missing []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			extra = append(extra, x)
+		}
+	}
+	for _, x := range b {
+		if !slices.Contains(a, x) {
+			missing = append(missing, x)
+		}
+	}
+	return fmt.Sprintf("extra %v, missing %v", extra[:min(3, len(extra))], missing[:min(3, len(missing))])
+}
