@@ -1,7 +1,6 @@
 package catalogue_test
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -25,24 +24,6 @@ var allPatterns = []string{
 	"POST /v1/webhooks/feedback", "POST /v1/webhooks/traffic-incidents",
 }
 
-// openAPIOperations lists "METHOD path" of every operation of doc.
-func openAPIOperations(t *testing.T, doc []byte) []string {
-	t.Helper()
-	var d struct {
-		Paths map[string]map[string]json.RawMessage
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for path, ops := range d.Paths {
-		for method := range ops {
-			out = append(out, strings.ToUpper(method)+" "+path)
-		}
-	}
-	return out
-}
-
 // The document is valid OpenAPI 3.1 (the OpenAPI Initiative's JSON Schema:
 // cataloguetest) and has an operation for each route it is given, and no other.
 func TestOpenAPIIsValidAndHasEveryRoute(t *testing.T) {
@@ -51,7 +32,7 @@ func TestOpenAPIIsValidAndHasEveryRoute(t *testing.T) {
 		t.Fatal(err)
 	}
 	cataloguetest.Validate(t, cataloguetest.OpenAPI31, doc)
-	ops := openAPIOperations(t, doc)
+	ops := cataloguetest.Operations(t, doc)
 	if len(ops) != len(allPatterns) {
 		t.Fatalf("%d operations for %d routes: %v", len(ops), len(allPatterns), ops)
 	}
@@ -60,7 +41,7 @@ func TestOpenAPIIsValidAndHasEveryRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ops := openAPIOperations(t, doc); len(ops) != 2 {
+	if ops := cataloguetest.Operations(t, doc); len(ops) != 2 {
 		t.Fatalf("operations %v, want the two routes served", ops)
 	}
 }

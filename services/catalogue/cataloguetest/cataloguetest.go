@@ -7,7 +7,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"embed"
+	"encoding/json"
 	"io"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -54,4 +57,24 @@ func Validate(t testing.TB, file string, doc []byte) {
 	if err := s.Validate(v); err != nil {
 		t.Fatalf("not valid against %s: %v", file, err)
 	}
+}
+
+// Operations lists "METHOD path" of every operation of an OpenAPI
+// document, sorted: the form of an http.ServeMux pattern.
+func Operations(t testing.TB, doc []byte) []string {
+	t.Helper()
+	var d struct {
+		Paths map[string]map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for path, ops := range d.Paths {
+		for method := range ops {
+			out = append(out, strings.ToUpper(method)+" "+path)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
