@@ -1,5 +1,6 @@
-// Package audit is the hub's record of what its administrators did: an
-// append-only, hash-chained log in the JetStream stream IOC_AUDIT. Each
+// Package audit is the hub's record of what its administrators did, of the
+// grants partner agencies hold, and of every exchange of events with them:
+// an append-only, hash-chained log in the JetStream stream IOC_AUDIT. Each
 // record carries its place in the chain and the hash of the one before, so
 // a record changed, removed or inserted anywhere is found by Verify
 // (`iochub audit verify`). The stream refuses deletes and purges; the chain
@@ -38,6 +39,21 @@ type Entry struct {
 	// Outcome is empty when the record is written before the action, the
 	// error of an action that failed after it.
 	Outcome string `json:"outcome,omitempty"`
+	// Events are the events of an exchange with a partner agency (actions
+	// exchange.sent and exchange.confirmed; Actor the agency, Target the
+	// subscription): each one's identity and the SHA-256 of the payload as
+	// it was delivered.
+	Events []Exchanged `json:"events,omitempty"`
+	// Detail is what an action set, as JSON: an agency's grants for
+	// grants.set.
+	Detail json.RawMessage `json:"detail,omitempty"`
+}
+
+// Exchanged is one event delivered to a partner agency.
+type Exchanged struct {
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	SHA256 string `json:"sha256"` // hex, of the CloudEvent JSON as sent
 }
 
 // Record is an Entry in its place in the chain.
@@ -60,7 +76,7 @@ func (r Record) Sum() string {
 // Declare creates the audit stream: kept forever, no delete, no purge.
 func Declare(ctx context.Context, js jetstream.JetStream) error {
 	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: Stream, Subjects: []string{Subject},
-		Description: "iochub: what administrators did, hash-chained (iochub audit verify)",
+		Description: "iochub: what administrators did, agencies' grants and every exchange with them, hash-chained (iochub audit verify)",
 		Storage:     jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardNew,
 		DenyDelete: true, DenyPurge: true, MaxMsgSize: 64 << 10})
 	if err != nil {

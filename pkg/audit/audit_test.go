@@ -56,7 +56,12 @@ func TestVerifyFindsEveryTampering(t *testing.T) {
 	l, js := newLog(t)
 	ctx := context.Background()
 	for i := range 5 {
-		if _, err := l.Append(ctx, audit.Entry{Actor: "trung-tam", Role: "operator", Via: "http", Action: "dlq.purge", Target: fmt.Sprint(10 + i)}); err != nil {
+		e := audit.Entry{Actor: "trung-tam", Role: "operator", Via: "http", Action: "dlq.purge", Target: fmt.Sprint(10 + i)}
+		if i == 3 { // an exchange with a partner agency, in the same chain
+			e = audit.Entry{Actor: "so-y-te", Role: "agency", Via: "http", Action: "exchange.sent", Target: "yte-incidents",
+				Events: []audit.Exchanged{{Source: "/traffic/csgt", ID: "TN-1", SHA256: strings.Repeat("ab", 32)}}}
+		}
+		if _, err := l.Append(ctx, e); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -81,6 +86,9 @@ func TestVerifyFindsEveryTampering(t *testing.T) {
 	}{
 		{"a record changed", edit(2, func(s string) string { return strings.Replace(s, `"actor":"trung-tam"`, `"actor":"someone-else"`, 1) }), "record 3 was changed"},
 		{"a record removed", append(append([][]byte{}, lines[:2]...), lines[3:]...), "record 4 follows record 2"},
+		{"an exchanged payload's hash changed", edit(3, func(s string) string { return strings.Replace(s, `"sha256":"abab`, `"sha256":"cdab`, 1) }), "record 4 was changed"},
+		{"an exchange removed", append(append([][]byte{}, lines[:3]...), lines[4:]...), "record 5 follows record 3"},
+		{"an exchange moved", [][]byte{lines[0], lines[1], lines[3], lines[2], lines[4]}, "record 4 follows record 2"},
 		{"a field added", edit(2, func(s string) string { return strings.Replace(s, `{"n":3,`, `{"n":3,"note":"x",`, 1) }), "record 3 holds more"},
 		{"records swapped", [][]byte{lines[0], lines[2], lines[1], lines[3], lines[4]}, "record 3 follows record 1"},
 	}

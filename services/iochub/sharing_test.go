@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,12 +14,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/sharing"
 )
@@ -55,7 +61,9 @@ func sharingCall(t *testing.T, base, token, method, path string, body any) (int,
 func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 	dsn := chstoretest.NewDatabase(t)
 	areasFile := "../../deploy/areas/bac-ninh.csv"
+	natsAddr := "127.0.0.1:" + freePort(t)
 	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
+		c.NATS.Listen = natsAddr
 		c.Services = "gateway,aggregator,sharing"
 		c.AreasFile = areasFile
 		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{
@@ -136,6 +144,7 @@ func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 	}
 
 	clearPhone := regexp.MustCompile(`"09[0-9]{8}"`)
+	delivered := map[string]map[string]bool{} // subscription → SHA-256 of each event as received
 	for _, s := range []struct{ token, name string }{{healthAgencyToken, "yte-incidents"}, {healthAgencyToken, "yte-reports"}, {policeAgencyToken, "ca-traffic"}} {
 		got := map[string]int{}
 		cursor, unconfirmedOnce := "0", false
@@ -165,6 +174,11 @@ func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 				}
 			}
 			for _, raw := range p.Events {
+				sum := sha256.Sum256(raw)
+				if delivered[s.name] == nil {
+					delivered[s.name] = map[string]bool{}
+				}
+				delivered[s.name][hex.EncodeToString(sum[:])] = true
 				var e event.Event
 				if err := json.Unmarshal(raw, &e); err != nil {
 					t.Fatal(err)
@@ -193,6 +207,59 @@ func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 		if code != http.StatusOK || len(p.Events) != 0 || p.Pending != 0 {
 			t.Errorf("%s after confirming everything: %d, %d events, %d pending", s.name, code, len(p.Events), p.Pending)
 		}
+	}
+
+	// The exchange log: each agency reads its grants and its exchanges, every
+	// event sent and confirmed with the SHA-256 of what it received; not the
+	// other agency's. The whole audit log verifies.
+	for _, ag := range []struct{ token, name string }{{healthAgencyToken, "so-y-te"}, {policeAgencyToken, "cong-an"}} {
+		code, b := sharingCall(t, base, ag.token, "GET", "/v1/exchanges", nil)
+		var ex struct{ Records []audit.Record }
+		if err := json.Unmarshal(b, &ex); code != http.StatusOK || err != nil {
+			t.Fatalf("GET /v1/exchanges (%s): %d %s", ag.name, code, b)
+		}
+		sent, confirmed, grants := map[string]map[string]bool{}, map[string]map[string]bool{}, 0
+		for _, r := range ex.Records {
+			switch {
+			case r.Action == "grants.set" && r.Target == ag.name && len(r.Detail) > 0:
+				grants++
+			case r.Actor != ag.name:
+				t.Errorf("%s reads a record of %s: %+v", ag.name, r.Actor, r)
+			case r.Action == "exchange.sent" || r.Action == "exchange.confirmed":
+				into := map[bool]map[string]map[string]bool{true: sent, false: confirmed}[r.Action == "exchange.sent"]
+				if into[r.Target] == nil {
+					into[r.Target] = map[string]bool{}
+				}
+				for _, e := range r.Events {
+					into[r.Target][e.SHA256] = true
+				}
+			}
+		}
+		if grants != 1 {
+			t.Errorf("%s: %d grants.set records, want 1", ag.name, grants)
+		}
+		for sub, sums := range delivered {
+			if strings.HasPrefix(sub, "yte") != (ag.name == "so-y-te") {
+				continue
+			}
+			for sum := range sums {
+				if !sent[sub][sum] || !confirmed[sub][sum] {
+					t.Errorf("%s: an event delivered (%s…) is not in the log as sent and confirmed", sub, sum[:12])
+				}
+			}
+			if len(sent[sub]) != len(sums) {
+				t.Errorf("%s: the log has %d events sent, the agency received %d", sub, len(sent[sub]), len(sums))
+			}
+		}
+	}
+	nc, err := nats.Connect(opsURL(natsAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.NewJetStream(nc)
+	if n, err := (audit.Log{JS: js}).Verify(t.Context()); err != nil || n == 0 {
+		t.Fatalf("the audit log: %d records, %v", n, err)
 	}
 
 	// The aggregator stored every event once, as before.

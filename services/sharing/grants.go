@@ -41,9 +41,9 @@ type Agency struct {
 // ending in "*") whose area_code lies within one of Areas (a code covers
 // the units under it; "*" every area).
 type Grant struct {
-	Types        []string `yaml:"types"`
-	Areas        []string `yaml:"areas"`
-	PersonalData string   `yaml:"personal_data"` // PersonalPseudonymized (default) or PersonalDrop
+	Types        []string `yaml:"types" json:"types"`
+	Areas        []string `yaml:"areas" json:"areas"`
+	PersonalData string   `yaml:"personal_data" json:"personal_data,omitempty"` // PersonalPseudonymized (default) or PersonalDrop
 }
 
 // Areas answers whether an area code lies within another (*area.List).

@@ -2,6 +2,8 @@ package sharing
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -69,7 +72,8 @@ type Service struct {
 	areas    Areas
 	adm      *admit.Admitter
 	log      *zap.Logger
-	unsealed uint64 // events stored before the hub sealed its marks
+	audit    audit.Log // every grant and every exchange is recorded there
+	unsealed uint64    // events stored before the hub sealed its marks
 
 	mu    sync.Mutex
 	pulls map[string]*pull // by subscription
@@ -81,6 +85,7 @@ type pull struct {
 	held []jetstream.Msg
 	sent [][]byte // the events as sent, sent again until confirmed
 	seqs []uint64
+	ids  []audit.Exchanged
 }
 
 // New declares Bucket and builds the service. cfg must have passed Validate.
@@ -98,8 +103,84 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, reg *schema.Re
 	for i := range cfg.Agencies {
 		agencies[i] = &cfg.Agencies[i]
 	}
-	return &Service{js: js, kv: kv, reg: reg, areas: areas, adm: adm, log: log, unsealed: unsealed, pulls: map[string]*pull{},
-		agencies: httpedge.NewKeyring("agency", agencies, func(a *Agency) string { return a.TokenSHA256 })}, nil
+	s := &Service{js: js, kv: kv, reg: reg, areas: areas, adm: adm, log: log, unsealed: unsealed, pulls: map[string]*pull{},
+		audit:    audit.Log{JS: js},
+		agencies: httpedge.NewKeyring("agency", agencies, func(a *Agency) string { return a.TokenSHA256 })}
+	if err := audit.Declare(ctx, js); err != nil {
+		return nil, fmt.Errorf("sharing: %w", err)
+	}
+	if err := s.recordGrants(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("sharing: %w", err)
+	}
+	return s, nil
+}
+
+// grantsKey is where Bucket keeps an agency's grants as last recorded (a
+// subscription's name has no dot).
+func grantsKey(agency string) string { return "grants." + agency }
+
+// recordGrants appends grants.set to the audit log for each agency whose
+// grants differ from those last recorded, and grants.removed for an agency
+// no longer in the config: every change of who may receive what is in the
+// log.
+func (s *Service) recordGrants(ctx context.Context, cfg Config) error {
+	inConfig := map[string]bool{}
+	for _, a := range cfg.Agencies {
+		inConfig[a.Name] = true
+		b, err := json.Marshal(a.Grants)
+		if err != nil {
+			return err
+		}
+		if e, err := s.kv.Get(ctx, grantsKey(a.Name)); err == nil && string(e.Value()) == string(b) {
+			continue
+		} else if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
+		if _, err := s.audit.Append(ctx, audit.Entry{Actor: "config", Role: "operator", Via: "config", Action: "grants.set", Target: a.Name, Detail: b}); err != nil {
+			return err
+		}
+		if _, err := s.kv.Put(ctx, grantsKey(a.Name), b); err != nil {
+			return err
+		}
+	}
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for k := range keys.Keys() {
+		agency, ok := strings.CutPrefix(k, "grants.")
+		if !ok || inConfig[agency] {
+			continue
+		}
+		if _, err := s.audit.Append(ctx, audit.Entry{Actor: "config", Role: "operator", Via: "config", Action: "grants.removed", Target: agency}); err != nil {
+			return err
+		}
+		if err := s.kv.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxRecordBytes bounds the events of one audit record (IOC_AUDIT takes
+// messages of 64 KiB); an exchange of more is recorded in several.
+const maxRecordBytes = 48 << 10
+
+// recordExchange appends action (exchange.sent, exchange.confirmed) of
+// sub's events to the audit log.
+func (s *Service) recordExchange(ctx context.Context, action string, sub *Subscription, events []audit.Exchanged) error {
+	for len(events) > 0 {
+		n, size := 0, 0
+		for n < len(events) && (n == 0 || size+len(events[n].Source)+len(events[n].ID)+100 <= maxRecordBytes) {
+			size += len(events[n].Source) + len(events[n].ID) + 100
+			n++
+		}
+		if _, err := s.audit.Append(ctx, audit.Entry{Actor: sub.Agency, Role: "agency", Via: "http", Action: action, Target: sub.Name, Events: events[:n]}); err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }
 
 // Register mounts the sharing API on mux.
@@ -109,6 +190,45 @@ func (s *Service) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/subscriptions/{name}", s.agencies.Require(s.get))
 	mux.HandleFunc("DELETE /v1/subscriptions/{name}", s.agencies.Require(s.delete))
 	mux.HandleFunc("GET /v1/subscriptions/{name}/events", s.agencies.Require(s.events))
+	mux.HandleFunc("GET /v1/exchanges", s.agencies.Require(s.exchanges))
+}
+
+// exchanges answers the agency's records of the audit log: its grants and
+// every exchange of its subscriptions, from= to= (RFC 3339, optional), as
+// they are in the chain (each verifiable with the records around it:
+// iochub audit verify).
+func (s *Service) exchanges(w http.ResponseWriter, r *http.Request, a *Agency) {
+	var from, to time.Time
+	for _, p := range []struct {
+		name string
+		into *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if v := r.URL.Query().Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				bad(w, p.name+": want an RFC 3339 time")
+				return
+			}
+			*p.into = t
+		}
+	}
+	out := []json.RawMessage{}
+	err := s.audit.Records(r.Context(), func(_ uint64, raw []byte) error {
+		var rec audit.Record
+		if json.Unmarshal(raw, &rec) != nil {
+			return nil
+		}
+		mine := (rec.Actor == a.Name && strings.HasPrefix(rec.Action, "exchange.")) || (strings.HasPrefix(rec.Action, "grants.") && rec.Target == a.Name)
+		if mine && !rec.Time.Before(from) && (to.IsZero() || rec.Time.Before(to)) {
+			out = append(out, append(json.RawMessage(nil), raw...))
+		}
+		return nil
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	httpedge.WriteJSON(w, http.StatusOK, map[string]any{"records": out})
 }
 
 func (s *Service) knownTypes() []string {
@@ -339,12 +459,22 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 	p.Lock() // one pull of a subscription at a time
 	defer p.Unlock()
 
-	// Confirmed: ack every held message up to after.
-	for len(p.held) > 0 && p.seqs[0] <= after {
-		_ = p.held[0].Ack()
-		p.held, p.sent, p.seqs = p.held[1:], p.sent[1:], p.seqs[1:]
-	}
+	// Confirmed: recorded, then every held message up to after is acked.
 	ctx := r.Context()
+	confirmed := 0
+	for confirmed < len(p.held) && p.seqs[confirmed] <= after {
+		confirmed++
+	}
+	if confirmed > 0 {
+		if err := s.recordExchange(ctx, "exchange.confirmed", sub, p.ids[:confirmed]); err != nil {
+			s.unavailable(w, err)
+			return
+		}
+		for _, m := range p.held[:confirmed] {
+			_ = m.Ack()
+		}
+		p.held, p.sent, p.seqs, p.ids = p.held[confirmed:], p.sent[confirmed:], p.seqs[confirmed:], p.ids[confirmed:]
+	}
 	cons, err := s.js.Consumer(ctx, natsjs.EventsStream, ConsumerPrefix+sub.Name)
 	if err != nil {
 		s.unavailable(w, err)
@@ -367,13 +497,18 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 			if err != nil {
 				continue
 			}
-			body, ok := s.deliverable(m, meta.Sequence.Stream, a, sub)
+			body, id, ok := s.deliverable(m, meta.Sequence.Stream, a, sub)
 			if !ok {
 				_ = m.Ack() // not for this subscription: looked at, settled
 				continue
 			}
-			p.held, p.sent, p.seqs = append(p.held, m), append(p.sent, body), append(p.seqs, meta.Sequence.Stream)
+			p.held, p.sent, p.seqs, p.ids = append(p.held, m), append(p.sent, body), append(p.seqs, meta.Sequence.Stream), append(p.ids, id)
 		}
+	}
+	// Recorded before it leaves: a delivery the log does not hold is not made.
+	if err := s.recordExchange(ctx, "exchange.sent", sub, p.ids); err != nil {
+		s.unavailable(w, err)
+		return
 	}
 	out := Pulled{Events: []json.RawMessage{}, Cursor: strconv.FormatUint(after, 10)}
 	for i, b := range p.sent {
@@ -390,10 +525,11 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 // false when it is not for them: outside the grants or the subscription's
 // filters, or not an event the hub stores (the aggregator dead-letters
 // those). Personal data leaves only pseudonymized, or not at all.
-func (s *Service) deliverable(m jetstream.Msg, seq uint64, a *Agency, sub *Subscription) ([]byte, bool) {
+func (s *Service) deliverable(m jetstream.Msg, seq uint64, a *Agency, sub *Subscription) ([]byte, audit.Exchanged, bool) {
+	var none audit.Exchanged
 	e, _, err := admit.FromMsg(m.Headers(), m.Data())
 	if err != nil {
-		return nil, false
+		return nil, none, false
 	}
 	var ad admit.Admitted
 	if seq <= s.unsealed || s.adm.Sealed(m.Subject(), m.Headers(), m.Data()) {
@@ -402,23 +538,25 @@ func (s *Service) deliverable(m jetstream.Msg, seq uint64, a *Agency, sub *Subsc
 		ad, err = s.adm.Clear(e) // published in clear: validated and pseudonymized here
 	}
 	if err != nil {
-		return nil, false
+		return nil, none, false
 	}
 	obj, _ := ad.Data.(map[string]any)
 	area, _ := obj["area_code"].(string)
 	ok, drop := a.Allows(ad.Event.Type, area, s.areas)
 	if !ok || !strings.HasPrefix(ad.Event.Subject, sub.SubjectPrefix) {
-		return nil, false
+		return nil, none, false
 	}
 	if len(sub.Areas) > 0 && !slices.ContainsFunc(sub.Areas, func(ar string) bool { return s.areas.Within(area, ar) }) {
-		return nil, false
+		return nil, none, false
 	}
 	if drop && pii.Drop(ad.Type, ad.Data) {
 		if ad.Event.Data, err = event.AppendValue(nil, ad.Data); err != nil {
-			return nil, false
+			return nil, none, false
 		}
 	}
-	return ad.Event.AppendJSON(nil), true
+	out := ad.Event.AppendJSON(nil)
+	sum := sha256.Sum256(out)
+	return out, audit.Exchanged{Source: ad.Event.Source, ID: ad.Event.ID, SHA256: hex.EncodeToString(sum[:])}, true
 }
 
 func uintParam(v string, def, max uint64) (uint64, error) {
