@@ -9,6 +9,7 @@ package audit
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -95,31 +96,43 @@ type Log struct {
 // append expects the stream's last sequence it chained to, and a writer
 // that lost the race chains again to the new last record.
 func (l Log) Append(ctx context.Context, e Entry) (Record, error) {
-	now := time.Now
-	if l.Now != nil {
-		now = l.Now
-	}
 	for attempt := 0; ; attempt++ {
 		last, err := l.last(ctx)
 		if err != nil {
 			return Record{}, err
 		}
-		r := Record{N: last.N + 1, Time: now().UTC().Truncate(time.Millisecond), Entry: e, Prev: last.Hash}
-		r.Hash = r.Sum()
-		body, err := json.Marshal(r)
-		if err != nil {
-			return Record{}, err
-		}
-		_, err = l.JS.Publish(ctx, Subject, body, jetstream.WithExpectLastSequence(last.N))
-		if err == nil {
-			return r, nil
-		}
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence && attempt < 50 {
+		r, err := l.appendAfter(ctx, last, e)
+		if errors.Is(err, errRaced) && attempt < 50 {
 			continue // another writer appended first
 		}
-		return Record{}, fmt.Errorf("audit log: %w", err)
+		return r, err
 	}
+}
+
+var errRaced = errors.New("audit log: another writer appended first")
+
+// appendAfter appends e chained to last, or errRaced if last is no longer
+// the last record.
+func (l Log) appendAfter(ctx context.Context, last Record, e Entry) (Record, error) {
+	now := time.Now
+	if l.Now != nil {
+		now = l.Now
+	}
+	r := Record{N: last.N + 1, Time: now().UTC().Truncate(time.Millisecond), Entry: e, Prev: last.Hash}
+	r.Hash = r.Sum()
+	body, err := json.Marshal(r)
+	if err != nil {
+		return Record{}, err
+	}
+	_, err = l.JS.Publish(ctx, Subject, body, jetstream.WithExpectLastSequence(last.N))
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+		return Record{}, errRaced
+	}
+	return Record{}, fmt.Errorf("audit log: %w", err)
 }
 
 // last is the newest record, or the zero Record of an empty log.
@@ -172,8 +185,12 @@ func (l Log) Records(ctx context.Context, fn func(seq uint64, raw []byte) error)
 
 // Verifier checks records one after the other.
 type Verifier struct {
-	n    uint64
-	prev string
+	// PublicKey, when set, is the hub's root key: every signed root must be
+	// signed by it. Unset, each root is checked against the key it names.
+	PublicKey ed25519.PublicKey
+	Roots     int // signed roots checked
+	n         uint64
+	prev      string
 }
 
 // Next checks the next record's JSON: its number follows, it chains to the
@@ -196,6 +213,12 @@ func (v *Verifier) Next(raw []byte) (Record, error) {
 	canon, _ := json.Marshal(r)
 	if string(canon) != string(trimNewline(raw)) {
 		return r, fmt.Errorf("%w: record %d holds more than a record", ErrBroken, r.N)
+	}
+	if r.Action == ActionRoot {
+		if err := checkRoot(r, v.n, v.prev, v.PublicKey); err != nil {
+			return r, err
+		}
+		v.Roots++
 	}
 	v.n, v.prev = r.N, r.Hash
 	return r, nil
@@ -231,6 +254,12 @@ func (l Log) Export(ctx context.Context, w io.Writer) error {
 // VerifyLines checks an exported log, one record per line.
 func VerifyLines(lines [][]byte) (uint64, error) {
 	var v Verifier
+	return v.Lines(lines)
+}
+
+// Lines checks an exported log, one record per line, and returns how many
+// records hold.
+func (v *Verifier) Lines(lines [][]byte) (uint64, error) {
 	for _, line := range lines {
 		if len(trimNewline(line)) == 0 {
 			continue

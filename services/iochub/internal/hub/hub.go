@@ -2,6 +2,8 @@ package hub
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,6 +24,7 @@ import (
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/area"
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
@@ -93,6 +96,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 	}
 	if cfg.Demo {
 		h.tasks = append(h.tasks, func(ctx context.Context) error { h.runDemo(ctx); return nil })
+	}
+	if (cfg.Runs(ServiceMonitor) || cfg.Runs(ServiceSharing)) && h.pseudo != nil {
+		h.tasks = append(h.tasks, h.signAuditRoots)
 	}
 	if err := h.mount(); err != nil {
 		return nil, err
@@ -243,6 +249,40 @@ func (h *Hub) buildIOCAPI(context.Context) error {
 	}
 	h.mounts = append(h.mounts, api.Register)
 	return nil
+}
+
+// AuditRootLabel derives the hub's Ed25519 key for the audit log's signed
+// roots from its personal-data key (pii.Pseudonymizer.Derive).
+const AuditRootLabel = "audit-root-v1"
+
+// signAuditRoots signs the audit log's head once a UTC day, at the first
+// check of the day (every 10 minutes): a root record under an Ed25519 key
+// derived from the hub's key, so a log rebuilt without the key is found
+// (iochub audit verify --public-key).
+func (h *Hub) signAuditRoots(ctx context.Context) error {
+	key := ed25519.NewKeyFromSeed(h.pseudo.Derive(AuditRootLabel))
+	h.log.Info("the audit log's daily roots are signed", zap.String("public_key", base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))))
+	tick := time.NewTicker(10 * time.Minute)
+	defer tick.Stop()
+	for {
+		day := time.Now().UTC().Format(time.DateOnly)
+		kv, err := h.js.KeyValue(ctx, natsjs.HubBucket)
+		if err == nil {
+			if e, gerr := kv.Get(ctx, "audit-root-day"); gerr != nil || string(e.Value()) != day {
+				if _, err = (audit.Log{JS: h.js}).AppendRoot(ctx, key, day); err == nil {
+					_, err = kv.Put(ctx, "audit-root-day", []byte(day))
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			h.log.Warn("audit log root not signed; will try again", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // buildSharing serves the agencies' subscriptions (services/sharing).
