@@ -75,7 +75,9 @@ func TestSignedRootsHoldTheChain(t *testing.T) {
 		pinned ed25519.PublicKey
 		want   string
 	}{
-		{"signature altered", rewrite(func(rt *audit.Root, _ *audit.Record) { rt.Signature = base64.StdEncoding.EncodeToString(make([]byte, 64)) }), nil, "signature does not hold"},
+		{"signature altered", rewrite(func(rt *audit.Root, _ *audit.Record) {
+			rt.Signature = base64.StdEncoding.EncodeToString(make([]byte, 64))
+		}), nil, "signature does not hold"},
 		{"signs another record", rewrite(func(rt *audit.Root, _ *audit.Record) { rt.N = 1 }), nil, "not the record before it"},
 		{"signed by another key", rewrite(func(rt *audit.Root, _ *audit.Record) {
 			rt.PublicKey = base64.StdEncoding.EncodeToString(other.Public().(ed25519.PublicKey))
