@@ -30,6 +30,9 @@ const (
 	DLQUnknownSubject = "dlq.unknown"
 	// AggregatorConsumer is the durable consumer the aggregator reads with.
 	AggregatorConsumer = "aggregator"
+	// SubscriptionConsumerPrefix starts the name of each partner agency's
+	// subscription's durable consumer (services/sharing).
+	SubscriptionConsumerPrefix = "sub-"
 )
 
 // Headers set on messages (JetStream's own Nats-Msg-Id is

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,6 +22,9 @@ const (
 	AlertDeadLetters    = "dead_letters_arriving"
 	AlertStoreDown      = "clickhouse_unreachable"
 	AlertDiskNearlyFull = "disk_nearly_full"
+	// AlertSubscriberSilent: a partner agency's subscription has events
+	// waiting and took none for longer than subscriber_silent.
+	AlertSubscriberSilent = "subscriber_silent"
 )
 
 // Alert is one alert that is firing.
@@ -54,6 +58,20 @@ func (m *Monitor) evaluate(ctx context.Context, s Snapshot) {
 			}
 			firing = append(firing, want{AlertSourceSilent, src.Source,
 				fmt.Sprintf("source %s sent nothing for longer than %s (last event: %s)", src.Source, src.ExpectedInterval, last)})
+		}
+	}
+	for _, c := range s.Consumers {
+		sub, ok := strings.CutPrefix(c.Name, natsjs.SubscriptionConsumerPrefix)
+		if !ok || c.Stream != natsjs.EventsStream || c.Pending+uint64(c.AckPending) == 0 {
+			continue
+		}
+		since, last := c.Created, "never"
+		if c.LastAck != nil {
+			since, last = *c.LastAck, c.LastAck.UTC().Format(time.RFC3339)
+		}
+		if s.At.Sub(since) > m.cfg.SubscriberSilent {
+			firing = append(firing, want{AlertSubscriberSilent, sub,
+				fmt.Sprintf("subscription %s has %d events waiting and took none for longer than %s (last taken: %s)", sub, c.Pending+uint64(c.AckPending), m.cfg.SubscriberSilent, last)})
 		}
 	}
 	m.mu.Lock()

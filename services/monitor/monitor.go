@@ -34,6 +34,9 @@ type Config struct {
 	// LagWindow: the aggregator's lag must grow for this long before
 	// lag_growing fires (default 1 min).
 	LagWindow time.Duration `yaml:"lag_window"`
+	// SubscriberSilent: a partner agency's subscription with events waiting
+	// that takes none for this long fires subscriber_silent (default 1 h).
+	SubscriberSilent time.Duration `yaml:"subscriber_silent"`
 	// DiskFullPercent of the JetStream store's limit fires disk_nearly_full
 	// (default 90).
 	DiskFullPercent float64 `yaml:"disk_full_percent"`
@@ -134,8 +137,8 @@ func DefaultConfig() Config {
 // Validate names every problem of the monitor part of the config file.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Interval < 0 || c.LagWindow < 0 {
-		errs = append(errs, fmt.Errorf("monitor: interval %s and lag_window %s must not be negative", c.Interval, c.LagWindow))
+	if c.Interval < 0 || c.LagWindow < 0 || c.SubscriberSilent < 0 {
+		errs = append(errs, fmt.Errorf("monitor: interval %s, lag_window %s and subscriber_silent %s must not be negative", c.Interval, c.LagWindow, c.SubscriberSilent))
 	}
 	if c.MaxSources < 0 || c.SourceTTL < 0 {
 		errs = append(errs, fmt.Errorf("monitor: max_sources %d and source_ttl %s must not be negative", c.MaxSources, c.SourceTTL))
@@ -182,6 +185,9 @@ func New(cfg Config, d Deps) *Monitor {
 	def := DefaultConfig()
 	if cfg.Interval <= 0 {
 		cfg.Interval = def.Interval
+	}
+	if cfg.SubscriberSilent <= 0 {
+		cfg.SubscriberSilent = time.Hour
 	}
 	if cfg.LagWindow <= 0 {
 		cfg.LagWindow = def.LagWindow

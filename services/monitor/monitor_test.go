@@ -535,3 +535,43 @@ func TestSourcesAreBoundedAndForgotten(t *testing.T) {
 		t.Fatalf("%d source series on /metrics, want at most 4", n)
 	}
 }
+
+// TestSilentSubscriberRaisesAnAlert: a partner agency's subscription with
+// events waiting that takes none for longer than subscriber_silent fires
+// the alert; once it takes them, it resolves. A subscription with nothing
+// waiting is never silent.
+func TestSilentSubscriberRaisesAnAlert(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{SubscriberSilent: 300 * time.Millisecond})
+	ctx := context.Background()
+	for _, name := range []string{"yte-incidents", "idle"} {
+		if _, err := js.CreateOrUpdateConsumer(ctx, natsjs.EventsStream, jetstream.ConsumerConfig{Durable: natsjs.SubscriptionConsumerPrefix + name,
+			AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: map[string]string{"yte-incidents": "ioc.traffic.>", "idle": "ioc.education.>"}[name]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := eventgen.New(3, "silent-sub")
+	for range 50 {
+		if e := g.Next(); strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			publish(t, js, e)
+		}
+	}
+	m.Sample(ctx)
+	if a := firing(m, monitor.AlertSubscriberSilent); a != nil {
+		t.Fatalf("fired at once: %+v", a)
+	}
+	time.Sleep(400 * time.Millisecond)
+	m.Sample(ctx)
+	a := firing(m, monitor.AlertSubscriberSilent)
+	if a == nil || a.Subject != "yte-incidents" || !strings.Contains(a.Message, "last taken: never") {
+		t.Fatalf("subscriber_silent: %+v, want it for yte-incidents", a)
+	}
+	c, _ := js.Consumer(ctx, natsjs.EventsStream, natsjs.SubscriptionConsumerPrefix+"yte-incidents")
+	batch, _ := c.Fetch(100, jetstream.FetchMaxWait(time.Second))
+	for msg := range batch.Messages() {
+		_ = msg.DoubleAck(ctx)
+	}
+	m.Sample(ctx)
+	if a := firing(m, monitor.AlertSubscriberSilent); a != nil {
+		t.Errorf("still firing after the subscriber took everything: %+v", a)
+	}
+}

@@ -61,6 +61,11 @@ func (m *Monitor) Sample(ctx context.Context) {
 				t := *ci.Delivered.Last
 				cs.LastActive = &t
 			}
+			if ci.AckFloor.Last != nil {
+				t := *ci.AckFloor.Last
+				cs.LastAck = &t
+			}
+			cs.Created = ci.Created
 			s.Consumers = append(s.Consumers, cs)
 		}
 		if name == natsjs.DLQStream {

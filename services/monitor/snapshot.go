@@ -23,6 +23,8 @@ type ConsumerStat struct {
 	AckPending  int        `json:"ack_pending"`
 	Redelivered int        `json:"redelivered"`
 	LastActive  *time.Time `json:"last_active"`
+	LastAck     *time.Time `json:"last_ack"` // the last message acked: taken by the consumer's reader
+	Created     time.Time  `json:"created"`
 }
 
 // SourceStat is one event source.

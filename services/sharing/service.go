@@ -33,7 +33,7 @@ const Bucket = "IOC_SUBSCRIPTIONS"
 
 // ConsumerPrefix starts the name of each subscription's durable consumer on
 // IOC_EVENTS.
-const ConsumerPrefix = "sub-"
+const ConsumerPrefix = natsjs.SubscriptionConsumerPrefix
 
 // Problem types of the sharing API.
 const (
