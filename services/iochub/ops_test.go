@@ -94,8 +94,10 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if row := text(`tr[data-stream="IOC_DLQ"]`); !strings.Contains(row, "IOC_DLQ2") {
 		t.Errorf("IOC_DLQ row: %q (want 2 messages)", row)
 	}
-	if row := text(`tr[data-stream="IOC_AUDIT"]`); !strings.HasPrefix(row, "IOC_AUDIT0") {
-		t.Errorf("IOC_AUDIT row: %q (want the audit log, empty)", row)
+	// The audit log holds no admin action; at most the day's signed root,
+	// which the hub writes at start.
+	if n := eval(`(document.querySelector('tr[data-stream="IOC_AUDIT"]') || {cells: [0, {textContent: "(missing)"}]}).cells[1].textContent`); n != "0" && n != "1" {
+		t.Errorf("IOC_AUDIT row: %q records (want the audit log, with at most its signed root)", n)
 	}
 	if asof := text("#asof"); !strings.Contains(asof, "ops (vận hành · operator)") {
 		t.Errorf("header %q does not say who is signed in, with which role", asof)

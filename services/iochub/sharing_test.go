@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/audit"
@@ -28,6 +30,7 @@ import (
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/sharing"
+	"github.com/iochub/iochub/sim"
 )
 
 const (
@@ -299,4 +302,57 @@ func diff(a, b []string) string {
 		}
 	}
 	return fmt.Sprintf("extra %v, missing %v", extra[:min(3, len(extra))], missing[:min(3, len(missing))])
+}
+
+// The simulated partner agency of `make run` (iochub-sim) subscribes with
+// its token and receives, through its pulls, every traffic event the hub
+// stored.
+func TestSimulatedPartnerReceivesItsEvents(t *testing.T) {
+	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "partner", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
+	})
+	g := eventgen.New(12, "partner")
+	var evs []event.Event
+	traffic := 0
+	for range 200 {
+		e := g.Next()
+		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			traffic++
+		}
+		evs = append(evs, e)
+	}
+	postBatch(t, base, evs)
+	ctx, cancel := context.WithCancel(t.Context())
+	p := &sim.Partner{Hub: base, Token: policeAgencyToken, Subscription: "partner-traffic", Types: []string{"vn.ioc.traffic.*"}, Log: zaptest.NewLogger(t)}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "the partner's pulls confirmed", 60*time.Second, func() bool {
+		return confirmedEvents(t, base, policeAgencyToken, "partner-traffic") == traffic
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if p.Received != traffic {
+		t.Errorf("the partner counted %d events, want %d", p.Received, traffic)
+	}
+}
+
+// confirmedEvents counts the events of sub the exchange log holds as
+// confirmed.
+func confirmedEvents(t *testing.T, base, token, sub string) int {
+	t.Helper()
+	_, b := sharingCall(t, base, token, "GET", "/v1/exchanges", nil)
+	var ex struct{ Records []audit.Record }
+	_ = json.Unmarshal(b, &ex)
+	n := 0
+	for _, r := range ex.Records {
+		if r.Action == "exchange.confirmed" && r.Target == sub {
+			n += len(r.Events)
+		}
+	}
+	return n
 }

@@ -481,28 +481,9 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 		return
 	}
 	if len(p.held) == 0 {
-		wait := time.Duration(waitS) * time.Second
-		var batch jetstream.MessageBatch
-		if wait == 0 {
-			batch, err = cons.FetchNoWait(int(max))
-		} else {
-			batch, err = cons.Fetch(int(max), jetstream.FetchMaxWait(wait))
-		}
-		if err != nil {
+		if err := s.fetch(ctx, cons, p, int(max), time.Duration(waitS)*time.Second, a, sub); err != nil {
 			s.unavailable(w, err)
 			return
-		}
-		for m := range batch.Messages() {
-			meta, err := m.Metadata()
-			if err != nil {
-				continue
-			}
-			body, id, ok := s.deliverable(m, meta.Sequence.Stream, a, sub)
-			if !ok {
-				_ = m.Ack() // not for this subscription: looked at, settled
-				continue
-			}
-			p.held, p.sent, p.seqs, p.ids = append(p.held, m), append(p.sent, body), append(p.seqs, meta.Sequence.Stream), append(p.ids, id)
 		}
 	}
 	// Recorded before it leaves: a delivery the log does not hold is not made.
@@ -519,6 +500,62 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 		out.Pending = info.NumPending
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
+}
+
+// fetch takes up to max new messages into p, returning as soon as one is
+// there: what is waiting at once; if nothing, the first to come within
+// wait, then what else is waiting. (A JetStream fetch of max waits for max.)
+func (s *Service) fetch(ctx context.Context, cons jetstream.Consumer, p *pull, most int, wait time.Duration, a *Agency, sub *Subscription) error {
+	take := func(batch jetstream.MessageBatch) int {
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			body, id, ok := s.deliverable(m, meta.Sequence.Stream, a, sub)
+			if !ok {
+				_ = m.Ack() // not for this subscription: looked at, settled
+				continue
+			}
+			p.held, p.sent, p.seqs, p.ids = append(p.held, m), append(p.sent, body), append(p.seqs, meta.Sequence.Stream), append(p.ids, id)
+		}
+		return n
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		batch, err := cons.FetchNoWait(most)
+		if err != nil {
+			return err
+		}
+		n := take(batch)
+		if len(p.held) > 0 || n == most {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return nil
+		}
+		// Nothing for this subscription yet: wait for the next message, a
+		// second at a time, so that a client gone or a hub stopping ends
+		// the wait.
+		batch, err = cons.Fetch(1, jetstream.FetchMaxWait(min(max(left, 100*time.Millisecond), time.Second)))
+		if err != nil {
+			return err
+		}
+		if take(batch) == 0 {
+			continue
+		}
+		if len(p.held) > 0 {
+			rest, err := cons.FetchNoWait(most - 1)
+			if err != nil {
+				return err
+			}
+			take(rest)
+			return nil
+		}
+	}
 }
 
 // deliverable is the event of m as agency a receives it through sub, or

@@ -14,7 +14,7 @@ import (
 // devTokens are the tokens of deploy/iochub.dev.yaml: public, written in its
 // comments and printed by `make run`.
 var devTokens = []string{"dev-producer-token-not-for-production", "dev-reader-token-not-for-production",
-	"dev-health-token-not-for-production", "dev-admin-token-not-for-production"}
+	"dev-health-token-not-for-production", "dev-admin-token-not-for-production", "dev-partner-token-not-for-production"}
 
 // devNATSPasswords are the passwords of deploy/iochub.dev.yaml's NATS users.
 var devNATSPasswords = []string{"dev-nats-password-not-for-production", "dev-sensor-password-not-for-production"}
@@ -53,6 +53,9 @@ func (c *Config) publicSecrets() (dev, placeholders []string) {
 	}
 	for i, a := range c.File.Monitor.Admins {
 		token(fmt.Sprintf("monitor.admins[%d] (%s)", i, a.Name), a.TokenSHA256)
+	}
+	for i, a := range c.File.Sharing.Agencies {
+		token(fmt.Sprintf("sharing.agencies[%d] (%s)", i, a.Name), a.TokenSHA256)
 	}
 	if t := c.File.Connectors.Traffic; t != nil {
 		secret("connectors.traffic.incident_secret", t.IncidentSecret)
