@@ -111,6 +111,13 @@ func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 			t.Errorf("PUT beyond the grants %v: %d %s; want 403 naming %s", tt.body, code, b, tt.want)
 		}
 	}
+	// An area the hub does not know, and a name that is no subscription's.
+	if code, b := sharingCall(t, base, healthAgencyToken, "PUT", "/v1/subscriptions/yte-more", map[string]any{"types": []string{incidentType}, "areas": []string{"99999"}}); code != http.StatusBadRequest || !strings.Contains(string(b), "unknown") {
+		t.Errorf("PUT with an unknown area: %d %s, want 400", code, b)
+	}
+	if code, b := sharingCall(t, base, healthAgencyToken, "GET", "/v1/subscriptions/grants.so-y-te", nil); code != http.StatusNotFound {
+		t.Errorf("GET of the grants' key as a subscription: %d %s, want 404", code, b)
+	}
 	// Another agency's subscription.
 	if code, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/yte-incidents/events?wait=0", nil); code != http.StatusForbidden {
 		t.Errorf("pull of another agency's subscription: %d %s, want 403", code, b)

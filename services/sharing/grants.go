@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/event"
 )
 
@@ -46,9 +47,11 @@ type Grant struct {
 	PersonalData string   `yaml:"personal_data" json:"personal_data,omitempty"` // PersonalPseudonymized (default) or PersonalDrop
 }
 
-// Areas answers whether an area code lies within another (*area.List).
+// Areas is the area reference data (*area.List): whether a code is known,
+// and whether it lies within another.
 type Areas interface {
 	Within(code, ancestor string) bool
+	Lookup(code string) (area.Area, error)
 }
 
 var agencyName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)

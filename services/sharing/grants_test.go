@@ -5,11 +5,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/services/sharing"
 )
 
 // parents is a province (27), two districts and a commune of the first.
 type parents map[string]string
+
+func (p parents) Lookup(code string) (area.Area, error) {
+	if _, ok := p[code]; ok || code == "27" {
+		return area.Area{Code: code}, nil
+	}
+	return area.Area{}, area.ErrUnknown
+}
 
 func (p parents) Within(code, ancestor string) bool {
 	for ; code != ""; code = p[code] {

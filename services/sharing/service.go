@@ -311,6 +311,9 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 }
 
 func (s *Service) validate(sub *Subscription) (time.Time, error) {
+	if len(sub.Types) > 100 || len(sub.Areas) > 1000 {
+		return time.Time{}, errors.New("types: at most 100; areas: at most 1000")
+	}
 	if len(sub.Types) == 0 || slices.Contains(sub.Types, "") {
 		return time.Time{}, errors.New("types: name at least one event type (or a prefix ending in *)")
 	}
@@ -318,8 +321,8 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("mode %q: only pull is served", sub.Mode)
 	}
 	for _, ar := range sub.Areas {
-		if ar == "" {
-			return time.Time{}, errors.New("areas: an empty area code")
+		if _, err := s.areas.Lookup(ar); err != nil {
+			return time.Time{}, fmt.Errorf("areas: %w (GET /v1/areas lists them)", err)
 		}
 	}
 	switch sub.Start {
@@ -363,10 +366,14 @@ func (s *Service) load(ctx context.Context, name string) (*Subscription, error) 
 // own is the agency's subscription of the request, or a problem answered.
 func (s *Service) own(w http.ResponseWriter, r *http.Request, a *Agency) *Subscription {
 	name := r.PathValue("name")
-	sub, err := s.load(r.Context(), name)
+	var sub *Subscription
+	var err error = jetstream.ErrKeyNotFound
+	if subscriptionName.MatchString(name) {
+		sub, err = s.load(r.Context(), name)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
-		problem(w, http.StatusNotFound, ProblemNotFound, "Unknown subscription", "no subscription is called "+strings.ToValidUTF8(name, "?"))
+		problem(w, http.StatusNotFound, ProblemNotFound, "Unknown subscription", "no subscription is called "+strings.ToValidUTF8(name[:min(len(name), 120)], "?"))
 		return nil
 	case err != nil:
 		s.unavailable(w, err)
@@ -392,6 +399,9 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request, a *Agency) {
 		return
 	}
 	for k := range keys.Keys() {
+		if strings.HasPrefix(k, "grants.") {
+			continue // the grants last recorded, not a subscription
+		}
 		if sub, err := s.load(r.Context(), k); err == nil && sub.Agency == a.Name {
 			out = append(out, *sub)
 		}
