@@ -78,6 +78,13 @@ func (a *API) publicFeedback(w http.ResponseWriter, r *http.Request) {
 	if now := a.now(); to.After(now) {
 		to = now
 	}
+	if !from.Before(to) {
+		httpedge.WriteProblem(w, http.StatusBadRequest, parameterProblem{
+			Problem:   httpedge.Problem{Type: ProblemBadParameter, Title: "Bad parameter", Status: http.StatusBadRequest, Detail: "to: a day not after today"},
+			Parameter: "to",
+		})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	run := func(name, by string) (*kpi.Result, error) {

@@ -1,6 +1,12 @@
 package iocapi
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestPublicFiguresHideSmallGroups(t *testing.T) {
 	n := func(v float64) *float64 { return &v }
@@ -18,6 +24,17 @@ func TestPublicFiguresHideSmallGroups(t *testing.T) {
 		f := publicFigures(tt.received, tt.resolved, tt.onTime)
 		if f.Suppressed != tt.suppressed || (f.Received != nil) != tt.shown || (f.Resolved != nil) != tt.shown || (f.OnTimeRate != nil) != tt.rateShown {
 			t.Errorf("%s: %+v", tt.name, f)
+		}
+	}
+}
+
+func TestPublicPeriodIsCheckedBeforeAnyQuery(t *testing.T) {
+	a := &API{loc: time.UTC, now: func() time.Time { return time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC) }}
+	for _, q := range []string{"to=2099-01-01", "to=yesterday", "to=2026-13-01"} {
+		w := httptest.NewRecorder()
+		a.publicFeedback(w, httptest.NewRequest("GET", "/v1/public/feedback?"+q, nil))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"parameter":"to"`) {
+			t.Errorf("%s: %d %s, want 400 naming to", q, w.Code, w.Body.String())
 		}
 	}
 }
