@@ -5,14 +5,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +27,7 @@ import (
 	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/connector"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
@@ -362,4 +367,130 @@ func confirmedEvents(t *testing.T, base, token, sub string) int {
 		}
 	}
 	return n
+}
+
+// A push subscriber down for a while: the hub sends the same request again
+// with backoff (retries visible in the subscription's status), then, once
+// it is back, delivers everything, each event once, in the log's order,
+// every request signed with the subscription's secret.
+func TestPushSubscriberDownThenBackLosesNothing(t *testing.T) {
+	var (
+		mu       sync.Mutex
+		down     = true
+		secret   []byte
+		received []string
+		problems []string
+	)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		ts, _ := strconv.ParseInt(r.Header.Get(connector.HeaderWebhookTimestamp), 10, 64)
+		if want := connector.Sign(secret, r.Header.Get(connector.HeaderWebhookID), ts, body); r.Header.Get(connector.HeaderWebhookSignature) != want {
+			problems = append(problems, "a request not signed with the subscription's secret")
+		}
+		var evs []event.Event
+		if r.Header.Get("Content-Type") != "application/cloudevents-batch+json" || json.Unmarshal(body, &evs) != nil {
+			problems = append(problems, "not a CloudEvents batch: "+r.Header.Get("Content-Type"))
+		}
+		for _, e := range evs {
+			received = append(received, e.Source+" "+e.ID)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+
+	dsn := chstoretest.NewDatabase(t)
+	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
+	})
+	// Another address than the agency's is refused.
+	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-elsewhere", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push", "url": "http://127.0.0.1:1/x"}); code != http.StatusForbidden {
+		t.Errorf("push to an address not in push_urls: %d %s, want 403", code, b)
+	}
+	code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-push", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push",
+		"url": recv.URL + "/events", "batch": 10, "start": "beginning"})
+	var made sharing.Subscription
+	if err := json.Unmarshal(b, &made); code != http.StatusCreated || err != nil || !strings.HasPrefix(made.Secret, "whsec_") {
+		t.Fatalf("PUT push subscription: %d %s", code, b)
+	}
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(made.Secret, "whsec_"))
+	mu.Lock()
+	secret = key
+	mu.Unlock()
+
+	g := eventgen.New(13, "push")
+	var evs []event.Event
+	for range 300 {
+		evs = append(evs, g.Next())
+	}
+	postBatch(t, base, evs)
+	status := func() sharing.SubscriptionStatus {
+		_, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-push", nil)
+		var st sharing.SubscriptionStatus
+		_ = json.Unmarshal(b, &st)
+		return st
+	}
+	waitFor(t, "retries while the subscriber is down", 30*time.Second, func() bool {
+		st := status()
+		return st.Push != nil && st.Push.Retries >= 3 && strings.Contains(st.Push.LastError, "503")
+	})
+	if st := status(); st.Secret != "" {
+		t.Errorf("GET shows the signing secret")
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+
+	// The log's order: the stream sequences ClickHouse stored them under.
+	s, err := chstore.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var want []string
+	waitFor(t, "the traffic events stored", 30*time.Second, func() bool {
+		rows, err := s.Query(t.Context(), "SELECT source, event_id FROM (SELECT source, event_id, stream_seq FROM "+s.Qualified("traffic_flow_v1")+
+			" UNION ALL SELECT source, event_id, stream_seq FROM "+s.Qualified("traffic_incident_v1")+") ORDER BY stream_seq")
+		if err != nil {
+			return false
+		}
+		defer rows.Close()
+		want = want[:0]
+		for rows.Next() {
+			var src, id string
+			_ = rows.Scan(&src, &id)
+			want = append(want, src+" "+id)
+		}
+		n := 0
+		for _, e := range evs {
+			if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+				n++
+			}
+		}
+		return len(want) == n
+	})
+	waitFor(t, "every traffic event pushed", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(received) >= len(want)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(received, want) {
+		t.Errorf("pushed %d events, want the log's %d in its order: %s", len(received), len(want), diff(received, want))
+	}
+	if len(problems) > 0 {
+		t.Errorf("the subscriber saw: %v", problems[:min(3, len(problems))])
+	}
+	if st := status(); st.Push == nil || st.Push.Delivered != uint64(len(want)) || st.Push.Waiting != 0 {
+		t.Errorf("status after the backlog drained: %+v", st.Push)
+	}
 }

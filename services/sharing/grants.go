@@ -36,6 +36,10 @@ type Agency struct {
 	Name        string  `yaml:"name"`
 	TokenSHA256 string  `yaml:"token_sha256"` // of its bearer token (iochub token makes one)
 	Grants      []Grant `yaml:"grants"`
+	// PushURLs are the URL prefixes its push subscriptions may deliver to
+	// (e.g. https://api.soyte.bacninh.gov.vn/iochub/): the hub posts to no
+	// other address for it. None: pull only.
+	PushURLs []string `yaml:"push_urls"`
 }
 
 // Grant is what an agency may receive: events of Types (exact, or a prefix
@@ -74,6 +78,11 @@ func (c Config) Validate() error {
 		}
 		if len(a.Grants) == 0 {
 			errs = append(errs, fmt.Errorf("%s: grants: none, so it could receive nothing", where))
+		}
+		for j, u := range a.PushURLs {
+			if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") || strings.Count(u, "/") < 3 {
+				errs = append(errs, fmt.Errorf("%s: push_urls[%d] %q: want an http(s) URL prefix ending its host with /, e.g. https://host/path/", where, j, u))
+			}
 		}
 		for j, g := range a.Grants {
 			gw := fmt.Sprintf("%s: grants[%d]", where, j)

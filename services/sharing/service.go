@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -57,8 +58,19 @@ type Subscription struct {
 	Areas         []string  `json:"areas,omitempty"`          // only events within these areas; empty: all the grants cover
 	SubjectPrefix string    `json:"subject_prefix,omitempty"` // only events whose subject starts so
 	Start         string    `json:"start"`                    // "now", "beginning" (of retention) or an RFC 3339 time
-	Mode          string    `json:"mode"`                     // "pull"
+	Mode          string    `json:"mode"`                     // "pull" or "push"
+	URL           string    `json:"url,omitempty"`            // push: where events are POSTed
+	Batch         int       `json:"batch,omitempty"`          // push: events per request, 1 (one event) to 100 (a batch)
 	Created       time.Time `json:"created"`
+	// Secret signs each push request (Standard Webhooks); it is answered
+	// once, when the subscription is made.
+	Secret string `json:"signing_secret,omitempty"`
+}
+
+// public is sub without its secret.
+func (sub Subscription) public() Subscription {
+	sub.Secret = ""
+	return sub
 }
 
 var subscriptionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -75,8 +87,13 @@ type Service struct {
 	audit    audit.Log // every grant and every exchange is recorded there
 	unsealed uint64    // events stored before the hub sealed its marks
 
-	mu    sync.Mutex
-	pulls map[string]*pull // by subscription
+	mu      sync.Mutex
+	pulls   map[string]*pull // by subscription
+	pushers map[string]*pusher
+	runCtx  context.Context // Run's, once it runs
+
+	agencyList                     []*Agency
+	pushBackoffMin, pushBackoffMax time.Duration
 }
 
 // pull is a subscription's messages sent and not yet confirmed.
@@ -104,6 +121,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, reg *schema.Re
 		agencies[i] = &cfg.Agencies[i]
 	}
 	s := &Service{js: js, kv: kv, reg: reg, areas: areas, adm: adm, log: log, unsealed: unsealed, pulls: map[string]*pull{},
+		pushers: map[string]*pusher{}, agencyList: agencies, pushBackoffMin: 500 * time.Millisecond, pushBackoffMax: time.Minute,
 		audit:    audit.Log{JS: js},
 		agencies: httpedge.NewKeyring("agency", agencies, func(a *Agency) string { return a.TokenSHA256 })}
 	if err := audit.Declare(ctx, js); err != nil {
@@ -249,12 +267,15 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sub); err != nil {
-		bad(w, "body: want {\"types\": [...], \"areas\": [...], \"subject_prefix\": \"...\", \"start\": \"now|beginning|<RFC 3339>\", \"mode\": \"pull\"}: "+err.Error())
+		bad(w, "body: want {\"types\": [...], \"areas\": [...], \"subject_prefix\": \"...\", \"start\": \"now|beginning|<RFC 3339>\", \"mode\": \"pull|push\", \"url\": \"...\", \"batch\": N}: "+err.Error())
 		return
 	}
-	sub.Name, sub.Agency = name, a.Name
+	sub.Name, sub.Agency, sub.Secret = name, a.Name, ""
 	if sub.Mode == "" {
 		sub.Mode = "pull"
+	}
+	if sub.Mode == "push" && sub.Batch == 0 {
+		sub.Batch = 1
 	}
 	if sub.Start == "" {
 		sub.Start = "now"
@@ -262,6 +283,10 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 	start, err := s.validate(&sub)
 	if err != nil {
 		bad(w, err.Error())
+		return
+	}
+	if sub.Mode == "push" && !slices.ContainsFunc(a.PushURLs, func(p string) bool { return strings.HasPrefix(sub.URL, p) }) {
+		problem(w, http.StatusForbidden, ProblemNotGranted, "Not granted", fmt.Sprintf("agency %s may not push to %s: its push_urls are %v", a.Name, sub.URL, a.PushURLs))
 		return
 	}
 	if err := a.Check(sub.Types, sub.Areas, s.knownTypes(), s.areas); err != nil {
@@ -279,13 +304,16 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 			problem(w, http.StatusConflict, ProblemConflict, "Subscription exists", "a subscription named "+name+" exists with another agency or another spec; delete it first, or choose another name")
 			return
 		}
-		httpedge.WriteJSON(w, http.StatusOK, old)
+		httpedge.WriteJSON(w, http.StatusOK, old.public())
 		return
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		s.unavailable(w, err)
 		return
 	}
 	sub.Created = time.Now().UTC()
+	if sub.Mode == "push" {
+		sub.Secret = newSecret()
+	}
 	cfg := jetstream.ConsumerConfig{Durable: ConsumerPrefix + name, Description: "iochub subscription " + name + " of " + a.Name,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: defaultAckWait, MaxAckPending: 10 * maxPull, MaxDeliver: -1,
 		FilterSubjects: subjects(sub.Types, s.knownTypes())}
@@ -306,8 +334,11 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 		s.unavailable(w, err)
 		return
 	}
-	s.log.Info("subscription created", zap.String("subscription", name), zap.String("agency", a.Name), zap.Strings("types", sub.Types))
-	httpedge.WriteJSON(w, http.StatusCreated, sub)
+	s.log.Info("subscription created", zap.String("subscription", name), zap.String("agency", a.Name), zap.Strings("types", sub.Types), zap.String("mode", sub.Mode))
+	if sub.Mode == "push" {
+		s.startPush(&sub)
+	}
+	httpedge.WriteJSON(w, http.StatusCreated, sub) // the only answer holding the secret
 }
 
 func (s *Service) validate(sub *Subscription) (time.Time, error) {
@@ -317,8 +348,20 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 	if len(sub.Types) == 0 || slices.Contains(sub.Types, "") {
 		return time.Time{}, errors.New("types: name at least one event type (or a prefix ending in *)")
 	}
-	if sub.Mode != "pull" {
-		return time.Time{}, fmt.Errorf("mode %q: only pull is served", sub.Mode)
+	switch sub.Mode {
+	case "pull":
+		if sub.URL != "" || sub.Batch != 0 {
+			return time.Time{}, errors.New("url and batch are for push subscriptions")
+		}
+	case "push":
+		if u, err := url.Parse(sub.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return time.Time{}, fmt.Errorf("url %q: want the http(s) URL events are POSTed to", sub.URL)
+		}
+		if sub.Batch < 1 || sub.Batch > 100 {
+			return time.Time{}, fmt.Errorf("batch %d: want 1 to 100 events a request", sub.Batch)
+		}
+	default:
+		return time.Time{}, fmt.Errorf("mode %q: want pull or push", sub.Mode)
 	}
 	for _, ar := range sub.Areas {
 		if _, err := s.areas.Lookup(ar); err != nil {
@@ -337,7 +380,8 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 }
 
 func sameSpec(a, b Subscription) bool {
-	return slices.Equal(a.Types, b.Types) && slices.Equal(a.Areas, b.Areas) && a.SubjectPrefix == b.SubjectPrefix && a.Start == b.Start && a.Mode == b.Mode
+	return slices.Equal(a.Types, b.Types) && slices.Equal(a.Areas, b.Areas) && a.SubjectPrefix == b.SubjectPrefix && a.Start == b.Start &&
+		a.Mode == b.Mode && a.URL == b.URL && a.Batch == b.Batch
 }
 
 // subjects are the NATS subjects of the types patterns match.
@@ -385,10 +429,26 @@ func (s *Service) own(w http.ResponseWriter, r *http.Request, a *Agency) *Subscr
 	return sub
 }
 
+// SubscriptionStatus is GET /v1/subscriptions/{name}: the subscription and,
+// for push, what its delivery has done.
+type SubscriptionStatus struct {
+	Subscription
+	Push *PushStatus `json:"push_status,omitempty"`
+}
+
 func (s *Service) get(w http.ResponseWriter, r *http.Request, a *Agency) {
-	if sub := s.own(w, r, a); sub != nil {
-		httpedge.WriteJSON(w, http.StatusOK, sub)
+	sub := s.own(w, r, a)
+	if sub == nil {
+		return
 	}
+	out := SubscriptionStatus{Subscription: sub.public()}
+	s.mu.Lock()
+	if p := s.pushers[sub.Name]; p != nil {
+		st := p.snapshot()
+		out.Push = &st
+	}
+	s.mu.Unlock()
+	httpedge.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request, a *Agency) {
@@ -403,7 +463,7 @@ func (s *Service) list(w http.ResponseWriter, r *http.Request, a *Agency) {
 			continue // the grants last recorded, not a subscription
 		}
 		if sub, err := s.load(r.Context(), k); err == nil && sub.Agency == a.Name {
-			out = append(out, *sub)
+			out = append(out, sub.public())
 		}
 	}
 	httpedge.WriteJSON(w, http.StatusOK, map[string]any{"subscriptions": out})
@@ -414,6 +474,7 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request, a *Agency) {
 	if sub == nil {
 		return
 	}
+	s.stopPush(sub.Name)
 	if err := s.js.DeleteConsumer(r.Context(), natsjs.EventsStream, ConsumerPrefix+sub.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.unavailable(w, err)
 		return
@@ -441,6 +502,10 @@ type Pulled struct {
 func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 	sub := s.own(w, r, a)
 	if sub == nil {
+		return
+	}
+	if sub.Mode != "pull" {
+		problem(w, http.StatusConflict, ProblemConflict, "A push subscription", "subscription "+sub.Name+" is delivered to its URL, not pulled")
 		return
 	}
 	q := r.URL.Query()

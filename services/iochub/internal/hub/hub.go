@@ -296,6 +296,7 @@ func (h *Hub) buildSharing(ctx context.Context) error {
 		return err
 	}
 	h.mounts = append(h.mounts, svc.Register)
+	h.tasks = append(h.tasks, svc.Run) // push delivery
 	return nil
 }
 
