@@ -141,7 +141,9 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		return
 	}
 	secret := secretBytes(sub.Secret)
-	client := &http.Client{Timeout: 30 * time.Second}
+	// Redirects are not followed: the hub posts only under the agency's
+	// push_urls.
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	held := &pull{}
 	retry := &backoff.Backoff{Min: s.pushBackoffMin, Max: s.pushBackoffMax}
 	for ctx.Err() == nil {

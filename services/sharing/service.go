@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, reg *schema.Re
 		agencies[i] = &cfg.Agencies[i]
 	}
 	s := &Service{js: js, kv: kv, reg: reg, areas: areas, adm: adm, log: log, unsealed: unsealed, pulls: map[string]*pull{},
-		pushers: map[string]*pusher{}, agencyList: agencies, pushBackoffMin: 500 * time.Millisecond, pushBackoffMax: time.Minute,
+		pushers: map[string]*pusher{}, agencyList: agencies, pushBackoffMin: 500 * time.Millisecond, pushBackoffMax: 30 * time.Second, // under half the ack wait: InProgress at each retry keeps the request's events
 		audit:    audit.Log{JS: js},
 		agencies: httpedge.NewKeyring("agency", agencies, func(a *Agency) string { return a.TokenSHA256 })}
 	if err := audit.Declare(ctx, js); err != nil {
