@@ -3,15 +3,21 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/pkg/backoff"
+	"github.com/iochub/iochub/pkg/connector"
 )
 
 // Partner is a simulated partner agency's system: it subscribes to the
@@ -86,4 +92,99 @@ func (p *Partner) call(ctx context.Context, method, path string, body []byte) (i
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	return resp.StatusCode, b, err
+}
+
+// PushReceiver is a simulated partner agency's HTTP endpoint for a push
+// subscription: it checks each request's Standard Webhooks signature under
+// the subscription's secret and counts the events.
+type PushReceiver struct {
+	Hub          string   // the hub's base URL
+	Token        string   // the agency's bearer token
+	Subscription string   // its push subscription's name
+	Types        []string // what it subscribes to
+	Listen       string   // where it listens, under the agency's push_urls
+	Log          *zap.Logger
+
+	mu       sync.Mutex
+	secret   []byte
+	received int
+	refused  int
+}
+
+// Received is how many events it took and how many requests it refused
+// (a bad signature).
+func (r *PushReceiver) Received() (events, refused int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.received, r.refused
+}
+
+// Run listens, subscribes (a subscription made before keeps its secret
+// only in the hub: the receiver then makes it again), and serves until ctx
+// ends.
+func (r *PushReceiver) Run(ctx context.Context) error {
+	l, err := net.Listen("tcp", r.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	defer hs.Close()
+	p := &Partner{Hub: r.Hub, Token: r.Token, Log: r.Log}
+	body, _ := json.Marshal(map[string]any{"types": r.Types, "start": "now", "mode": "push", "url": "http://" + l.Addr().String() + "/events", "batch": 50})
+	retry := &backoff.Backoff{Min: time.Second, Max: 30 * time.Second}
+	for ctx.Err() == nil {
+		code, b, err := p.call(ctx, http.MethodPut, "/v1/subscriptions/"+r.Subscription, body)
+		if err == nil && code == http.StatusOK { // made before: its secret is not answered again
+			_, _, err = p.call(ctx, http.MethodDelete, "/v1/subscriptions/"+r.Subscription, nil)
+			continue
+		}
+		if err == nil && code == http.StatusCreated {
+			var sub struct {
+				Secret string `json:"signing_secret"`
+			}
+			if err := json.Unmarshal(b, &sub); err == nil {
+				key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(sub.Secret, "whsec_"))
+				r.mu.Lock()
+				r.secret = key
+				r.mu.Unlock()
+				break
+			}
+		}
+		r.Log.Warn("push partner: subscribe", zap.Int("status", code), zap.ByteString("answer", b), zap.Error(err))
+		retry.Wait(ctx)
+	}
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			n, bad := r.Received()
+			r.Log.Info("push partner agency", zap.String("subscription", r.Subscription), zap.Int("received", n), zap.Int("refused", bad))
+		}
+	}
+}
+
+func (r *PushReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, 64<<20))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ts, _ := strconv.ParseInt(req.Header.Get(connector.HeaderWebhookTimestamp), 10, 64)
+	if r.secret == nil || req.Header.Get(connector.HeaderWebhookSignature) != connector.Sign(r.secret, req.Header.Get(connector.HeaderWebhookID), ts, body) {
+		r.refused++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var evs []json.RawMessage
+	if err := json.Unmarshal(body, &evs); err != nil {
+		evs = []json.RawMessage{body} // one event, structured mode
+	}
+	r.received += len(evs)
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -494,3 +494,42 @@ func TestPushSubscriberDownThenBackLosesNothing(t *testing.T) {
 		t.Errorf("status after the backlog drained: %+v", st.Push)
 	}
 }
+
+// The simulated push partner of `make run` subscribes, checks every
+// request's signature, and counts every field report pushed to it.
+func TestSimulatedPushPartnerReceivesItsEvents(t *testing.T) {
+	listen := "127.0.0.1:" + freePort(t)
+	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "partner", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			PushURLs: []string{"http://" + listen + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.feedback.*"}, Areas: []string{"27"}, PersonalData: sharing.PersonalDrop}}}}}
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	r := &sim.PushReceiver{Hub: base, Token: policeAgencyToken, Subscription: "partner-reports", Types: []string{"vn.ioc.feedback.*"}, Listen: listen, Log: zaptest.NewLogger(t)}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	waitFor(t, "the push subscription", 30*time.Second, func() bool {
+		code, _ := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/partner-reports", nil)
+		return code == http.StatusOK
+	})
+	g := eventgen.New(14, "push-partner")
+	var evs []event.Event
+	reports := 0
+	for range 200 {
+		e := g.Next()
+		if strings.HasPrefix(e.Type, "vn.ioc.feedback.") {
+			reports++
+		}
+		evs = append(evs, e)
+	}
+	postBatch(t, base, evs)
+	waitFor(t, "every report pushed", 60*time.Second, func() bool { n, _ := r.Received(); return n == reports })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, refused := r.Received(); n != reports || refused != 0 {
+		t.Errorf("the push partner took %d reports (want %d) and refused %d requests", n, reports, refused)
+	}
+}

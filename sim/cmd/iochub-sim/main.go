@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/iochub/iochub/pkg/configfile"
 	"github.com/iochub/iochub/pkg/logging"
 	"github.com/iochub/iochub/services/connectors"
@@ -37,7 +39,7 @@ func main() {
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("iochub-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var configFile, dataDir, mqttAddr, mqttUser, mqttPassword, hubURL, partnerToken string
+	var configFile, dataDir, mqttAddr, mqttUser, mqttPassword, hubURL, partnerToken, pushListen string
 	var history time.Duration
 	fs.StringVar(&configFile, "config", "deploy/iochub.dev.yaml", "the hub's config file: its connectors say where each system must be")
 	fs.StringVar(&dataDir, "data-dir", "data", "the hub's --data-dir (${DATA_DIR} in the config file)")
@@ -46,6 +48,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&mqttPassword, "mqtt-password", "dev-sensor-password-not-for-production", "its password (deploy/iochub.dev.yaml's by default)")
 	fs.StringVar(&hubURL, "hub", "http://127.0.0.1:8080", "the hub's HTTP address, for the portal's and incident centre's webhooks")
 	fs.DurationVar(&history, "history", 72*time.Hour, "how much of the past to send at start")
+	fs.StringVar(&pushListen, "push-partner-listen", "127.0.0.1:18093", "where the simulated partner's push endpoint listens (under its push_urls); empty: no push partner")
 	fs.StringVar(&partnerToken, "partner-token", "dev-partner-token-not-for-production", "a partner agency's token (sharing.agencies of the hub's config): a simulated partner subscribes to the traffic events with it and pulls them; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,6 +78,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		p := &sim.Partner{Hub: strings.TrimRight(hubURL, "/"), Token: partnerToken, Subscription: "dev-partner-traffic",
 			Types: []string{"vn.ioc.traffic.*"}, Log: log}
 		go func() { _ = p.Run(ctx) }()
+		if pushListen != "" {
+			pr := &sim.PushReceiver{Hub: strings.TrimRight(hubURL, "/"), Token: partnerToken, Subscription: "dev-partner-reports",
+				Types: []string{"vn.ioc.feedback.*"}, Listen: pushListen, Log: log}
+			go func() {
+				if err := pr.Run(ctx); err != nil {
+					log.Warn("push partner", zap.Error(err))
+				}
+			}()
+		}
 	}
 	return sim.Run(ctx, s)
 }
