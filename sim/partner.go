@@ -18,6 +18,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/httpedge"
 )
 
 // Partner is a simulated partner agency's system: it subscribes to the
@@ -127,7 +128,7 @@ func (r *PushReceiver) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 10 * time.Second}
+	hs := httpedge.NewServer(http.HandlerFunc(r.serve), httpedge.ServerConfig{})
 	go func() { _ = hs.Serve(l) }()
 	defer hs.Close()
 	p := &Partner{Hub: r.Hub, Token: r.Token, Log: r.Log}
