@@ -95,6 +95,8 @@ var operations = map[string]operation{
 	"DELETE /v1/subscriptions/{name}": {tag: "sharing", summary: "End a subscription", security: agency, ok: 200, errs: []int{401, 403, 404, 503}},
 	"GET /v1/subscriptions/{name}/events": {tag: "sharing", summary: "Pull events (long poll): after= confirms the previous answer's events; unconfirmed ones come again", security: agency, ok: 200, errs: []int{400, 401, 403, 404, 503},
 		query: []param{{"after", "the cursor of the previous answer: its events are confirmed"}, {"max", "at most this many events, 1 to 1000; default 100"}, {"wait", "seconds to wait for the first event, 0 to 25; default 20"}}},
+	"POST /v1/subscriptions/{name}/pause":  {tag: "sharing", summary: "Stop a push subscription's delivery; what waits stays on the log, in order", security: agency, ok: 200, errs: []int{401, 403, 404, 409, 503}},
+	"POST /v1/subscriptions/{name}/resume": {tag: "sharing", summary: "Deliver a paused push subscription again", security: agency, ok: 200, errs: []int{401, 403, 404, 409, 503}},
 	"GET /v1/exchanges": {tag: "sharing", summary: "The agency's records in the hash-chained audit log: its grants and every exchange (events sent and confirmed, each with the SHA-256 of its payload)", security: agency, ok: 200, errs: []int{400, 401, 503},
 		query: []param{{"from", "RFC 3339, inclusive"}, {"to", "RFC 3339, exclusive"}}},
 	"POST /v1/webhooks/feedback":          {tag: "connectors", summary: "The citizen field-report portal's webhook", security: webhook, body: map[string]string{"application/json": "object"}, ok: http.StatusAccepted, errs: []int{400, 401, 413, 503}},

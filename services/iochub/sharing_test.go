@@ -533,3 +533,65 @@ func TestSimulatedPushPartnerReceivesItsEvents(t *testing.T) {
 		t.Errorf("the push partner took %d reports (want %d) and refused %d requests", n, reports, refused)
 	}
 }
+
+// A paused push subscription delivers nothing; what arrives meanwhile
+// waits on the log and is delivered, every event, once it resumes.
+func TestPausedPushWaitsThenDelivers(t *testing.T) {
+	var mu sync.Mutex
+	got := 0
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var evs []json.RawMessage
+		_ = json.NewDecoder(r.Body).Decode(&evs)
+		mu.Lock()
+		got += len(evs)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
+	})
+	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-push", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push", "url": recv.URL + "/", "batch": 20, "start": "beginning"}); code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", code, b)
+	}
+	if code, b := sharingCall(t, base, policeAgencyToken, "POST", "/v1/subscriptions/ca-push/pause", nil); code != http.StatusOK || !strings.Contains(string(b), `"paused":true`) {
+		t.Fatalf("pause: %d %s", code, b)
+	}
+	g := eventgen.New(15, "paused")
+	var evs []event.Event
+	traffic := 0
+	for range 150 {
+		e := g.Next()
+		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			traffic++
+		}
+		evs = append(evs, e)
+	}
+	postBatch(t, base, evs)
+	// Paused: the events wait on the log (the subscription's consumer has
+	// them pending) and none is posted.
+	waitFor(t, "the events waiting for the subscription", 30*time.Second, func() bool {
+		_, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-push", nil)
+		var st sharing.SubscriptionStatus
+		_ = json.Unmarshal(b, &st)
+		return st.Paused && st.Push != nil && st.Push.Paused
+	})
+	time.Sleep(2 * time.Second) // a paused pusher looks again every second
+	mu.Lock()
+	n := got
+	mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d events pushed while paused", n)
+	}
+	if code, b := sharingCall(t, base, policeAgencyToken, "POST", "/v1/subscriptions/ca-push/resume", nil); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, b)
+	}
+	waitFor(t, "every event pushed after resuming", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got == traffic
+	})
+}

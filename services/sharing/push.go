@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,10 +35,12 @@ type PushStatus struct {
 	LastDelivery *time.Time `json:"last_delivery,omitempty"`
 	LastError    string     `json:"last_error,omitempty"`
 	Waiting      int        `json:"waiting"` // events of the request being retried
+	Paused       bool       `json:"paused"`
 }
 
 // pusher delivers one push subscription.
 type pusher struct {
+	paused atomic.Bool
 	stop   context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
@@ -47,7 +50,9 @@ type pusher struct {
 func (p *pusher) snapshot() PushStatus {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.status
+	st := p.status
+	st.Paused = p.paused.Load()
+	return st
 }
 
 func (p *pusher) update(f func(*PushStatus)) {
@@ -110,6 +115,7 @@ func (s *Service) startPush(sub *Subscription) {
 	}
 	ctx, cancel := context.WithCancel(s.runCtx)
 	p := &pusher{stop: cancel, done: make(chan struct{})}
+	p.paused.Store(sub.Paused)
 	s.pushers[sub.Name] = p
 	go func() {
 		defer close(p.done)
@@ -147,6 +153,16 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 	held := &pull{}
 	retry := &backoff.Backoff{Min: s.pushBackoffMin, Max: s.pushBackoffMax}
 	for ctx.Err() == nil {
+		if p.paused.Load() {
+			for _, m := range held.held {
+				_ = m.InProgress() // a request taken before the pause waits with it
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		cons, err := s.js.Consumer(ctx, natsjs.EventsStream, ConsumerPrefix+sub.Name)
 		if err == nil && len(held.held) == 0 {
 			err = s.fetch(ctx, cons, held, sub.Batch, 5*time.Second, a, sub)
@@ -156,8 +172,8 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 			retry.Wait(ctx)
 			continue
 		}
-		if len(held.held) == 0 {
-			continue
+		if len(held.held) == 0 || p.paused.Load() {
+			continue // paused while fetching: the request waits with the pause
 		}
 		body, contentType := held.sent[0], "application/cloudevents+json"
 		if sub.Batch > 1 {

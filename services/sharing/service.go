@@ -62,6 +62,7 @@ type Subscription struct {
 	URL           string    `json:"url,omitempty"`            // push: where events are POSTed
 	Batch         int       `json:"batch,omitempty"`          // push: events per request, 1 (one event) to 100 (a batch)
 	Created       time.Time `json:"created"`
+	Paused        bool      `json:"paused,omitempty"` // push: delivery stopped until resumed
 	// Secret signs each push request (Standard Webhooks); it is answered
 	// once, when the subscription is made.
 	Secret string `json:"signing_secret,omitempty"`
@@ -209,6 +210,33 @@ func (s *Service) Register(mux httpedge.Router) {
 	mux.HandleFunc("DELETE /v1/subscriptions/{name}", s.agencies.Require(s.delete))
 	mux.HandleFunc("GET /v1/subscriptions/{name}/events", s.agencies.Require(s.events))
 	mux.HandleFunc("GET /v1/exchanges", s.agencies.Require(s.exchanges))
+	mux.HandleFunc("POST /v1/subscriptions/{name}/pause", s.agencies.Require(func(w http.ResponseWriter, r *http.Request, a *Agency) { s.pause(w, r, a, true) }))
+	mux.HandleFunc("POST /v1/subscriptions/{name}/resume", s.agencies.Require(func(w http.ResponseWriter, r *http.Request, a *Agency) { s.pause(w, r, a, false) }))
+}
+
+// pause stops (or starts again) a push subscription's delivery. What waits
+// stays on the log, in order, and is delivered after it resumes.
+func (s *Service) pause(w http.ResponseWriter, r *http.Request, a *Agency, paused bool) {
+	sub := s.own(w, r, a)
+	if sub == nil {
+		return
+	}
+	if sub.Mode != "push" {
+		problem(w, http.StatusConflict, ProblemConflict, "Not a push subscription", "a pull subscription is paused by not pulling")
+		return
+	}
+	sub.Paused = paused
+	b, _ := json.Marshal(sub)
+	if _, err := s.kv.Put(r.Context(), sub.Name, b); err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	s.mu.Lock()
+	if p := s.pushers[sub.Name]; p != nil {
+		p.paused.Store(paused)
+	}
+	s.mu.Unlock()
+	httpedge.WriteJSON(w, http.StatusOK, sub.public())
 }
 
 // exchanges answers the agency's records of the audit log: its grants and
