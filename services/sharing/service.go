@@ -42,6 +42,7 @@ const (
 	ProblemBadRequest   = "urn:iochub:problem:bad-subscription"
 	ProblemNotFound     = "urn:iochub:problem:unknown-subscription"
 	ProblemConflict     = "urn:iochub:problem:subscription-exists"
+	ProblemWrongMode    = "urn:iochub:problem:wrong-mode" // pull of a push subscription, pause of a pull one
 	ProblemForbidden    = httpedge.ProblemForbidden
 	ProblemUnavailable  = httpedge.ProblemUnavailable
 	defaultAckWait      = 60 * time.Second
@@ -222,7 +223,7 @@ func (s *Service) pause(w http.ResponseWriter, r *http.Request, a *Agency, pause
 		return
 	}
 	if sub.Mode != "push" {
-		problem(w, http.StatusConflict, ProblemConflict, "Not a push subscription", "a pull subscription is paused by not pulling")
+		problem(w, http.StatusConflict, ProblemWrongMode, "Not a push subscription", "a pull subscription is paused by not pulling")
 		return
 	}
 	sub.Paused = paused
@@ -533,7 +534,7 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 		return
 	}
 	if sub.Mode != "pull" {
-		problem(w, http.StatusConflict, ProblemConflict, "A push subscription", "subscription "+sub.Name+" is delivered to its URL, not pulled")
+		problem(w, http.StatusConflict, ProblemWrongMode, "A push subscription", "subscription "+sub.Name+" is delivered to its URL, not pulled")
 		return
 	}
 	q := r.URL.Query()
