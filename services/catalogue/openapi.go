@@ -98,7 +98,7 @@ var operations = map[string]operation{
 	"POST /v1/subscriptions/{name}/pause":  {tag: "sharing", summary: "Stop a push subscription's delivery; what waits stays on the log, in order", security: agency, ok: 200, errs: []int{401, 403, 404, 409, 503}},
 	"POST /v1/subscriptions/{name}/resume": {tag: "sharing", summary: "Deliver a paused push subscription again", security: agency, ok: 200, errs: []int{401, 403, 404, 409, 503}},
 	"GET /v1/exchanges": {tag: "sharing", summary: "The agency's records in the hash-chained audit log: its grants and every exchange (events sent and confirmed, each with the SHA-256 of its payload)", security: agency, ok: 200, errs: []int{400, 401, 503},
-		query: []param{{"from", "RFC 3339, inclusive"}, {"to", "RFC 3339, exclusive"}}},
+		query: []param{{"from", "RFC 3339, inclusive"}, {"to", "RFC 3339, exclusive"}, {"limit", "the newest this many records, 1 to 10000; default 1000"}}},
 	"POST /v1/webhooks/feedback":          {tag: "connectors", summary: "The citizen field-report portal's webhook", security: webhook, body: map[string]string{"application/json": "object"}, ok: http.StatusAccepted, errs: []int{400, 401, 413, 503}},
 	"POST /v1/webhooks/traffic-incidents": {tag: "connectors", summary: "The traffic incident system's webhook", security: webhook, body: map[string]string{"application/json": "object"}, ok: http.StatusAccepted, errs: []int{400, 401, 413, 503}},
 }

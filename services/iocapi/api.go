@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -51,6 +52,9 @@ type API struct {
 	loc     *time.Location
 	log     *zap.Logger
 	now     func() time.Time
+
+	publicMu    sync.Mutex
+	publicCache map[string]publicEntry // the public figures, by last day
 }
 
 // New builds the API. cfg must have passed Validate.

@@ -20,6 +20,18 @@ import (
 // PublicMinGroup is the smallest group of reports the public figures show.
 const PublicMinGroup = 5
 
+// PublicCacheTTL is how long an answer of the public figures is reused:
+// anyone may ask, without a token, and each answer is nine queries.
+const PublicCacheTTL = time.Minute
+
+// publicCacheMax bounds the periods kept (one per day asked for).
+const publicCacheMax = 64
+
+type publicEntry struct {
+	at  time.Time
+	out PublicFeedback
+}
+
 // PublicDays is the public figures' period: this many calendar days in the
 // province's time zone, ending with the day asked for (today by default).
 const PublicDays = 30
@@ -85,6 +97,14 @@ func (a *API) publicFeedback(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	key := day.Format(time.DateOnly)
+	a.publicMu.Lock()
+	if e, ok := a.publicCache[key]; ok && a.now().Sub(e.at) < PublicCacheTTL {
+		a.publicMu.Unlock()
+		writeJSON(w, http.StatusOK, e.out)
+		return
+	}
+	a.publicMu.Unlock()
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	run := func(name, by string) (*kpi.Result, error) {
@@ -112,6 +132,12 @@ func (a *API) publicFeedback(w http.ResponseWriter, r *http.Request) {
 		}
 		*g.into = a.publicGroups(g.by, res)
 	}
+	a.publicMu.Lock()
+	if a.publicCache == nil || len(a.publicCache) >= publicCacheMax {
+		a.publicCache = map[string]publicEntry{}
+	}
+	a.publicCache[key] = publicEntry{at: a.now(), out: out}
+	a.publicMu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 

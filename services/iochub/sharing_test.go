@@ -226,6 +226,13 @@ func TestTwoAgenciesReceiveExactlyWhatTheyAreGranted(t *testing.T) {
 		}
 	}
 
+	// The exchange log is bounded per answer, the newest records kept.
+	if code, b := sharingCall(t, base, healthAgencyToken, "GET", "/v1/exchanges?limit=2", nil); code != http.StatusOK || strings.Count(string(b), `"hash"`) != 2 {
+		t.Errorf("GET /v1/exchanges?limit=2: %d, %d records", code, strings.Count(string(b), `"hash"`))
+	}
+	if code, _ := sharingCall(t, base, healthAgencyToken, "GET", "/v1/exchanges?limit=0", nil); code != http.StatusBadRequest {
+		t.Errorf("limit=0: %d, want 400", code)
+	}
 	// The exchange log: each agency reads its grants and its exchanges, every
 	// event sent and confirmed with the SHA-256 of what it received; not the
 	// other agency's. The whole audit log verifies.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,8 +71,9 @@ func newSecret() string {
 }
 
 func secretBytes(s string) []byte {
-	b, err := base64.StdEncoding.DecodeString(s[len("whsec_"):])
-	if err != nil {
+	b64, ok := strings.CutPrefix(s, "whsec_")
+	b, err := base64.StdEncoding.DecodeString(b64)
+	if !ok || err != nil {
 		return []byte(s)
 	}
 	return b

@@ -241,10 +241,16 @@ func (s *Service) pause(w http.ResponseWriter, r *http.Request, a *Agency, pause
 }
 
 // exchanges answers the agency's records of the audit log: its grants and
-// every exchange of its subscriptions, from= to= (RFC 3339, optional), as
+// every exchange of its subscriptions, from= to= (RFC 3339, optional), the
+// newest limit= (1000 by default, at most 10,000), as
 // they are in the chain (each verifiable with the records around it:
 // iochub audit verify).
 func (s *Service) exchanges(w http.ResponseWriter, r *http.Request, a *Agency) {
+	limit, err := uintParam(r.URL.Query().Get("limit"), 1000, 10_000)
+	if err != nil || limit == 0 {
+		bad(w, "limit: want 1 to 10000 records")
+		return
+	}
 	var from, to time.Time
 	for _, p := range []struct {
 		name string
@@ -260,14 +266,16 @@ func (s *Service) exchanges(w http.ResponseWriter, r *http.Request, a *Agency) {
 		}
 	}
 	out := []json.RawMessage{}
-	err := s.audit.Records(r.Context(), func(_ uint64, raw []byte) error {
+	err = s.audit.Records(r.Context(), func(_ uint64, raw []byte) error {
 		var rec audit.Record
 		if json.Unmarshal(raw, &rec) != nil {
 			return nil
 		}
 		mine := (rec.Actor == a.Name && strings.HasPrefix(rec.Action, "exchange.")) || (strings.HasPrefix(rec.Action, "grants.") && rec.Target == a.Name)
 		if mine && !rec.Time.Before(from) && (to.IsZero() || rec.Time.Before(to)) {
-			out = append(out, append(json.RawMessage(nil), raw...))
+			if out = append(out, append(json.RawMessage(nil), raw...)); len(out) > int(limit) {
+				out = out[1:] // the newest limit records
+			}
 		}
 		return nil
 	})
