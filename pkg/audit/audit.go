@@ -41,7 +41,8 @@ type Entry struct {
 	// error of an action that failed after it.
 	Outcome string `json:"outcome,omitempty"`
 	// Events are the events of an exchange with a partner agency (actions
-	// exchange.sent and exchange.confirmed; Actor the agency, Target the
+	// exchange.sent, exchange.confirmed and exchange.dead_lettered (not
+	// delivered within the give-up time); Actor the agency, Target the
 	// subscription): each one's identity and the SHA-256 of the payload as
 	// it was delivered.
 	Events []Exchanged `json:"events,omitempty"`

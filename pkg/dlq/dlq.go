@@ -13,6 +13,7 @@ package dlq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -32,6 +33,13 @@ const HeaderRecordKey = "Iochub-Record-Key"
 
 // ConnectorSubjectPrefix starts the subject of a connector's dead letters.
 const ConnectorSubjectPrefix = "dlq.connector."
+
+// SubscriptionSubjectPrefix starts the subject of a subscription's dead
+// letters: dlq.subscription.<name>.
+const SubscriptionSubjectPrefix = "dlq.subscription."
+
+// HeaderSubscription names the subscription of a delivery's dead letter.
+const HeaderSubscription = "Iochub-Subscription"
 
 // Sentinel errors callers branch on.
 var (
@@ -88,6 +96,77 @@ func ForRecord(connector, recordKey, id string, data []byte, reason string, now 
 	return m
 }
 
+// ForDelivery is the dead letter of an event subscription could not
+// deliver within its give-up time: body is the event as the agency would
+// have received it (a CloudEvent in JSON, personal data as its grant
+// says), from IOC_EVENTS at seq on subject. Its Nats-Msg-Id carries the
+// subscription and the event's identity, so the same event given up twice
+// inside the duplicate window is one letter. Only the subscription
+// replays it (DeliveryLetters, then Purge of each delivered).
+func ForDelivery(subscription, subject string, seq uint64, dedupID string, body []byte, reason string, now time.Time) *nats.Msg {
+	m := nats.NewMsg(SubscriptionSubjectPrefix + subscription)
+	m.Data = body
+	m.Header.Set(jetstream.MsgIDHeader, "dlq:"+subscription+":"+dedupID)
+	m.Header.Set(HeaderSubscription, subscription)
+	m.Header.Set(natsjs.HeaderDLQReason, truncate(reason, 4000))
+	m.Header.Set(natsjs.HeaderDLQSubject, subject)
+	m.Header.Set(natsjs.HeaderDLQSequence, strconv.FormatUint(seq, 10))
+	m.Header.Set(natsjs.HeaderDLQStage, "subscription:"+subscription)
+	m.Header.Set(natsjs.HeaderDLQTime, now.UTC().Format(time.RFC3339))
+	return m
+}
+
+// DeliveryLetter is one of a subscription's dead letters, with the event
+// as it is delivered.
+type DeliveryLetter struct {
+	Letter
+	Event []byte `json:"-"`
+}
+
+// DeliveryLetters are up to max of subscription's dead letters from
+// sequence after+1 on, oldest first.
+func (q Queue) DeliveryLetters(ctx context.Context, subscription string, after uint64, max int) ([]DeliveryLetter, error) {
+	st, err := q.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeliveryLetter
+	for seq := after + 1; len(out) < max; {
+		msg, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(SubscriptionSubjectPrefix+subscription))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, DeliveryLetter{Letter: toLetter(msg.Sequence, msg.Subject, msg.Header, msg.Data, false), Event: msg.Data})
+		seq = msg.Sequence + 1
+	}
+	return out, nil
+}
+
+// PurgeDeliveryLetters deletes every dead letter of subscription (deleted).
+func (q Queue) PurgeDeliveryLetters(ctx context.Context, subscription string) error {
+	st, err := q.stream(ctx)
+	if err != nil {
+		return err
+	}
+	return st.Purge(ctx, jetstream.WithPurgeSubject(SubscriptionSubjectPrefix+subscription))
+}
+
+// CountDeliveryLetters is how many dead letters subscription has.
+func (q Queue) CountDeliveryLetters(ctx context.Context, subscription string) (uint64, error) {
+	st, err := q.stream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(SubscriptionSubjectPrefix+subscription))
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Subjects[SubscriptionSubjectPrefix+subscription], nil
+}
+
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -108,6 +187,9 @@ type Letter struct {
 	ID              string    `json:"id,omitempty"`
 	Type            string    `json:"type,omitempty"`
 	Replayable      bool      `json:"replayable"`
+	// Subscription: a delivery's letter, replayed by its subscription
+	// (POST /v1/subscriptions/{name}/dead-letters/replay), not onto the log.
+	Subscription string `json:"subscription,omitempty"`
 	// Encrypted: the body is a connector's record, encrypted with the hub's
 	// key (RecordCipher); it is not shown.
 	Encrypted bool   `json:"encrypted,omitempty"`
@@ -118,7 +200,14 @@ func toLetter(seq uint64, subject string, h nats.Header, data []byte, body bool)
 	d := Letter{Seq: seq, Subject: subject, Reason: h.Get(natsjs.HeaderDLQReason), Stage: h.Get(natsjs.HeaderDLQStage),
 		OriginalSubject: h.Get(natsjs.HeaderDLQSubject), OriginalSeq: h.Get(natsjs.HeaderDLQSequence)}
 	d.Time, _ = time.Parse(time.RFC3339, h.Get(natsjs.HeaderDLQTime))
-	if !strings.HasPrefix(subject, ConnectorSubjectPrefix) {
+	switch {
+	case strings.HasPrefix(subject, SubscriptionSubjectPrefix):
+		d.Subscription = h.Get(HeaderSubscription)
+		var e event.Event
+		if json.Unmarshal(data, &e) == nil {
+			d.Source, d.ID, d.Type = e.Source, e.ID, e.Type
+		}
+	case !strings.HasPrefix(subject, ConnectorSubjectPrefix):
 		if e, _, err := admit.FromMsg(h, data); err == nil {
 			d.Source, d.ID, d.Type = e.Source, e.ID, e.Type
 			d.Replayable = true
@@ -196,6 +285,9 @@ func (q Queue) Replay(ctx context.Context, seq uint64, adm *admit.Admitter) erro
 	}
 	if strings.HasPrefix(msg.Subject, ConnectorSubjectPrefix) {
 		return fmt.Errorf("dead letter %d is a connector's raw record: %w (fix the mapping or the source; the connector reads it again)", seq, ErrNotReplayable)
+	}
+	if sub, ok := strings.CutPrefix(msg.Subject, SubscriptionSubjectPrefix); ok {
+		return fmt.Errorf("dead letter %d is subscription %s's: %w onto the log (every subscriber would receive it again); its agency replays it with POST /v1/subscriptions/%s/dead-letters/replay", seq, sub, ErrNotReplayable, sub)
 	}
 	e, marked, err := admit.FromMsg(msg.Header, msg.Data)
 	if err != nil {

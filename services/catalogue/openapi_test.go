@@ -18,6 +18,7 @@ var allPatterns = []string{
 	"GET /v1/subscriptions", "PUT /v1/subscriptions/{name}", "GET /v1/subscriptions/{name}", "DELETE /v1/subscriptions/{name}",
 	"GET /v1/subscriptions/{name}/events", "GET /v1/exchanges",
 	"POST /v1/subscriptions/{name}/pause", "POST /v1/subscriptions/{name}/resume",
+	"GET /v1/subscriptions/{name}/dead-letters", "POST /v1/subscriptions/{name}/dead-letters/replay",
 	"GET /healthz", "GET /readyz", "GET /metrics", "GET /v1/ops/whoami", "GET /v1/ops/snapshot",
 	"GET /v1/ops/streams", "GET /v1/ops/consumers", "GET /v1/ops/sources", "GET /v1/ops/rates",
 	"GET /v1/ops/alerts", "GET /v1/ops/dlq", "GET /v1/ops/dlq/{seq}", "POST /v1/ops/dlq/{seq}/replay",

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/iochub/iochub/pkg/area"
@@ -28,6 +30,7 @@ import (
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
@@ -601,4 +604,155 @@ func TestPausedPushWaitsThenDelivers(t *testing.T) {
 		defer mu.Unlock()
 		return got == traffic
 	})
+}
+
+// A push subscriber that stays down past its give-up time gets its events
+// in its own dead letters, in the log's order, none lost, while the
+// aggregator stores every event; once it is up again, a replay delivers
+// each letter once and empties them. The ops page cannot put them back on
+// the log (every subscriber would receive them again).
+func TestPushSubscriberDownPastGiveUpGetsItsDeadLetters(t *testing.T) {
+	burnCPU(t)
+	var (
+		mu       sync.Mutex
+		down     = true
+		received []string
+	)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var evs []event.Event
+		_ = json.NewDecoder(r.Body).Decode(&evs)
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		for _, e := range evs {
+			received = append(received, e.Source+" "+e.ID)
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	dsn := chstoretest.NewDatabase(t)
+	natsAddr := "127.0.0.1:" + freePort(t)
+	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
+		c.NATS.Listen = natsAddr
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
+	})
+	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-push", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push",
+		"url": recv.URL + "/", "batch": 10, "give_up": "2s", "start": "beginning"}); code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", code, b)
+	}
+	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-bad", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push",
+		"url": recv.URL + "/", "give_up": "forever"}); code != http.StatusBadRequest || !strings.Contains(string(b), "give_up") {
+		t.Errorf("give_up forever: %d %s, want 400 naming give_up", code, b)
+	}
+	g := eventgen.New(16, "give-up")
+	var evs []event.Event
+	var want []string
+	for range 200 {
+		e := g.Next()
+		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			want = append(want, e.Source+" "+e.ID)
+		}
+		evs = append(evs, e)
+	}
+	postBatch(t, base, evs)
+	status := func() sharing.PushStatus {
+		_, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-push", nil)
+		var st sharing.SubscriptionStatus
+		_ = json.Unmarshal(b, &st)
+		if st.Push == nil {
+			return sharing.PushStatus{}
+		}
+		return *st.Push
+	}
+	waitFor(t, "every traffic event in the subscription's dead letters", 90*time.Second, func() bool {
+		st := status()
+		return st.DeadLetters == uint64(len(want))
+	})
+	if st := status(); st.DeadLettered != uint64(len(want)) || st.Delivered != 0 || st.Retries == 0 {
+		t.Errorf("status after giving up: %+v", st)
+	}
+	store, err := chstore.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	waitFor(t, "every event stored by the aggregator", 60*time.Second, func() bool {
+		c, err := storeCounts(store)
+		return err == nil && total(c) == uint64(len(evs))
+	})
+
+	// The letters, in the log's order, each named by its subscription.
+	_, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-push/dead-letters", nil)
+	var listed struct {
+		Count   int `json:"count"`
+		Letters []struct {
+			Source, ID, Subscription string
+		} `json:"dead_letters"`
+	}
+	if err := json.Unmarshal(b, &listed); err != nil || listed.Count != len(want) {
+		t.Fatalf("dead letters: %s", b)
+	}
+	var letters []string
+	for _, l := range listed.Letters {
+		letters = append(letters, l.Source+" "+l.ID)
+		if l.Subscription != "ca-push" {
+			t.Errorf("a letter names subscription %q", l.Subscription)
+		}
+	}
+	if !slices.Equal(letters, want[:min(100, len(want))]) {
+		t.Errorf("the letters are not the log's events in order: %s", diff(letters, want[:min(100, len(want))]))
+	}
+	// Another agency sees none of them; the operators' replay refuses.
+	if code, _ := sharingCall(t, base, healthAgencyToken, "GET", "/v1/subscriptions/ca-push/dead-letters", nil); code == http.StatusOK {
+		t.Errorf("another token read the dead letters")
+	}
+	nc, err := nats.Connect(opsURL(natsAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := natsjs.NewJetStream(nc)
+	if err := (dlq.Queue{JS: js}).Replay(t.Context(), firstLetterSeq(t, js), nil); !errors.Is(err, dlq.ErrNotReplayable) {
+		t.Errorf("an operator's replay of a subscription's letter: %v, want ErrNotReplayable", err)
+	}
+
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	if code, b := sharingCall(t, base, policeAgencyToken, "POST", "/v1/subscriptions/ca-push/dead-letters/replay", nil); code != http.StatusAccepted {
+		t.Fatalf("replay: %d %s", code, b)
+	}
+	waitFor(t, "every letter delivered", 60*time.Second, func() bool { return status().DeadLetters == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(received, want) {
+		t.Errorf("the replay delivered %d events, want the %d letters once each in order: %s", len(received), len(want), diff(received, want))
+	}
+	if st := status(); st.Replayed != uint64(len(want)) || st.Delivered != uint64(len(want)) {
+		t.Errorf("status after the replay: %+v", st)
+	}
+	_, b = sharingCall(t, base, policeAgencyToken, "GET", "/v1/exchanges", nil)
+	if n := strings.Count(string(b), `"action":"exchange.dead_lettered"`); n == 0 {
+		t.Errorf("the exchange log holds no exchange.dead_lettered record")
+	}
+}
+
+// firstLetterSeq is the sequence of IOC_DLQ's first message.
+func firstLetterSeq(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(t.Context(), natsjs.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.FirstSeq
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -16,8 +18,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/connector"
+	"github.com/iochub/iochub/pkg/dlq"
+	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
 )
 
@@ -27,7 +32,11 @@ import (
 // webhook-signature under the subscription's secret), one request at a
 // time in log order. A request that fails is sent again, the same events
 // under the same webhook-id, with exponential backoff, until the agency
-// answers 2xx: nothing is skipped and the order holds.
+// answers 2xx: nothing is skipped and the order holds. An agency that
+// takes nothing for the subscription's give-up time (24 h unless it says)
+// gets what follows in the subscription's own dead letters (IOC_DLQ,
+// dlq.subscription.<name>) until it takes a request again; it asks for
+// them again with POST /v1/subscriptions/{name}/dead-letters/replay.
 
 // PushStatus is what a push subscription's delivery has done.
 type PushStatus struct {
@@ -37,11 +46,18 @@ type PushStatus struct {
 	LastError    string     `json:"last_error,omitempty"`
 	Waiting      int        `json:"waiting"` // events of the request being retried
 	Paused       bool       `json:"paused"`
+	// DeadLettered: events moved to the subscription's dead letters after
+	// its give-up time (since the hub started); DeadLetters: how many wait
+	// there now; Replayed: letters delivered by a replay.
+	DeadLettered uint64 `json:"dead_lettered"`
+	DeadLetters  uint64 `json:"dead_letters"`
+	Replayed     uint64 `json:"replayed"`
 }
 
 // pusher delivers one push subscription.
 type pusher struct {
 	paused atomic.Bool
+	replay atomic.Bool // the agency asked for its dead letters again
 	stop   context.CancelFunc
 	done   chan struct{}
 	mu     sync.Mutex
@@ -148,11 +164,14 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		s.log.Warn("push: the agency is no longer in the config; nothing is delivered", zap.String("subscription", sub.Name), zap.String("agency", sub.Agency))
 		return
 	}
+	giveUp := sub.giveUp()
 	secret := secretBytes(sub.Secret)
 	// Redirects are not followed: the hub posts only under the agency's
 	// push_urls.
 	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	held := &pull{}
+	recorded := false         // held's exchange.sent is in the log
+	var failingSince time.Time // the first failure since the agency last took a request
 	retry := &backoff.Backoff{Min: s.pushBackoffMin, Max: s.pushBackoffMax}
 	for ctx.Err() == nil {
 		if p.paused.Load() {
@@ -165,9 +184,17 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 			}
 			continue
 		}
+		if p.replay.Load() && len(held.held) == 0 {
+			if err := s.replayLetters(ctx, sub, client, secret, p); err != nil {
+				p.update(func(st *PushStatus) { st.LastError = "replay of the dead letters: " + err.Error() })
+			}
+			p.replay.Store(false)
+			continue
+		}
 		cons, err := s.js.Consumer(ctx, natsjs.EventsStream, ConsumerPrefix+sub.Name)
 		if err == nil && len(held.held) == 0 {
 			err = s.fetch(ctx, cons, held, sub.Batch, 5*time.Second, a, sub)
+			recorded = false
 		}
 		if err != nil {
 			p.update(func(st *PushStatus) { st.LastError = err.Error() })
@@ -177,28 +204,49 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		if len(held.held) == 0 || p.paused.Load() {
 			continue // paused while fetching: the request waits with the pause
 		}
-		body, contentType := held.sent[0], "application/cloudevents+json"
-		if sub.Batch > 1 {
-			body, contentType = append(append([]byte("["), bytes.Join(held.sent, []byte(","))...), ']'), "application/cloudevents-batch+json"
-		}
+		body, contentType := requestBody(held.sent, sub.Batch)
 		// The same events keep their webhook-id through every retry.
 		id := sub.Name + "-" + strconv.FormatUint(held.seqs[0], 10) + "-" + strconv.FormatUint(held.seqs[len(held.seqs)-1], 10)
-		if err := s.recordExchange(ctx, "exchange.sent", sub, held.ids); err != nil {
-			p.update(func(st *PushStatus) { st.LastError = "the exchange log: " + err.Error() })
-			retry.Wait(ctx)
-			continue
+		if !recorded {
+			if err := s.recordExchange(ctx, "exchange.sent", sub, held.ids); err != nil {
+				p.update(func(st *PushStatus) { st.LastError = "the exchange log: " + err.Error() })
+				retry.Wait(ctx)
+				continue
+			}
+			recorded = true
 		}
 		err = post(ctx, client, sub.URL, contentType, secret, id, body)
 		if err == nil {
 			err = s.recordExchange(ctx, "exchange.confirmed", sub, held.ids)
 		}
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			}
+			if now.Sub(failingSince) >= giveUp {
+				// Down past the give-up time: these events go to the
+				// subscription's own dead letters, and the next request is
+				// tried once before its events follow them.
+				if derr := s.deadLetter(ctx, sub, held, err); derr != nil {
+					p.update(func(st *PushStatus) { st.LastError = "dead letters: " + derr.Error() })
+					retry.Wait(ctx)
+					continue
+				}
+				n := len(held.held)
+				p.update(func(st *PushStatus) { st.DeadLettered += uint64(n); st.LastError = err.Error(); st.Waiting = 0 })
+				held.held, held.sent, held.seqs, held.ids = nil, nil, nil, nil
+				continue
+			}
 			p.update(func(st *PushStatus) { st.Retries++; st.LastError = err.Error(); st.Waiting = len(held.held) })
 			for _, m := range held.held {
 				_ = m.InProgress() // the retry keeps them
 			}
 			retry.Wait(ctx)
 			continue
+		}
+		if err != nil {
+			continue // stopping: the events stay unacknowledged on the log
 		}
 		for _, m := range held.held {
 			_ = m.Ack()
@@ -207,8 +255,80 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		n := len(held.held)
 		p.update(func(st *PushStatus) { st.Delivered += uint64(n); st.LastDelivery = &now; st.Waiting = 0 })
 		held.held, held.sent, held.seqs, held.ids = nil, nil, nil, nil
+		failingSince = time.Time{}
 		retry.Reset()
 	}
+}
+
+// requestBody is one event, or a batch when the subscription asks for one.
+func requestBody(events [][]byte, batch int) ([]byte, string) {
+	if batch > 1 {
+		return append(append([]byte("["), bytes.Join(events, []byte(","))...), ']'), "application/cloudevents-batch+json"
+	}
+	return events[0], "application/cloudevents+json"
+}
+
+// deadLetter moves held's events to the subscription's dead letters, then
+// settles them on the log: a crash between the two leaves them on the log,
+// and the letters' identities make the second give-up add nothing.
+func (s *Service) deadLetter(ctx context.Context, sub *Subscription, held *pull, cause error) error {
+	now := time.Now()
+	for i, m := range held.held {
+		dedup := event.Event{Source: held.ids[i].Source, ID: held.ids[i].ID}.DedupID()
+		if _, err := s.js.PublishMsg(ctx, dlq.ForDelivery(sub.Name, m.Subject(), held.seqs[i], dedup, held.sent[i], "not delivered within the give-up time: "+cause.Error(), now)); err != nil {
+			return err
+		}
+	}
+	if err := s.recordExchange(ctx, "exchange.dead_lettered", sub, held.ids); err != nil {
+		return err
+	}
+	for _, m := range held.held {
+		_ = m.Ack()
+	}
+	s.log.Warn("push: events dead-lettered after the give-up time", zap.String("subscription", sub.Name), zap.Int("events", len(held.held)), zap.Error(cause))
+	return nil
+}
+
+// replayLetters delivers the subscription's dead letters again, oldest
+// first, in requests of its batch size, each letter removed once the
+// agency took it; the first failure stops the replay and keeps the rest.
+func (s *Service) replayLetters(ctx context.Context, sub *Subscription, client *http.Client, secret []byte, p *pusher) error {
+	q := dlq.Queue{JS: s.js}
+	var after uint64
+	for ctx.Err() == nil {
+		letters, err := q.DeliveryLetters(ctx, sub.Name, after, sub.Batch)
+		if err != nil || len(letters) == 0 {
+			return err
+		}
+		events := make([][]byte, len(letters))
+		ids := make([]audit.Exchanged, len(letters))
+		for i, l := range letters {
+			events[i] = l.Event
+			sum := sha256.Sum256(l.Event)
+			ids[i] = audit.Exchanged{Source: l.Source, ID: l.ID, SHA256: hex.EncodeToString(sum[:])}
+		}
+		body, contentType := requestBody(events, sub.Batch)
+		id := sub.Name + "-dlq-" + strconv.FormatUint(letters[0].Seq, 10) + "-" + strconv.FormatUint(letters[len(letters)-1].Seq, 10)
+		if err := s.recordExchange(ctx, "exchange.sent", sub, ids); err != nil {
+			return err
+		}
+		if err := post(ctx, client, sub.URL, contentType, secret, id, body); err != nil {
+			return err
+		}
+		if err := s.recordExchange(ctx, "exchange.confirmed", sub, ids); err != nil {
+			return err
+		}
+		for _, l := range letters {
+			if err := q.Purge(ctx, l.Seq); err != nil {
+				return err
+			}
+		}
+		n := len(letters)
+		now := time.Now().UTC()
+		p.update(func(st *PushStatus) { st.Delivered += uint64(n); st.Replayed += uint64(n); st.LastDelivery = &now })
+		after = letters[len(letters)-1].Seq
+	}
+	return ctx.Err()
 }
 
 // post sends one signed request and wants a 2xx.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/audit"
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -64,6 +65,10 @@ type Subscription struct {
 	Batch         int       `json:"batch,omitempty"`          // push: events per request, 1 (one event) to 100 (a batch)
 	Created       time.Time `json:"created"`
 	Paused        bool      `json:"paused,omitempty"` // push: delivery stopped until resumed
+	// GiveUp (push): how long the agency may take nothing before what
+	// follows goes to the subscription's dead letters; a Go duration, 1s
+	// to 720h, 24h when not given.
+	GiveUp string `json:"give_up,omitempty"`
 	// Secret signs each push request (Standard Webhooks); it is answered
 	// once, when the subscription is made.
 	Secret string `json:"signing_secret,omitempty"`
@@ -73,6 +78,16 @@ type Subscription struct {
 func (sub Subscription) public() Subscription {
 	sub.Secret = ""
 	return sub
+}
+
+const defaultGiveUp = 24 * time.Hour
+
+// giveUp is the subscription's give-up time.
+func (sub Subscription) giveUp() time.Duration {
+	if d, err := time.ParseDuration(sub.GiveUp); err == nil {
+		return d
+	}
+	return defaultGiveUp
 }
 
 var subscriptionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -213,6 +228,61 @@ func (s *Service) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/exchanges", s.agencies.Require(s.exchanges))
 	mux.HandleFunc("POST /v1/subscriptions/{name}/pause", s.agencies.Require(func(w http.ResponseWriter, r *http.Request, a *Agency) { s.pause(w, r, a, true) }))
 	mux.HandleFunc("POST /v1/subscriptions/{name}/resume", s.agencies.Require(func(w http.ResponseWriter, r *http.Request, a *Agency) { s.pause(w, r, a, false) }))
+	mux.HandleFunc("GET /v1/subscriptions/{name}/dead-letters", s.agencies.Require(s.deadLetters))
+	mux.HandleFunc("POST /v1/subscriptions/{name}/dead-letters/replay", s.agencies.Require(s.replay))
+}
+
+// deadLetters lists the oldest 100 of a push subscription's dead letters
+// and says how many there are.
+func (s *Service) deadLetters(w http.ResponseWriter, r *http.Request, a *Agency) {
+	sub := s.own(w, r, a)
+	if sub == nil {
+		return
+	}
+	q := dlq.Queue{JS: s.js}
+	n, err := q.CountDeliveryLetters(r.Context(), sub.Name)
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	letters, err := q.DeliveryLetters(r.Context(), sub.Name, 0, 100)
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	out := []dlq.Letter{}
+	for _, l := range letters {
+		out = append(out, l.Letter)
+	}
+	httpedge.WriteJSON(w, http.StatusOK, map[string]any{"count": n, "dead_letters": out})
+}
+
+// replay asks the subscription's pusher to deliver its dead letters again,
+// before what waits on the log; it answers at once (202) with how many
+// there are; GET /v1/subscriptions/{name} shows the replay's progress.
+func (s *Service) replay(w http.ResponseWriter, r *http.Request, a *Agency) {
+	sub := s.own(w, r, a)
+	if sub == nil {
+		return
+	}
+	if sub.Mode != "push" {
+		problem(w, http.StatusConflict, ProblemWrongMode, "Not a push subscription", "only a push subscription has dead letters")
+		return
+	}
+	n, err := dlq.Queue{JS: s.js}.CountDeliveryLetters(r.Context(), sub.Name)
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	s.mu.Lock()
+	p := s.pushers[sub.Name]
+	s.mu.Unlock()
+	if p == nil {
+		problem(w, http.StatusServiceUnavailable, ProblemUnavailable, "Not delivering", "this hub process does not deliver the subscription now; try again")
+		return
+	}
+	p.replay.Store(true)
+	httpedge.WriteJSON(w, http.StatusAccepted, map[string]any{"replaying": n})
 }
 
 // pause stops (or starts again) a push subscription's delivery. What waits
@@ -387,8 +457,8 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 	}
 	switch sub.Mode {
 	case "pull":
-		if sub.URL != "" || sub.Batch != 0 {
-			return time.Time{}, errors.New("url and batch are for push subscriptions")
+		if sub.URL != "" || sub.Batch != 0 || sub.GiveUp != "" {
+			return time.Time{}, errors.New("url, batch and give_up are for push subscriptions")
 		}
 	case "push":
 		if u, err := url.Parse(sub.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -396,6 +466,9 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 		}
 		if sub.Batch < 1 || sub.Batch > 100 {
 			return time.Time{}, fmt.Errorf("batch %d: want 1 to 100 events a request", sub.Batch)
+		}
+		if d, err := time.ParseDuration(sub.GiveUp); sub.GiveUp != "" && (err != nil || d < time.Second || d > 720*time.Hour) {
+			return time.Time{}, fmt.Errorf("give_up %q: want a duration from 1s to 720h, e.g. 24h", sub.GiveUp)
 		}
 	default:
 		return time.Time{}, fmt.Errorf("mode %q: want pull or push", sub.Mode)
@@ -418,7 +491,7 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 
 func sameSpec(a, b Subscription) bool {
 	return slices.Equal(a.Types, b.Types) && slices.Equal(a.Areas, b.Areas) && a.SubjectPrefix == b.SubjectPrefix && a.Start == b.Start &&
-		a.Mode == b.Mode && a.URL == b.URL && a.Batch == b.Batch
+		a.Mode == b.Mode && a.URL == b.URL && a.Batch == b.Batch && a.GiveUp == b.GiveUp
 }
 
 // subjects are the NATS subjects of the types patterns match.
@@ -485,6 +558,11 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request, a *Agency) {
 		out.Push = &st
 	}
 	s.mu.Unlock()
+	if out.Push != nil {
+		if n, err := (dlq.Queue{JS: s.js}).CountDeliveryLetters(r.Context(), sub.Name); err == nil {
+			out.Push.DeadLetters = n
+		}
+	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
 }
 
@@ -512,6 +590,10 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request, a *Agency) {
 		return
 	}
 	s.stopPush(sub.Name)
+	if err := (dlq.Queue{JS: s.js}).PurgeDeliveryLetters(r.Context(), sub.Name); err != nil {
+		s.unavailable(w, err)
+		return
+	}
 	if err := s.js.DeleteConsumer(r.Context(), natsjs.EventsStream, ConsumerPrefix+sub.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.unavailable(w, err)
 		return
