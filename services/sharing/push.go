@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -170,7 +170,7 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 	// push_urls.
 	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	held := &pull{}
-	recorded := false         // held's exchange.sent is in the log
+	recorded := false          // held's exchange.sent is in the log
 	var failingSince time.Time // the first failure since the agency last took a request
 	retry := &backoff.Backoff{Min: s.pushBackoffMin, Max: s.pushBackoffMax}
 	for ctx.Err() == nil {
