@@ -30,7 +30,23 @@ const (
 	// RoleSensor publishes its sensor subjects (under traffic.sensors.)
 	// over MQTT, nothing else, in the sensors' own account.
 	RoleSensor = "sensor"
+	// RoleSubscriber is a partner agency's system on the NATS fabric: it
+	// reads the consumers of its agency's own stream (ShareStream), which
+	// the hub fills with what its subscriptions of mode nats are granted,
+	// and acks there; it reads nothing else (not IOC_EVENTS, not another
+	// agency's stream) and creates nothing. Replies come on _INBOX_<name>.
+	RoleSubscriber = "subscriber"
 )
+
+// ShareStream is the stream the hub fills for agency's subscriptions of
+// mode nats, one subject each (ShareSubject).
+func ShareStream(agency string) string { return "IOC_SHARE_" + agency }
+
+// ShareSubject is subscription's subject in its agency's ShareStream; its
+// consumer there is named as the subscription.
+func ShareSubject(agency, subscription string) string {
+	return "share." + agency + "." + subscription
+}
 
 // The embedded server's accounts, and the hub's own user in the first.
 const (
@@ -81,6 +97,8 @@ type User struct {
 	// Scope of a producer: its types (the subjects it may publish) and its
 	// source prefixes (the aggregator refuses events outside them).
 	event.Scope `yaml:",inline"`
+	// Agency of a subscriber: a name in sharing.agencies.
+	Agency string `yaml:"agency"`
 }
 
 // TLSFiles turn TLS on for the client and MQTT listeners. With CA set,
@@ -129,7 +147,17 @@ func (a Access) Validate() error {
 		default:
 			errs = append(errs, fmt.Errorf("%s: give nkey or password_bcrypt", where))
 		}
+		if u.Agency != "" && u.Role != RoleSubscriber {
+			errs = append(errs, fmt.Errorf("%s: agency is for a subscriber", where))
+		}
 		switch u.Role {
+		case RoleSubscriber:
+			if !userName.MatchString(u.Agency) || strings.Contains(u.Agency, "_") {
+				errs = append(errs, fmt.Errorf("%s: agency must name one of sharing.agencies", where))
+			}
+			if len(u.Subjects) > 0 || len(u.Sources) > 0 || len(u.Types) > 0 {
+				errs = append(errs, fmt.Errorf("%s: a subscriber receives what its agency's grants allow; subjects, sources and types are for sensors and producers", where))
+			}
 		case RoleOperator:
 			if len(u.Subjects) > 0 || len(u.Sources) > 0 || len(u.Types) > 0 {
 				errs = append(errs, fmt.Errorf("%s: an operator has every right; subjects, sources and types are for sensors and producers", where))
@@ -153,7 +181,7 @@ func (a Access) Validate() error {
 				}
 			}
 		default:
-			errs = append(errs, fmt.Errorf("%s: role must be %s, %s or %s, got %q", where, RoleOperator, RoleProducer, RoleSensor, u.Role))
+			errs = append(errs, fmt.Errorf("%s: role must be %s, %s, %s or %s, got %q", where, RoleOperator, RoleProducer, RoleSensor, RoleSubscriber, u.Role))
 		}
 	}
 	if a.TLS.On() && (a.TLS.Cert == "" || a.TLS.Key == "") {
@@ -213,7 +241,7 @@ func sensorSubject(s string) bool {
 	return true
 }
 
-// ProducerInbox is the inbox prefix a producer's client must use
+// ProducerInbox is the inbox prefix a producer's (or subscriber's) client must use
 // (nats.CustomInboxPrefix) to read its publish acks: it may subscribe there
 // and nowhere else, so it never reads another client's replies.
 func ProducerInbox(name string) string { return "_INBOX_" + name }
@@ -255,6 +283,15 @@ func (a Access) serverConfig(hubPassword string) (string, error) {
 				p.Publish.Allow = append(p.Publish.Allow, s)
 			}
 			cu.Perms = p
+		case RoleSubscriber:
+			// What nats.go's jetstream package sends to read a durable
+			// pull consumer (its info, the next messages, the acks), for
+			// the consumers of the agency's stream only.
+			st := ShareStream(u.Agency)
+			cu.Perms = &perms{
+				Publish:   perm{Allow: []string{"$JS.API.CONSUMER.INFO." + st + ".*", "$JS.API.CONSUMER.MSG.NEXT." + st + ".*", "$JS.ACK." + st + ".>"}},
+				Subscribe: perm{Allow: []string{ProducerInbox(u.Name) + ".>"}},
+			}
 		case RoleSensor:
 			cu.Types = []string{"MQTT"}
 			cu.Perms = &perms{Publish: perm{Allow: u.Subjects}, Subscribe: perm{Deny: []string{">"}}}

@@ -298,6 +298,10 @@ func TestAccessValidate(t *testing.T) {
 		{"producer type prefix mid-token", natsjs.User{Name: "p", Role: natsjs.RoleProducer, NKey: pub, Scope: scope([]string{"/a"}, "vn.ioc.heal*")}, "end on a dot"},
 		{"producer", natsjs.User{Name: "p", Role: natsjs.RoleProducer, NKey: pub, Scope: scope([]string{"/a"}, "vn.ioc.health.*")}, ""},
 		{"unknown role", natsjs.User{Name: "p", Role: "admin", NKey: pub}, "role must be"},
+		{"subscriber", natsjs.User{Name: "yte", Role: natsjs.RoleSubscriber, Agency: "so-y-te", NKey: pub}, ""},
+		{"subscriber without agency", natsjs.User{Name: "yte", Role: natsjs.RoleSubscriber, NKey: pub}, "agency must name"},
+		{"subscriber with types", natsjs.User{Name: "yte", Role: natsjs.RoleSubscriber, Agency: "so-y-te", NKey: pub, Scope: scope(nil, "vn.ioc.health.*")}, "grants allow"},
+		{"agency on a producer", natsjs.User{Name: "p", Role: natsjs.RoleProducer, Agency: "so-y-te", NKey: pub, Scope: scope([]string{"/a"}, "vn.ioc.health.*")}, "agency is for a subscriber"},
 		{"hub's own name", natsjs.User{Name: natsjs.HubUser, Role: natsjs.RoleOperator, NKey: pub}, "already used"},
 		{"name not a subject token", natsjs.User{Name: "a.b", Role: natsjs.RoleOperator, NKey: pub}, "name must be"},
 	} {

@@ -15,11 +15,12 @@ import (
 )
 
 const natsUserUsage = `Usage:
-  iochub natsuser NAME --role operator|producer|sensor [--nkey SEEDFILE]
+  iochub natsuser NAME --role operator|producer|sensor|subscriber [--agency AGENCY] [--nkey SEEDFILE]
 Makes a user of the embedded NATS server and prints its entry for nats.users in the
 config file. With --nkey, an NKey pair: the seed goes to SEEDFILE (mode 0600; the user's
 --nats-nkey), the public key to the entry. Without, a random password: printed once, only
-its bcrypt hash goes to the entry. A sensor (MQTT) needs a password.
+its bcrypt hash goes to the entry. A sensor (MQTT) needs a password. A subscriber
+(a partner agency's system reading its subscriptions of mode nats) names its agency.
 `
 
 // runNATSUser is `iochub natsuser`.
@@ -27,7 +28,8 @@ func runNATSUser(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("iochub natsuser", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, natsUserUsage) }
-	role := fs.String("role", "", "operator, producer or sensor")
+	role := fs.String("role", "", "operator, producer, sensor or subscriber")
+	agency := fs.String("agency", "", "a subscriber's agency (one of sharing.agencies)")
 	seedFile := fs.String("nkey", "", "write an NKey seed to this file instead of making a password")
 	var name string
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
@@ -40,7 +42,7 @@ func runNATSUser(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	u := natsjs.User{Name: name, Role: *role}
+	u := natsjs.User{Name: name, Role: *role, Agency: *agency}
 	var password string
 	if *seedFile != "" {
 		kp, err := nkeys.CreateUser()
@@ -93,6 +95,9 @@ func runNATSUser(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "# NKey seed written to %s (the user's --nats-nkey)\n", *seedFile)
 	}
 	fmt.Fprintf(stdout, "- name: %s\n  role: %s\n", u.Name, u.Role)
+	if u.Agency != "" {
+		fmt.Fprintf(stdout, "  agency: %s\n", u.Agency)
+	}
 	if u.NKey != "" {
 		fmt.Fprintf(stdout, "  nkey: %s\n", u.NKey)
 	} else {

@@ -52,6 +52,9 @@ func TestNATSUserMakesUsersTheServerAccepts(t *testing.T) {
 		}
 		nc.Close()
 	}
+	if sub, _ := make("yte", "--role", "subscriber", "--agency", "so-y-te"); sub.Agency != "so-y-te" {
+		t.Errorf("a subscriber's entry: %+v, want agency so-y-te", sub)
+	}
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"natsuser", "loops", "--role", "sensor", "--nkey", filepath.Join(t.TempDir(), "s.nk")}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "password") {
 		t.Fatalf("a sensor with an NKey: exit %d, %s", code, errb.String())

@@ -18,6 +18,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/connector"
@@ -104,7 +107,7 @@ func (s *Service) Run(ctx context.Context) error {
 	keys, err := s.kv.ListKeys(ctx)
 	if err == nil {
 		for k := range keys.Keys() {
-			if sub, err := s.load(ctx, k); err == nil && sub.Mode == "push" {
+			if sub, err := s.load(ctx, k); err == nil && sub.delivered() {
 				s.startPush(sub)
 			}
 		}
@@ -165,10 +168,7 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		return
 	}
 	giveUp := sub.giveUp()
-	secret := secretBytes(sub.Secret)
-	// Redirects are not followed: the hub posts only under the agency's
-	// push_urls.
-	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := s.sender(sub)
 	held := &pull{}
 	recorded := false          // held's exchange.sent is in the log
 	var failingSince time.Time // the first failure since the agency last took a request
@@ -185,7 +185,7 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 			continue
 		}
 		if p.replay.Load() && len(held.held) == 0 {
-			if err := s.replayLetters(ctx, sub, client, secret, p); err != nil {
+			if err := s.replayLetters(ctx, sub, send, p); err != nil {
 				p.update(func(st *PushStatus) { st.LastError = "replay of the dead letters: " + err.Error() })
 			}
 			p.replay.Store(false)
@@ -193,7 +193,7 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		}
 		cons, err := s.js.Consumer(ctx, natsjs.EventsStream, ConsumerPrefix+sub.Name)
 		if err == nil && len(held.held) == 0 {
-			err = s.fetch(ctx, cons, held, sub.Batch, 5*time.Second, a, sub)
+			err = s.fetch(ctx, cons, held, sub.requestSize(), 5*time.Second, a, sub)
 			recorded = false
 		}
 		if err != nil {
@@ -204,7 +204,6 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 		if len(held.held) == 0 || p.paused.Load() {
 			continue // paused while fetching: the request waits with the pause
 		}
-		body, contentType := requestBody(held.sent, sub.Batch)
 		// The same events keep their webhook-id through every retry.
 		id := sub.Name + "-" + strconv.FormatUint(held.seqs[0], 10) + "-" + strconv.FormatUint(held.seqs[len(held.seqs)-1], 10)
 		if !recorded {
@@ -215,8 +214,8 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 			}
 			recorded = true
 		}
-		err = post(ctx, client, sub.URL, contentType, secret, id, body)
-		if err == nil {
+		err = send(ctx, id, held.sent, held.ids)
+		if err == nil && sub.Mode == "push" {
 			err = s.recordExchange(ctx, "exchange.confirmed", sub, held.ids)
 		}
 		if err != nil && ctx.Err() == nil {
@@ -260,6 +259,62 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 	}
 }
 
+// sender delivers events (whose identities are ids) in one request named
+// id, and reports whether the agency (or its stream) took them all.
+type sender func(ctx context.Context, id string, events [][]byte, ids []audit.Exchanged) error
+
+// sender is how the subscription's events leave: a signed POST to its URL
+// (push), or into the agency's own stream (nats), each event under its
+// identity so that a send again after a failure stores it once.
+func (s *Service) sender(sub *Subscription) sender {
+	if sub.Mode == "nats" {
+		return func(ctx context.Context, _ string, events [][]byte, ids []audit.Exchanged) error {
+			for i, body := range events {
+				m := nats.NewMsg(sub.NATS.Subject)
+				m.Data = body
+				m.Header.Set("Content-Type", "application/cloudevents+json")
+				m.Header.Set(jetstream.MsgIDHeader, sub.Name+":"+event.Event{Source: ids[i].Source, ID: ids[i].ID}.DedupID())
+				if _, err := s.js.PublishMsg(ctx, m); err != nil {
+					return fmt.Errorf("%s: %w", sub.NATS.Stream, err)
+				}
+			}
+			return nil
+		}
+	}
+	secret := secretBytes(sub.Secret)
+	// Redirects are not followed: the hub posts only under the agency's
+	// push_urls.
+	client := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return func(ctx context.Context, id string, events [][]byte, _ []audit.Exchanged) error {
+		body, contentType := requestBody(events, sub.Batch)
+		return post(ctx, client, sub.URL, contentType, secret, id, body)
+	}
+}
+
+// shareMaxBytes bounds an agency's stream: a full one refuses what the hub
+// sends, which waits on IOC_EVENTS, and past the give-up time goes to the
+// subscription's dead letters.
+const shareMaxBytes = 256 << 20
+
+// declareNATS makes the agency's stream, if it is not there, and the
+// subscription's consumer on it.
+func (s *Service) declareNATS(ctx context.Context, place *NATSPlace) error {
+	agency := strings.TrimPrefix(place.Stream, "IOC_SHARE_")
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: place.Stream, Subjects: []string{"share." + agency + ".>"},
+		Description: "iochub: what agency " + agency + " is granted, for its NATS users to read", Storage: jetstream.FileStorage,
+		Retention: jetstream.WorkQueuePolicy, MaxBytes: shareMaxBytes, Discard: jetstream.DiscardNew, Duplicates: 2 * time.Minute})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", place.Stream, err)
+	}
+	_, err = s.js.CreateOrUpdateConsumer(ctx, place.Stream, jetstream.ConsumerConfig{Durable: place.Consumer, FilterSubject: place.Subject,
+		AckPolicy: jetstream.AckExplicitPolicy, AckWait: defaultAckWait, MaxAckPending: 10 * maxPull, MaxDeliver: -1,
+		Description: "iochub subscription " + place.Consumer + " of " + agency})
+	if err != nil {
+		return fmt.Errorf("consumer %s on %s: %w", place.Consumer, place.Stream, err)
+	}
+	return nil
+}
+
 // requestBody is one event, or a batch when the subscription asks for one.
 func requestBody(events [][]byte, batch int) ([]byte, string) {
 	if batch > 1 {
@@ -292,11 +347,11 @@ func (s *Service) deadLetter(ctx context.Context, sub *Subscription, held *pull,
 // replayLetters delivers the subscription's dead letters again, oldest
 // first, in requests of its batch size, each letter removed once the
 // agency took it; the first failure stops the replay and keeps the rest.
-func (s *Service) replayLetters(ctx context.Context, sub *Subscription, client *http.Client, secret []byte, p *pusher) error {
+func (s *Service) replayLetters(ctx context.Context, sub *Subscription, send sender, p *pusher) error {
 	q := dlq.Queue{JS: s.js}
 	var after uint64
 	for ctx.Err() == nil {
-		letters, err := q.DeliveryLetters(ctx, sub.Name, after, sub.Batch)
+		letters, err := q.DeliveryLetters(ctx, sub.Name, after, sub.requestSize())
 		if err != nil || len(letters) == 0 {
 			return err
 		}
@@ -307,16 +362,17 @@ func (s *Service) replayLetters(ctx context.Context, sub *Subscription, client *
 			sum := sha256.Sum256(l.Event)
 			ids[i] = audit.Exchanged{Source: l.Source, ID: l.ID, SHA256: hex.EncodeToString(sum[:])}
 		}
-		body, contentType := requestBody(events, sub.Batch)
 		id := sub.Name + "-dlq-" + strconv.FormatUint(letters[0].Seq, 10) + "-" + strconv.FormatUint(letters[len(letters)-1].Seq, 10)
 		if err := s.recordExchange(ctx, "exchange.sent", sub, ids); err != nil {
 			return err
 		}
-		if err := post(ctx, client, sub.URL, contentType, secret, id, body); err != nil {
+		if err := send(ctx, id, events, ids); err != nil {
 			return err
 		}
-		if err := s.recordExchange(ctx, "exchange.confirmed", sub, ids); err != nil {
-			return err
+		if sub.Mode == "push" {
+			if err := s.recordExchange(ctx, "exchange.confirmed", sub, ids); err != nil {
+				return err
+			}
 		}
 		for _, l := range letters {
 			if err := q.Purge(ctx, l.Seq); err != nil {

@@ -60,7 +60,7 @@ type Subscription struct {
 	Areas         []string  `json:"areas,omitempty"`          // only events within these areas; empty: all the grants cover
 	SubjectPrefix string    `json:"subject_prefix,omitempty"` // only events whose subject starts so
 	Start         string    `json:"start"`                    // "now", "beginning" (of retention) or an RFC 3339 time
-	Mode          string    `json:"mode"`                     // "pull" or "push"
+	Mode          string    `json:"mode"`                     // "pull", "push" or "nats"
 	URL           string    `json:"url,omitempty"`            // push: where events are POSTed
 	Batch         int       `json:"batch,omitempty"`          // push: events per request, 1 (one event) to 100 (a batch)
 	Created       time.Time `json:"created"`
@@ -72,6 +72,29 @@ type Subscription struct {
 	// Secret signs each push request (Standard Webhooks); it is answered
 	// once, when the subscription is made.
 	Secret string `json:"signing_secret,omitempty"`
+	// NATS (mode nats): where the agency's NATS user reads the events.
+	NATS *NATSPlace `json:"nats,omitempty"`
+}
+
+// NATSPlace is where a subscription of mode nats is read: a durable pull
+// consumer of the agency's own stream, which only the agency's subscriber
+// users may read.
+type NATSPlace struct {
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	Subject  string `json:"subject"`
+}
+
+// delivered reports whether the hub sends the subscription's events
+// itself (push to a URL, or into the agency's NATS stream).
+func (sub Subscription) delivered() bool { return sub.Mode == "push" || sub.Mode == "nats" }
+
+// requestSize is how many events the hub sends at once.
+func (sub Subscription) requestSize() int {
+	if sub.Mode == "nats" {
+		return 100
+	}
+	return sub.Batch
 }
 
 // public is sub without its secret.
@@ -265,8 +288,8 @@ func (s *Service) replay(w http.ResponseWriter, r *http.Request, a *Agency) {
 	if sub == nil {
 		return
 	}
-	if sub.Mode != "push" {
-		problem(w, http.StatusConflict, ProblemWrongMode, "Not a push subscription", "only a push subscription has dead letters")
+	if !sub.delivered() {
+		problem(w, http.StatusConflict, ProblemWrongMode, "A pull subscription", "a pull subscription has no dead letters: what it has not confirmed stays on the log")
 		return
 	}
 	n, err := dlq.Queue{JS: s.js}.CountDeliveryLetters(r.Context(), sub.Name)
@@ -292,8 +315,8 @@ func (s *Service) pause(w http.ResponseWriter, r *http.Request, a *Agency, pause
 	if sub == nil {
 		return
 	}
-	if sub.Mode != "push" {
-		problem(w, http.StatusConflict, ProblemWrongMode, "Not a push subscription", "a pull subscription is paused by not pulling")
+	if !sub.delivered() {
+		problem(w, http.StatusConflict, ProblemWrongMode, "A pull subscription", "a pull subscription is paused by not pulling")
 		return
 	}
 	sub.Paused = paused
@@ -421,6 +444,13 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 	if sub.Mode == "push" {
 		sub.Secret = newSecret()
 	}
+	if sub.Mode == "nats" {
+		sub.NATS = &NATSPlace{Stream: natsjs.ShareStream(a.Name), Consumer: name, Subject: natsjs.ShareSubject(a.Name, name)}
+		if err := s.declareNATS(ctx, sub.NATS); err != nil {
+			s.unavailable(w, err)
+			return
+		}
+	}
 	cfg := jetstream.ConsumerConfig{Durable: ConsumerPrefix + name, Description: "iochub subscription " + name + " of " + a.Name,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: defaultAckWait, MaxAckPending: 10 * maxPull, MaxDeliver: -1,
 		FilterSubjects: subjects(sub.Types, s.knownTypes())}
@@ -442,7 +472,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 		return
 	}
 	s.log.Info("subscription created", zap.String("subscription", name), zap.String("agency", a.Name), zap.Strings("types", sub.Types), zap.String("mode", sub.Mode))
-	if sub.Mode == "push" {
+	if sub.delivered() {
 		s.startPush(&sub)
 	}
 	httpedge.WriteJSON(w, http.StatusCreated, sub) // the only answer holding the secret
@@ -467,11 +497,16 @@ func (s *Service) validate(sub *Subscription) (time.Time, error) {
 		if sub.Batch < 1 || sub.Batch > 100 {
 			return time.Time{}, fmt.Errorf("batch %d: want 1 to 100 events a request", sub.Batch)
 		}
-		if d, err := time.ParseDuration(sub.GiveUp); sub.GiveUp != "" && (err != nil || d < time.Second || d > 720*time.Hour) {
-			return time.Time{}, fmt.Errorf("give_up %q: want a duration from 1s to 720h, e.g. 24h", sub.GiveUp)
+
+	case "nats":
+		if sub.URL != "" || sub.Batch != 0 {
+			return time.Time{}, errors.New("url and batch are for push subscriptions")
 		}
 	default:
-		return time.Time{}, fmt.Errorf("mode %q: want pull or push", sub.Mode)
+		return time.Time{}, fmt.Errorf("mode %q: want pull, push or nats", sub.Mode)
+	}
+	if d, err := time.ParseDuration(sub.GiveUp); sub.GiveUp != "" && (err != nil || d < time.Second || d > 720*time.Hour) {
+		return time.Time{}, fmt.Errorf("give_up %q: want a duration from 1s to 720h, e.g. 24h", sub.GiveUp)
 	}
 	for _, ar := range sub.Areas {
 		if _, err := s.areas.Lookup(ar); err != nil {
@@ -544,6 +579,9 @@ func (s *Service) own(w http.ResponseWriter, r *http.Request, a *Agency) *Subscr
 type SubscriptionStatus struct {
 	Subscription
 	Push *PushStatus `json:"push_status,omitempty"`
+	// NATSPending (mode nats): events in the agency's stream it has not
+	// acked yet.
+	NATSPending *uint64 `json:"nats_pending,omitempty"`
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request, a *Agency) {
@@ -561,6 +599,12 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request, a *Agency) {
 	if out.Push != nil {
 		if n, err := (dlq.Queue{JS: s.js}).CountDeliveryLetters(r.Context(), sub.Name); err == nil {
 			out.Push.DeadLetters = n
+		}
+	}
+	if sub.NATS != nil {
+		if c, err := s.js.Consumer(r.Context(), sub.NATS.Stream, sub.NATS.Consumer); err == nil {
+			n := c.CachedInfo().NumPending + uint64(c.CachedInfo().NumAckPending)
+			out.NATSPending = &n
 		}
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
@@ -593,6 +637,18 @@ func (s *Service) delete(w http.ResponseWriter, r *http.Request, a *Agency) {
 	if err := (dlq.Queue{JS: s.js}).PurgeDeliveryLetters(r.Context(), sub.Name); err != nil {
 		s.unavailable(w, err)
 		return
+	}
+	if sub.NATS != nil {
+		if err := s.js.DeleteConsumer(r.Context(), sub.NATS.Stream, sub.NATS.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.unavailable(w, err)
+			return
+		}
+		if st, err := s.js.Stream(r.Context(), sub.NATS.Stream); err == nil {
+			if err := st.Purge(r.Context(), jetstream.WithPurgeSubject(sub.NATS.Subject)); err != nil {
+				s.unavailable(w, err)
+				return
+			}
+		}
 	}
 	if err := s.js.DeleteConsumer(r.Context(), natsjs.EventsStream, ConsumerPrefix+sub.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		s.unavailable(w, err)

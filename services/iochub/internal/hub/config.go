@@ -193,6 +193,11 @@ func (c *Config) Validate() error {
 	if err := c.checkNATSUsers(); err != nil {
 		errs = append(errs, err)
 	}
+	for i, u := range c.NATS.Access.Users {
+		if u.Role == natsjs.RoleSubscriber && !slices.ContainsFunc(c.File.Sharing.Agencies, func(a sharing.Agency) bool { return a.Name == u.Agency }) {
+			errs = append(errs, fmt.Errorf("nats.users[%d] (%s): agency %q is not in sharing.agencies", i, u.Name, u.Agency))
+		}
+	}
 	if err := c.checkDebugAddr(); err != nil {
 		errs = append(errs, err)
 	}

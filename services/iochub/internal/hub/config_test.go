@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/gateway"
 )
 
@@ -96,6 +97,16 @@ func TestMonitorConfigIsValidated(t *testing.T) {
 	c.File.Monitor.DiskFullPercent = 140
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "monitor.disk_full_percent") {
 		t.Fatalf("err = %v, want one naming monitor.disk_full_percent", err)
+	}
+}
+
+// A subscriber NATS user names an agency of sharing.agencies.
+func TestSubscriberUserNamesAnAgency(t *testing.T) {
+	c := DefaultConfig()
+	c.NATS.DataDir, c.PIIKey, c.Services = t.TempDir(), "0123456789abcdef0123456789abcdef", "monitor"
+	c.NATS.Access.Users = []natsjs.User{{Name: "yte", Role: natsjs.RoleSubscriber, Agency: "so-y-te", PasswordBcrypt: "$2a$06$jPEn9HHwOju9MHEiNv/gUuJ21SSpUOfJo5ZYo11uP.Ix9q7ppVNqq"}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), `agency "so-y-te" is not in sharing.agencies`) {
+		t.Fatalf("err = %v, want one naming the missing agency", err)
 	}
 }
 
