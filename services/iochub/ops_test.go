@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -18,17 +21,24 @@ import (
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/monitor"
+	"github.com/iochub/iochub/services/sharing"
 )
 
-// TestOpsPageInHeadlessChromium: a hub with traffic, dead letters and a
-// silent source; the ops page shows the streams, the aggregator consumer,
-// the sources with their freshness lights, the dead letters with their
-// reasons and the alerts, and a screenshot goes to docs/img/ops.png.
+// TestOpsPageInHeadlessChromium: a hub with traffic, dead letters, a
+// silent source and two partner subscriptions; the ops page shows the
+// streams, the aggregator consumer, the sources with their freshness
+// lights, each subscription's delivery (delivered, pending, retries, last
+// error), the dead letters with their reasons and the alerts, /metrics
+// the subscriptions' figures, and a screenshot goes to docs/img/ops.png.
 func TestOpsPageInHeadlessChromium(t *testing.T) {
 	natsAddr := "127.0.0.1:" + freePort(t)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer down.Close()
 	base := startHubWith(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
 		c.NATS.Listen = natsAddr
-		c.Services = "gateway,aggregator,iocapi,monitor"
+		c.Services = "gateway,aggregator,iocapi,monitor,sharing"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
+			PushURLs: []string{down.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
 		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
 		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"}}
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
@@ -41,10 +51,22 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	}
 	defer nc.Close()
 	js, _ := natsjs.NewJetStream(nc)
+	for name, body := range map[string]map[string]any{
+		"ca-pull": {"types": []string{"vn.ioc.traffic.*"}, "start": "beginning"},
+		"ca-push": {"types": []string{"vn.ioc.traffic.*"}, "start": "beginning", "mode": "push", "url": down.URL + "/", "batch": 5},
+	} {
+		if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/"+name, body); code != http.StatusCreated {
+			t.Fatalf("PUT %s: %d %s", name, code, b)
+		}
+	}
 	g := eventgen.New(5, "ops")
 	var msgs []*nats.Msg
+	traffic := 0
 	for range 40 {
 		e := g.Next()
+		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
+			traffic++
+		}
 		m, _ := natsjs.EventMsg(e, e.AppendJSON(nil))
 		msgs = append(msgs, m)
 	}
@@ -60,7 +82,21 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			t.Fatal(o.Err)
 		}
 	}
-	// Stored, dead-lettered and sampled: what the page will show.
+	// The pull subscription takes every traffic event and confirms them.
+	if traffic == 0 {
+		t.Fatal("the mix has no traffic event")
+	}
+	var pulled sharing.Pulled
+	for len(pulled.Events) < traffic {
+		code, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-pull/events?max=1000&wait=5", nil)
+		if err := json.Unmarshal(b, &pulled); code != http.StatusOK || err != nil {
+			t.Fatalf("pull: %d %s", code, b)
+		}
+	}
+	if code, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-pull/events?wait=0&after="+pulled.Cursor, nil); code != http.StatusOK {
+		t.Fatalf("confirm: %d %s", code, b)
+	}
+	// Stored, dead-lettered, delivered and sampled: what the page will show.
 	polltest.Until(t, "the monitor's sample to show the events stored and dead-lettered", time.Minute, func() error {
 		var snap monitor.Snapshot
 		if code := getJSON(t, base+"/v1/ops/snapshot", "ops-token", &snap); code != http.StatusOK {
@@ -85,8 +121,38 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		if _, ok := snap.Store.Tables["health_visit_v1"]; !ok || fresh == 0 || len(snap.Consumers) == 0 || len(snap.Streams) == 0 {
 			return fmt.Errorf("sample %+v", snap)
 		}
+		subs := map[string]monitor.SubscriptionStat{}
+		for _, s := range snap.Subscriptions {
+			subs[s.Name] = s
+		}
+		if p := subs["ca-pull"]; p.Delivered != uint64(traffic) || p.Pending != 0 || p.LastDelivery == nil || p.Mode != "pull" {
+			return fmt.Errorf("ca-pull: %+v, want %d delivered, none pending", p, traffic)
+		}
+		// Pending counts the log's messages on its subjects not yet taken:
+		// the two invalid incidents too, skipped only when reached.
+		if p := subs["ca-push"]; p.Delivered != 0 || p.Pending != uint64(traffic+2) || p.Retries == 0 || !strings.Contains(p.LastError, "503") {
+			return fmt.Errorf("ca-push: %+v, want %d pending and retries after 503", p, traffic+2)
+		}
 		return nil
 	})
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer ops-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		fmt.Sprintf(`iochub_subscription_delivered_total{subscription="ca-pull",agency="cong-an",mode="pull"} %d`, traffic),
+		fmt.Sprintf(`iochub_subscription_pending_messages{subscription="ca-push",agency="cong-an",mode="push"} %d`, traffic+2),
+		`iochub_subscription_dead_letters{subscription="ca-push",agency="cong-an",mode="push"} 0`,
+		`# TYPE iochub_subscription_retries_total counter`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	pg := openPage(t, base+"/ops#token=ops-token", 1400, 1600)
 	pg.waitLoaded("0")
@@ -94,10 +160,10 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if row := text(`tr[data-stream="IOC_DLQ"]`); !strings.Contains(row, "IOC_DLQ2") {
 		t.Errorf("IOC_DLQ row: %q (want 2 messages)", row)
 	}
-	// The audit log holds no admin action; at most the day's signed root,
-	// which the hub writes at start.
-	if n := eval(`(document.querySelector('tr[data-stream="IOC_AUDIT"]') || {cells: [0, {textContent: "(missing)"}]}).cells[1].textContent`); n != "0" && n != "1" {
-		t.Errorf("IOC_AUDIT row: %q records (want the audit log, with at most its signed root)", n)
+	// The audit log is shown: the grants recorded at start, the pull's
+	// exchanges, the push's first send, and the day's signed root.
+	if n := eval(`(document.querySelector('tr[data-stream="IOC_AUDIT"]') || {cells: [0, {textContent: "(missing)"}]}).cells[1].textContent`); n == "(missing)" || n == "0" {
+		t.Errorf("IOC_AUDIT row: %q records (want the audit log)", n)
 	}
 	if asof := text("#asof"); !strings.Contains(asof, "ops (vận hành · operator)") {
 		t.Errorf("header %q does not say who is signed in, with which role", asof)
@@ -120,6 +186,12 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	}
 	if row := text(`tr[data-table="health_visit_v1"]`); row == "(missing)" {
 		t.Error("no table sizes")
+	}
+	if row := text(`tr[data-subscription="ca-push"]`); !strings.Contains(row, "đẩy · push") || !strings.Contains(row, "503") {
+		t.Errorf("push subscription row: %q (want its mode and the agency's 503)", row)
+	}
+	if row := text(`tr[data-subscription="ca-pull"]`); !strings.Contains(row, "kéo · pull"+fmt.Sprint(traffic)) {
+		t.Errorf("pull subscription row: %q (want %d delivered)", row, traffic)
 	}
 	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) {
 		t.Errorf("alerts: %q", alerts)

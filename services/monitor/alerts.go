@@ -61,8 +61,14 @@ func (m *Monitor) evaluate(ctx context.Context, s Snapshot) {
 		}
 	}
 	for _, c := range s.Consumers {
+		// A subscription's consumer on the log, or (mode nats) the one
+		// its agency reads in its own stream.
 		sub, ok := strings.CutPrefix(c.Name, natsjs.SubscriptionConsumerPrefix)
-		if !ok || c.Stream != natsjs.EventsStream || c.Pending+uint64(c.AckPending) == 0 {
+		ok = ok && c.Stream == natsjs.EventsStream
+		if strings.HasPrefix(c.Stream, natsjs.ShareStream("")) {
+			sub, ok = c.Name, true
+		}
+		if !ok || c.Pending+uint64(c.AckPending) == 0 {
 			continue
 		}
 		since, last := c.Created, "never"

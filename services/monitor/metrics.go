@@ -61,6 +61,38 @@ func (m *Monitor) WriteMetrics(w io.Writer) {
 	for _, t := range types {
 		p.sample("iochub_dlq_messages", float64(s.DLQ.ByType[t]), "type", t)
 	}
+	subFamilies := []struct {
+		name, kind, help string
+		value            func(SubscriptionStat) (float64, bool)
+	}{
+		{"iochub_subscription_delivered_total", "counter", "Events a partner agency's subscription delivered since the hub started (push: answered 2xx; pull: confirmed; nats: stored in the agency's stream).",
+			func(s SubscriptionStat) (float64, bool) { return float64(s.Delivered), true }},
+		{"iochub_subscription_pending_messages", "gauge", "Events a subscription has not yet delivered: its lag.",
+			func(s SubscriptionStat) (float64, bool) { return float64(s.Pending), true }},
+		{"iochub_subscription_retries_total", "counter", "Requests of a subscription sent again after a failure since the hub started.",
+			func(s SubscriptionStat) (float64, bool) { return float64(s.Retries), true }},
+		{"iochub_subscription_dead_lettered_total", "counter", "Events moved to a subscription's dead letters after its give-up time since the hub started.",
+			func(s SubscriptionStat) (float64, bool) { return float64(s.DeadLettered), true }},
+		{"iochub_subscription_dead_letters", "gauge", "Dead letters of a subscription waiting for a replay.",
+			func(s SubscriptionStat) (float64, bool) { return float64(s.DeadLetters), true }},
+		{"iochub_subscription_paused", "gauge", "1 when a subscription's delivery is paused.",
+			func(s SubscriptionStat) (float64, bool) { return map[bool]float64{true: 1}[s.Paused], true }},
+		{"iochub_subscription_last_delivery_timestamp_seconds", "gauge", "Unix time of a subscription's latest delivery.",
+			func(s SubscriptionStat) (float64, bool) {
+				if s.LastDelivery == nil {
+					return 0, false
+				}
+				return float64(s.LastDelivery.Unix()), true
+			}},
+	}
+	for _, f := range subFamilies {
+		p.family(f.name, f.kind, f.help)
+		for _, sub := range s.Subscriptions {
+			if v, ok := f.value(sub); ok {
+				p.sample(f.name, v, "subscription", sub.Name, "agency", sub.Agency, "mode", sub.Mode)
+			}
+		}
+	}
 	p.family("iochub_clickhouse_up", "gauge", "1 when ClickHouse answered the monitor's last ping.")
 	up := 0.0
 	if s.Store.Reachable {

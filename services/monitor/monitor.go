@@ -108,6 +108,7 @@ type Monitor struct {
 	history []AlertEvent
 	rates   []RatePoint
 	counts  func() map[string]SourceTotal
+	subs    func(context.Context) ([]SubscriptionStat, error)
 	storeC  func() StoreCounters
 	sizes   func(context.Context) (map[string]TableSize, error)
 	prevIns uint64
@@ -178,6 +179,11 @@ type Deps struct {
 	// tables' sizes.
 	StoreStats func() StoreCounters
 	TableSizes func(context.Context) (map[string]TableSize, error)
+	// Subscriptions gives the partner agencies' subscriptions as the
+	// sharing service in this process delivers them (Name, Agency, Mode,
+	// Paused, Delivered, LastDelivery, LastError, Retries, DeadLettered);
+	// the monitor adds their lag and dead letters.
+	Subscriptions func(context.Context) ([]SubscriptionStat, error)
 }
 
 // New makes a monitor; unset fields of cfg take DefaultConfig's.
@@ -203,7 +209,7 @@ func New(cfg Config, d Deps) *Monitor {
 	}
 	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
 		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},
-		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, ready: make(chan struct{}),
+		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, subs: d.Subscriptions, ready: make(chan struct{}),
 		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
 

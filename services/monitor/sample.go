@@ -7,10 +7,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/iochub/iochub/pkg/audit"
-
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
+	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/natsjs"
 )
@@ -27,6 +27,10 @@ func (m *Monitor) Sample(ctx context.Context) {
 	var s Snapshot
 	s.At = now
 	names := []string{natsjs.EventsStream, natsjs.DLQStream, "IOC_SENSORS", audit.Stream}
+	shared := m.js.StreamNames(ctx, jetstream.WithStreamListSubject("share.>")) // the agencies' streams (subscriptions of mode nats)
+	for n := range shared.Name() {
+		names = append(names, n)
+	}
 	for _, name := range names {
 		st, err := m.js.Stream(ctx, name)
 		if err != nil {
@@ -80,6 +84,9 @@ func (m *Monitor) Sample(ctx context.Context) {
 			total := fs.Blocks * uint64(fs.Bsize)
 			s.Storage.Used, s.Storage.Limit, s.Storage.Of = total-fs.Bavail*uint64(fs.Bsize), int64(total), "filesystem"
 		}
+	}
+	if m.subs != nil {
+		s.Subscriptions = m.subscriptionStats(ctx, s)
 	}
 	if m.store != nil {
 		if err := m.store.Ping(ctx); err != nil {
@@ -138,6 +145,30 @@ func (m *Monitor) Sample(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	m.evaluate(ctx, s)
+}
+
+// subscriptionStats are the sharing service's subscriptions with their lag
+// (their consumers' on IOC_EVENTS and, mode nats, in the agency's stream)
+// and the dead letters waiting.
+func (m *Monitor) subscriptionStats(ctx context.Context, s Snapshot) []SubscriptionStat {
+	subs, err := m.subs(ctx)
+	if err != nil {
+		m.log.Warn("monitor: the subscriptions", zap.Error(err))
+		return nil
+	}
+	waiting := map[string]uint64{} // stream/consumer → not taken
+	for _, c := range s.Consumers {
+		waiting[c.Stream+"/"+c.Name] = c.Pending + uint64(c.AckPending)
+	}
+	for i := range subs {
+		sub := &subs[i]
+		sub.Pending = waiting[natsjs.EventsStream+"/"+natsjs.SubscriptionConsumerPrefix+sub.Name]
+		if sub.Mode == "nats" {
+			sub.Pending += waiting[natsjs.ShareStream(sub.Agency)+"/"+sub.Name]
+		}
+		sub.DeadLetters = s.DLQ.ByType[strings.TrimPrefix(dlq.SubscriptionSubjectPrefix, "dlq.")+sub.Name]
+	}
+	return subs
 }
 
 func consumersOf(ctx context.Context, st jetstream.Stream) map[string]bool {

@@ -39,6 +39,23 @@ type SourceStat struct {
 	Freshness        string     `json:"freshness"` // ok, late, unknown (no expectation)
 }
 
+// SubscriptionStat is a partner agency's subscription: what the sharing
+// service in this process delivered, with its lag and dead letters from
+// the streams.
+type SubscriptionStat struct {
+	Name         string     `json:"name"`
+	Agency       string     `json:"agency"`
+	Mode         string     `json:"mode"` // pull, push or nats
+	Paused       bool       `json:"paused"`
+	Delivered    uint64     `json:"delivered_total"` // since the hub started
+	Pending      uint64     `json:"pending"`         // on the log (and, mode nats, in the agency's stream) not yet taken
+	LastDelivery *time.Time `json:"last_delivery"`
+	LastError    string     `json:"last_error,omitempty"`
+	Retries      uint64     `json:"retries_total"`
+	DeadLettered uint64     `json:"dead_lettered_total"` // moved to its dead letters since the hub started
+	DeadLetters  uint64     `json:"dead_letters"`        // waiting there now
+}
+
 // DLQStat is the dead-letter stream.
 type DLQStat struct {
 	Depth    uint64            `json:"depth"`
@@ -76,9 +93,11 @@ type Snapshot struct {
 	Streams   []StreamStat   `json:"streams"`
 	Consumers []ConsumerStat `json:"consumers"`
 	Sources   []SourceStat   `json:"sources"`
-	DLQ       DLQStat        `json:"dlq"`
-	Store     StoreStat      `json:"clickhouse"`
-	Storage   struct {
+	// Subscriptions: with the sharing service in this process.
+	Subscriptions []SubscriptionStat `json:"subscriptions"`
+	DLQ           DLQStat            `json:"dlq"`
+	Store         StoreStat          `json:"clickhouse"`
+	Storage       struct {
 		Used  uint64 `json:"used_bytes"`
 		Limit int64  `json:"limit_bytes"`
 		Of    string `json:"of"` // "account" (JetStream's limit) or "filesystem" (of the store directory)

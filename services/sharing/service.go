@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -139,7 +140,9 @@ type Service struct {
 // pull is a subscription's messages sent and not yet confirmed.
 type pull struct {
 	sync.Mutex
-	held []jetstream.Msg
+	confirmed atomic.Uint64 // events confirmed since the hub started (pull)
+	last      atomic.Int64  // when the last were confirmed, Unix ns
+	held      []jetstream.Msg
 	sent [][]byte // the events as sent, sent again until confirmed
 	seqs []uint64
 	ids  []audit.Exchanged
@@ -574,6 +577,56 @@ func (s *Service) own(w http.ResponseWriter, r *http.Request, a *Agency) *Subscr
 	return sub
 }
 
+// Status is what a subscription's delivery has done since the hub started,
+// for the ops page and /metrics.
+type Status struct {
+	Name, Agency, Mode string
+	Paused             bool
+	Delivered          uint64 // events the agency took (push: 2xx; pull: confirmed; nats: its stream stored them)
+	Retries            uint64
+	DeadLettered       uint64
+	LastDelivery       time.Time
+	LastError          string
+}
+
+// Statuses are every subscription's, by name.
+func (s *Service) Statuses(ctx context.Context) ([]Status, error) {
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []Status
+	for k := range keys.Keys() {
+		if strings.HasPrefix(k, "grants.") {
+			continue
+		}
+		sub, err := s.load(ctx, k)
+		if err != nil {
+			continue
+		}
+		st := Status{Name: sub.Name, Agency: sub.Agency, Mode: sub.Mode, Paused: sub.Paused}
+		s.mu.Lock()
+		p, pl := s.pushers[sub.Name], s.pulls[sub.Name]
+		s.mu.Unlock()
+		if p != nil {
+			ps := p.snapshot()
+			st.Paused, st.Delivered, st.Retries, st.DeadLettered, st.LastError = ps.Paused, ps.Delivered, ps.Retries, ps.DeadLettered, ps.LastError
+			if ps.LastDelivery != nil {
+				st.LastDelivery = *ps.LastDelivery
+			}
+		}
+		if pl != nil && sub.Mode == "pull" { // never locked here: a long poll holds it
+			st.Delivered = pl.confirmed.Load()
+			if ns := pl.last.Load(); ns > 0 {
+				st.LastDelivery = time.Unix(0, ns).UTC()
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
 // SubscriptionStatus is GET /v1/subscriptions/{name}: the subscription and,
 // for push, what its delivery has done.
 type SubscriptionStatus struct {
@@ -723,6 +776,8 @@ func (s *Service) events(w http.ResponseWriter, r *http.Request, a *Agency) {
 		for _, m := range p.held[:confirmed] {
 			_ = m.Ack()
 		}
+		p.confirmed.Add(uint64(confirmed))
+		p.last.Store(time.Now().UnixNano())
 		p.held, p.sent, p.seqs, p.ids = p.held[confirmed:], p.sent[confirmed:], p.seqs[confirmed:], p.ids[confirmed:]
 	}
 	cons, err := s.js.Consumer(ctx, natsjs.EventsStream, ConsumerPrefix+sub.Name)

@@ -65,6 +65,14 @@ async function refresh() {
   table('consumers', ['Bộ tiêu thụ', 'Luồng', 'Độ trễ (pending)', 'Chờ xác nhận', 'Gửi lại', 'Hoạt động gần nhất'], (snap.consumers || []).map((c) =>
     el('tr', { 'data-consumer': c.name }, el('td', {}, c.name), el('td', {}, c.stream), el('td', { class: 'num' }, nf.format(c.pending)),
       el('td', { class: 'num' }, nf.format(c.ack_pending)), el('td', { class: 'num' }, nf.format(c.redelivered)), el('td', {}, when(c.last_active)))));
+  const modes = { pull: 'kéo · pull', push: 'đẩy · push', nats: 'NATS' };
+  const subs = snap.subscriptions || [];
+  table('subscriptions', ['Thuê bao · subscription', 'Cơ quan · agency', 'Cách nhận · mode', 'Đã chuyển · delivered', 'Đang chờ · pending', 'Gửi lại · retries',
+    'Thư chết · dead letters', 'Lần chuyển gần nhất', 'Lỗi gần nhất · last error'], subs.length ? subs.map((s) =>
+    el('tr', { 'data-subscription': s.name }, el('td', {}, s.name), el('td', {}, s.agency), el('td', {}, modes[s.mode] + (s.paused ? ' — tạm dừng · paused' : '')),
+      el('td', { class: 'num' }, nf.format(s.delivered_total)), el('td', { class: 'num' }, nf.format(s.pending)), el('td', { class: 'num' }, nf.format(s.retries_total)),
+      el('td', { class: 'num' }, nf.format(s.dead_letters)), el('td', {}, when(s.last_delivery)), el('td', { class: 'reason' }, s.last_error || '—')))
+    : [el('tr', {}, el('td', { colspan: '9', class: 'sub' }, 'Chưa có thuê bao · no subscription'))]);
   const ch = snap.clickhouse || {};
   document.getElementById('chstats').replaceChildren(el('span', { class: 'fresh ' + (ch.reachable ? 'ok' : 'bad'), 'data-ch': ch.reachable ? 'up' : 'down' },
     ch.reachable ? 'kết nối tốt · reachable' : 'mất kết nối · unreachable ' + (ch.error || '')),

@@ -56,6 +56,7 @@ type Hub struct {
 	listener net.Listener
 	debug    net.Listener // --debug-addr, or nil
 	agg      *aggregator.Aggregator
+	sharing  *sharing.Service // nil when the sharing service does not run here
 
 	mounts []func(httpedge.Router)           // each service's routes
 	routes *httpedge.Routes                  // all of them, mounted
@@ -85,8 +86,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 		{ServiceGateway, h.buildGateway},
 		{ServiceConnectors, h.buildConnectors},
 		{ServiceIOCAPI, h.buildIOCAPI},
+		{ServiceSharing, h.buildSharing}, // before the monitor, which shows its subscriptions
 		{ServiceMonitor, h.buildMonitor},
-		{ServiceSharing, h.buildSharing},
 	} {
 		if cfg.Runs(b.service) {
 			if err := b.build(dctx); err != nil {
@@ -297,6 +298,7 @@ func (h *Hub) buildSharing(ctx context.Context) error {
 	}
 	h.mounts = append(h.mounts, svc.Register)
 	h.tasks = append(h.tasks, svc.Run) // push delivery
+	h.sharing = svc
 	return nil
 }
 
@@ -328,6 +330,20 @@ func (h *Hub) buildMonitor(context.Context) error {
 			out := map[string]monitor.TableSize{}
 			for t, s := range sizes {
 				out[t] = monitor.TableSize{Rows: s.Rows, Bytes: s.Bytes}
+			}
+			return out, err
+		}
+	}
+	if svc := h.sharing; svc != nil {
+		d.Subscriptions = func(ctx context.Context) ([]monitor.SubscriptionStat, error) {
+			sts, err := svc.Statuses(ctx)
+			out := make([]monitor.SubscriptionStat, len(sts))
+			for i, st := range sts {
+				out[i] = monitor.SubscriptionStat{Name: st.Name, Agency: st.Agency, Mode: st.Mode, Paused: st.Paused, Delivered: st.Delivered,
+					LastError: st.LastError, Retries: st.Retries, DeadLettered: st.DeadLettered}
+				if !st.LastDelivery.IsZero() {
+					out[i].LastDelivery = &st.LastDelivery
+				}
 			}
 			return out, err
 		}
