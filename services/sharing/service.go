@@ -143,9 +143,9 @@ type pull struct {
 	confirmed atomic.Uint64 // events confirmed since the hub started (pull)
 	last      atomic.Int64  // when the last were confirmed, Unix ns
 	held      []jetstream.Msg
-	sent [][]byte // the events as sent, sent again until confirmed
-	seqs []uint64
-	ids  []audit.Exchanged
+	sent      [][]byte // the events as sent, sent again until confirmed
+	seqs      []uint64
+	ids       []audit.Exchanged
 }
 
 // New declares Bucket and builds the service. cfg must have passed Validate.
