@@ -12,6 +12,9 @@
 //     seven types' mix to the gateway; events/s accepted (202) and events/s
 //     materialized (rows queryable).
 //  5. Peak memory: the hub process's VmHWM.
+//  6. Delivery: the throughput run on a hub without partner subscriptions
+//     and on one with a push and a pull subscriber granted every event;
+//     the aggregator's rate in both, each subscriber's.
 //
 // Results are printed as a table and written as JSON to -out.
 package main
@@ -52,6 +55,7 @@ type options struct {
 	kpiEvents      int
 	kpiRepeats     int
 	keepKPIData    bool
+	deliveryEvents int
 }
 
 type result struct {
@@ -79,7 +83,8 @@ func main() {
 	flag.StringVar(&o.extraFlags, "hub-flags", "", "extra flags for iochub run, space-separated")
 	flag.StringVar(&o.profile, "profile", "", "if set, save the hub's CPU profile of the throughput run to this file (read it with go tool pprof)")
 	flag.IntVar(&o.profileSeconds, "profile-seconds", 10, "length of the CPU profile, from the start of the throughput run")
-	flag.StringVar(&o.phases, "phases", "pipeline,drain,monitor,kpi", "what to measure, comma-separated: pipeline (throughput, freshness), drain (a backlog published straight onto JetStream, then the aggregator alone), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency)")
+	flag.StringVar(&o.phases, "phases", "pipeline,drain,monitor,kpi,delivery", "what to measure, comma-separated: pipeline (throughput, freshness), drain (a backlog published straight onto JetStream, then the aggregator alone), monitor (the pipeline's throughput again without the monitor), kpi (dashboard query latency), delivery (partner subscriptions beside the aggregator)")
+	flag.IntVar(&o.deliveryEvents, "delivery-events", 100_000, "events of each delivery run")
 	flag.IntVar(&o.drainEvents, "drain-events", 1_000_000, "events of the drain's backlog")
 	flag.IntVar(&o.kpiEvents, "kpi-events", 10_000_000, "raw events behind the KPI query bench")
 	flag.IntVar(&o.kpiRepeats, "kpi-repeats", 20, "timed runs of each dashboard query")
@@ -113,8 +118,8 @@ func run(o options) error {
 			return err
 		}
 	}
-	pipeline, drain := strings.Contains(o.phases, "pipeline"), strings.Contains(o.phases, "drain")
-	if !pipeline && !drain {
+	pipeline, drain, delivery := strings.Contains(o.phases, "pipeline"), strings.Contains(o.phases, "drain"), strings.Contains(o.phases, "delivery")
+	if !pipeline && !drain && !delivery {
 		return nil
 	}
 	if pipeline {
@@ -134,6 +139,20 @@ func run(o options) error {
 		res.Figures["drain_hub_cpu_us_per_event"] = d.hubCPUus
 		res.Figures["drain_clickhouse_cpu_us_per_event"] = d.clickhouseCPUus
 		res.Figures["drain_hub_peak_rss_mb"] = d.hubPeakRSSMB
+	}
+	if delivery {
+		fmt.Fprintf(os.Stderr, "== delivery: %d events without partner subscriptions, then with a push and a pull subscriber\n", o.deliveryEvents)
+		d, err := benchDelivery(o)
+		if err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+		res.Params["delivery_events"] = o.deliveryEvents
+		res.Figures["delivery_aggregator_per_s_without_subscriptions"] = d.aggWithout
+		res.Figures["delivery_aggregator_per_s_with_subscriptions"] = d.aggWith
+		res.Figures["delivery_hub_cpu_us_per_event_without_subscriptions"] = d.cpuWithout
+		res.Figures["delivery_hub_cpu_us_per_event_with_subscriptions"] = d.cpuWith
+		res.Figures["delivery_push_per_s"] = d.push
+		res.Figures["delivery_pull_per_s"] = d.pull
 	}
 	print(res)
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
@@ -227,6 +246,13 @@ func print(r result) {
 			n, f["drain_materialized_per_s"], f["drain_publish_per_s"], f["raw_jetstream_consume_per_s"], f["raw_clickhouse_insert_rows_per_s"], f["raw_clickhouse_client_native_rows_per_s"])
 		fmt.Printf("| CPU per event of the drain | hub %.1f µs | ClickHouse server %.1f µs |\n", f["drain_hub_cpu_us_per_event"], f["drain_clickhouse_cpu_us_per_event"])
 		fmt.Printf("| peak RSS of the hub while draining | %.0f MB | |\n", f["drain_hub_peak_rss_mb"])
+	}
+	if n, ok := r.Params["delivery_events"]; ok {
+		fmt.Printf("| %v events to one push subscriber (batch 100), beside the aggregator | %.0f events/s | |\n", n, f["delivery_push_per_s"])
+		fmt.Printf("| %v events to one pull subscriber (max 1000), beside the aggregator | %.0f events/s | |\n", n, f["delivery_pull_per_s"])
+		fmt.Printf("| aggregator, events/s materialized: without / with the two subscriptions | %.0f / %.0f | hub CPU per event %.1f / %.1f µs |\n",
+			f["delivery_aggregator_per_s_without_subscriptions"], f["delivery_aggregator_per_s_with_subscriptions"],
+			f["delivery_hub_cpu_us_per_event_without_subscriptions"], f["delivery_hub_cpu_us_per_event_with_subscriptions"])
 	}
 	fmt.Println()
 }
