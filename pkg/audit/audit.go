@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"io"
 	"time"
 
@@ -91,20 +92,45 @@ func Declare(ctx context.Context, js jetstream.JetStream) error {
 type Log struct {
 	JS  jetstream.JetStream
 	Now func() time.Time // time.Now when nil
+	// Tail, when set, remembers the last record this process appended, so
+	// that the next append need not read it back; shared by every copy of
+	// the Log. The stream's expected last sequence still decides: when
+	// another writer appended in between, the append reads the new last
+	// record and chains to it.
+	Tail *Tail
+}
+
+// Tail is the last record a process appended (its number and hash), and
+// orders the process's appends.
+type Tail struct {
+	mu    sync.Mutex
+	known bool
+	last  Record // N and Hash only
 }
 
 // Append records e at the end of the chain. Writers race safely: each
 // append expects the stream's last sequence it chained to, and a writer
 // that lost the race chains again to the new last record.
 func (l Log) Append(ctx context.Context, e Entry) (Record, error) {
+	if t := l.Tail; t != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+	}
 	for attempt := 0; ; attempt++ {
-		last, err := l.last(ctx)
-		if err != nil {
+		var last Record
+		var err error
+		if t := l.Tail; t != nil && t.known && attempt == 0 {
+			last = t.last
+		} else if last, err = l.last(ctx); err != nil {
 			return Record{}, err
 		}
 		r, err := l.appendAfter(ctx, last, e)
 		if errors.Is(err, errRaced) && attempt < 50 {
 			continue // another writer appended first
+		}
+		if t := l.Tail; t != nil {
+			t.known = err == nil
+			t.last = Record{N: r.N, Hash: r.Hash}
 		}
 		return r, err
 	}

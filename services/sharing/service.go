@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg Config, js jetstream.JetStream, reg *schema.Re
 	}
 	s := &Service{js: js, kv: kv, reg: reg, areas: areas, adm: adm, log: log, unsealed: unsealed, pulls: map[string]*pull{},
 		pushers: map[string]*pusher{}, agencyList: agencies, pushBackoffMin: 500 * time.Millisecond, pushBackoffMax: 30 * time.Second, // under half the ack wait: InProgress at each retry keeps the request's events
-		audit:    audit.Log{JS: js},
+		audit:    audit.Log{JS: js, Tail: &audit.Tail{}}, // the exchanges are most appends: each need not read the last back
 		agencies: httpedge.NewKeyring("agency", agencies, func(a *Agency) string { return a.TokenSHA256 })}
 	if err := audit.Declare(ctx, js); err != nil {
 		return nil, fmt.Errorf("sharing: %w", err)
