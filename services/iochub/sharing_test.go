@@ -756,3 +756,72 @@ func firstLetterSeq(t *testing.T, js jetstream.JetStream) uint64 {
 	}
 	return info.State.FirstSeq
 }
+
+// Push, checked on the wire: the field reports' personal data reaches a
+// pseudonymized grant as the hub's pseudonyms, never in clear.
+func TestPushedPersonalDataIsNeverInClear(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		bodies [][]byte
+		got    int
+	)
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var evs []json.RawMessage
+		_ = json.Unmarshal(b, &evs)
+		mu.Lock()
+		bodies = append(bodies, b)
+		got += len(evs)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthAgencyToken),
+			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.feedback.*"}, Areas: []string{"27"}}}}}}
+	})
+	if code, b := sharingCall(t, base, healthAgencyToken, "PUT", "/v1/subscriptions/yte-push", map[string]any{"types": []string{"vn.ioc.feedback.*"}, "mode": "push",
+		"url": recv.URL + "/", "batch": 10, "start": "beginning"}); code != http.StatusCreated {
+		t.Fatalf("PUT: %d %s", code, b)
+	}
+	g := eventgen.New(18, "push-pii")
+	var evs []event.Event
+	var phones []string
+	for range 300 {
+		e := g.Next()
+		var d map[string]any
+		_ = json.Unmarshal(e.Data, &d)
+		if p, ok := d["reporter_phone"].(string); ok {
+			phones = append(phones, p)
+		}
+		evs = append(evs, e)
+	}
+	if len(phones) == 0 {
+		t.Fatal("the mix has no reporter's phone")
+	}
+	postBatch(t, base, evs)
+	reports := 0
+	for _, e := range evs {
+		if strings.HasPrefix(e.Type, "vn.ioc.feedback.") {
+			reports++
+		}
+	}
+	waitFor(t, "every report pushed", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got >= reports
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	all := bytes.Join(bodies, nil)
+	for _, p := range phones {
+		if bytes.Contains(all, []byte(p)) {
+			t.Fatalf("a reporter's phone %s… pushed in clear", p[:4])
+		}
+	}
+	if !bytes.Contains(all, []byte(`"reporter_phone":"`)) {
+		t.Error("no reporter_phone pushed at all: the grant keeps it pseudonymized, not dropped")
+	}
+}
