@@ -4,7 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/iochub/iochub/pkg/natsjs"
 )
+
+// ShareChannel is the AsyncAPI channel of the partner agencies'
+// subscriptions of mode nats.
+const ShareChannel = "agency_subscription"
 
 // Info is what the documents say about the hub that serves them.
 type Info struct {
@@ -50,6 +56,30 @@ func (c *Catalogue) AsyncAPI(info Info) ([]byte, error) {
 				"$ref": "#/channels/" + key + "/messages/event",
 			}},
 		}
+	}
+	// What the hub sends to a partner agency's subscription of mode nats:
+	// every type the agency's grants allow, in its own stream.
+	shared := map[string]any{}
+	for _, e := range c.entries {
+		shared[strings.NewReplacer(".", "_").Replace(e.Type)] = map[string]any{"$ref": "#/components/messages/" + e.Type}
+	}
+	channels[ShareChannel] = map[string]any{
+		"address": natsjs.ShareSubject("{agency}", "{subscription}"),
+		"title":   "A partner agency's subscription",
+		"summary": "Thuê bao của cơ quan đối tác",
+		"description": "The events of an agency's subscription of mode nats, as its grants allow them (personal data pseudonymized or dropped), in the agency's own stream " +
+			natsjs.ShareStream("{agency}") + ", read through the durable consumer named as the subscription by a NATS user of role subscriber. Each event keeps its id and source.",
+		"parameters": map[string]any{
+			"agency":       map[string]any{"description": "The agency's name (sharing.agencies)."},
+			"subscription": map[string]any{"description": "The subscription's name (PUT /v1/subscriptions/{name} with mode nats)."},
+		},
+		"messages": shared,
+	}
+	operations["send_"+ShareChannel] = map[string]any{
+		"action":  "send",
+		"title":   "Send a subscription's events",
+		"summary": "The hub sends each granted event once per (source, id), and again only after a failure before the agency's stream stored it.",
+		"channel": map[string]any{"$ref": "#/channels/" + ShareChannel},
 	}
 	doc := map[string]any{
 		"asyncapi": "3.0.0",

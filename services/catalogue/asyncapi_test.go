@@ -9,6 +9,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/catalogue"
@@ -51,8 +52,11 @@ func TestAsyncAPIIsValidAndHasEveryChannel(t *testing.T) {
 	for _, ch := range d.Channels {
 		addresses[ch.Address] = true
 	}
-	if len(d.Channels) != len(reg.Types()) {
-		t.Errorf("%d channels for %d types", len(d.Channels), len(reg.Types()))
+	if len(d.Channels) != len(reg.Types())+1 {
+		t.Errorf("%d channels for %d types and the agencies' subscriptions", len(d.Channels), len(reg.Types()))
+	}
+	if got, want := d.Channels[catalogue.ShareChannel].Address, natsjs.ShareSubject("{agency}", "{subscription}"); got != want {
+		t.Errorf("the subscriptions' channel is at %q, the hub sends to %q", got, want)
 	}
 	payloads := map[string]*jsonschema.Schema{}
 	for _, ty := range reg.Types() {
