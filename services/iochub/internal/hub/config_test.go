@@ -133,7 +133,7 @@ func TestPublicSecretsStayOnLoopback(t *testing.T) {
 		{name: "dev config, NATS elsewhere", file: "iochub.dev.yaml", change: func(c *Config) { c.NATS.URL, c.NATS.Listen = "nats://10.0.0.5:4222", "0.0.0.0:4222" }},
 		{name: "pprof on the network", file: "iochub.dev.yaml", change: func(c *Config) { c.DebugAddr = "0.0.0.0:6060" },
 			wantErr: []string{"--debug-addr 0.0.0.0:6060: the profiles have no token"}},
-		{name: "the example as it is", file: "iochub.example.yaml", wantErr: []string{"still the example's placeholder", "pii_key", "gateway.producers[0]", "nats.users[0] (ops)"}},
+		{name: "the example as it is", file: "iochub.example.yaml", wantErr: []string{"still the example's placeholder", "pii_key", "gateway.producers[0]", "nats.users[0] (ops)", "nats.users[2] (he-thong-so-y-te)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
