@@ -16,7 +16,6 @@ import (
 
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
-	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
@@ -101,16 +100,7 @@ func TestNATSSubscriberReadsItsOwnConsumerAndNothingElse(t *testing.T) {
 		t.Fatalf("the subscription is read at %+v", place)
 	}
 
-	g := eventgen.New(17, "nats-sub")
-	var evs []event.Event
-	var want []string
-	for range 300 {
-		e := g.Next()
-		if strings.HasPrefix(e.Type, "vn.ioc.feedback.") {
-			want = append(want, e.Source+" "+e.ID)
-		}
-		evs = append(evs, e)
-	}
+	evs, want := mix(17, "nats-sub", 300, "vn.ioc.feedback.")
 	postBatch(t, base, evs)
 
 	yte := connectSubscriber(t, natsAddr, "yte-system")

@@ -66,6 +66,43 @@ func sharingCall(t *testing.T, base, token, method, path string, body any) (int,
 	return resp.StatusCode, b
 }
 
+// sharingHub starts a hub with the gateway, the aggregator and the sharing
+// service for agencies, and its NATS listener at natsAddr ("" for none).
+func sharingHub(t *testing.T, dsn, natsAddr string, agencies ...sharing.Agency) string {
+	t.Helper()
+	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
+		c.NATS.Listen = natsAddr
+		c.Services = "gateway,aggregator,sharing"
+		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
+		c.File.Sharing = sharing.Config{Agencies: agencies}
+	})
+	return base
+}
+
+// granted is an agency granted types in every area, whose push
+// subscriptions may deliver under pushURL.
+func granted(name, token, pushURL string, types ...string) sharing.Agency {
+	return sharing.Agency{Name: name, TokenSHA256: httpedge.HashToken(token), PushURLs: []string{pushURL},
+		Grants: []sharing.Grant{{Types: types, Areas: []string{sharing.AllAreas}}}}
+}
+
+// mix is n events of the generator's mix (seed, name), and the
+// identities ("source id") of those whose type starts with prefix, in
+// order.
+func mix(seed uint64, name string, n int, prefix string) ([]event.Event, []string) {
+	g := eventgen.New(seed, name)
+	var evs []event.Event
+	var ids []string
+	for range n {
+		e := g.Next()
+		if strings.HasPrefix(e.Type, prefix) {
+			ids = append(ids, e.Source+" "+e.ID)
+		}
+		evs = append(evs, e)
+	}
+	return evs, ids
+}
+
 // Two agencies subscribe to overlapping types. Each receives exactly what
 // its grants and filters allow, each event once it confirms, personal data
 // pseudonymized or dropped as granted (never in clear on the wire), while
@@ -415,12 +452,7 @@ func TestPushSubscriberDownThenBackLosesNothing(t *testing.T) {
 	defer recv.Close()
 
 	dsn := chstoretest.NewDatabase(t)
-	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
-		c.Services = "gateway,aggregator,sharing"
-		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
-			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
-	})
+	base := sharingHub(t, dsn, "", granted("cong-an", policeAgencyToken, recv.URL+"/", "vn.ioc.traffic.*"))
 	// Another address than the agency's is refused.
 	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-elsewhere", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push", "url": "http://127.0.0.1:1/x"}); code != http.StatusForbidden {
 		t.Errorf("push to an address not in push_urls: %d %s, want 403", code, b)
@@ -523,16 +555,8 @@ func TestSimulatedPushPartnerReceivesItsEvents(t *testing.T) {
 		code, _ := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/partner-reports", nil)
 		return code == http.StatusOK
 	})
-	g := eventgen.New(14, "push-partner")
-	var evs []event.Event
-	reports := 0
-	for range 200 {
-		e := g.Next()
-		if strings.HasPrefix(e.Type, "vn.ioc.feedback.") {
-			reports++
-		}
-		evs = append(evs, e)
-	}
+	evs, ids := mix(14, "push-partner", 200, "vn.ioc.feedback.")
+	reports := len(ids)
 	postBatch(t, base, evs)
 	waitFor(t, "every report pushed", 60*time.Second, func() bool { n, _ := r.Received(); return n == reports })
 	cancel()
@@ -558,28 +582,15 @@ func TestPausedPushWaitsThenDelivers(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer recv.Close()
-	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
-		c.Services = "gateway,aggregator,sharing"
-		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
-			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
-	})
+	base := sharingHub(t, chstoretest.NewDatabase(t), "", granted("cong-an", policeAgencyToken, recv.URL+"/", "vn.ioc.traffic.*"))
 	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-push", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push", "url": recv.URL + "/", "batch": 20, "start": "beginning"}); code != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", code, b)
 	}
 	if code, b := sharingCall(t, base, policeAgencyToken, "POST", "/v1/subscriptions/ca-push/pause", nil); code != http.StatusOK || !strings.Contains(string(b), `"paused":true`) {
 		t.Fatalf("pause: %d %s", code, b)
 	}
-	g := eventgen.New(15, "paused")
-	var evs []event.Event
-	traffic := 0
-	for range 150 {
-		e := g.Next()
-		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
-			traffic++
-		}
-		evs = append(evs, e)
-	}
+	evs, ids := mix(15, "paused", 150, "vn.ioc.traffic.")
+	traffic := len(ids)
 	postBatch(t, base, evs)
 	// Paused: the events wait on the log (the subscription's consumer has
 	// them pending) and none is posted.
@@ -635,13 +646,7 @@ func TestPushSubscriberDownPastGiveUpGetsItsDeadLetters(t *testing.T) {
 	defer recv.Close()
 	dsn := chstoretest.NewDatabase(t)
 	natsAddr := "127.0.0.1:" + freePort(t)
-	_, base := startHubInProcess(t, dsn, func(c *hub.Config) {
-		c.NATS.Listen = natsAddr
-		c.Services = "gateway,aggregator,sharing"
-		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "cong-an", TokenSHA256: httpedge.HashToken(policeAgencyToken),
-			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
-	})
+	base := sharingHub(t, dsn, natsAddr, granted("cong-an", policeAgencyToken, recv.URL+"/", "vn.ioc.traffic.*"))
 	if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/ca-push", map[string]any{"types": []string{"vn.ioc.traffic.*"}, "mode": "push",
 		"url": recv.URL + "/", "batch": 10, "give_up": "2s", "start": "beginning"}); code != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", code, b)
@@ -650,16 +655,7 @@ func TestPushSubscriberDownPastGiveUpGetsItsDeadLetters(t *testing.T) {
 		"url": recv.URL + "/", "give_up": "forever"}); code != http.StatusBadRequest || !strings.Contains(string(b), "give_up") {
 		t.Errorf("give_up forever: %d %s, want 400 naming give_up", code, b)
 	}
-	g := eventgen.New(16, "give-up")
-	var evs []event.Event
-	var want []string
-	for range 200 {
-		e := g.Next()
-		if strings.HasPrefix(e.Type, "vn.ioc.traffic.") {
-			want = append(want, e.Source+" "+e.ID)
-		}
-		evs = append(evs, e)
-	}
+	evs, want := mix(16, "give-up", 200, "vn.ioc.traffic.")
 	postBatch(t, base, evs)
 	status := func() sharing.PushStatus {
 		_, b := sharingCall(t, base, policeAgencyToken, "GET", "/v1/subscriptions/ca-push", nil)
@@ -776,12 +772,7 @@ func TestPushedPersonalDataIsNeverInClear(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer recv.Close()
-	_, base := startHubInProcess(t, chstoretest.NewDatabase(t), func(c *hub.Config) {
-		c.Services = "gateway,aggregator,sharing"
-		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
-		c.File.Sharing = sharing.Config{Agencies: []sharing.Agency{{Name: "so-y-te", TokenSHA256: httpedge.HashToken(healthAgencyToken),
-			PushURLs: []string{recv.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.feedback.*"}, Areas: []string{"27"}}}}}}
-	})
+	base := sharingHub(t, chstoretest.NewDatabase(t), "", granted("so-y-te", healthAgencyToken, recv.URL+"/", "vn.ioc.feedback.*"))
 	if code, b := sharingCall(t, base, healthAgencyToken, "PUT", "/v1/subscriptions/yte-push", map[string]any{"types": []string{"vn.ioc.feedback.*"}, "mode": "push",
 		"url": recv.URL + "/", "batch": 10, "start": "beginning"}); code != http.StatusCreated {
 		t.Fatalf("PUT: %d %s", code, b)
