@@ -96,14 +96,14 @@ func benchDelivery(o options) (f deliveryFigures, err error) {
 	}
 	defer h.stop()
 	pushed, pulled := newCounter(n), newCounter(n)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httpedge.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		if err := pushed.add(b); err != nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
-	})}
+	}), httpedge.ServerConfig{})
 	go func() { _ = srv.Serve(recv) }()
 	defer srv.Close()
 	for name, body := range map[string]string{
