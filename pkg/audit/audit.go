@@ -156,7 +156,8 @@ func (l Log) appendAfter(ctx context.Context, last Record, e Entry) (Record, err
 	switch {
 	case err == nil:
 		return r, nil
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence:
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant): // one server; a replicated stream
 		return Record{}, errRaced
 	}
 	return Record{}, fmt.Errorf("audit log: %w", err)

@@ -90,6 +90,7 @@ func (l *StreamLimits) RegisterFlags(prefix string, fs *flag.FlagSet) {
 	fs.Int64Var(&l.EventsMaxBytes, prefix+"events-max-bytes", d.EventsMaxBytes, "size limit of IOC_EVENTS; when full, new events are refused with 503, none is dropped")
 	fs.DurationVar(&l.AckWait, prefix+"ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering")
 	fs.DurationVar(&l.DLQMaxAge, prefix+"dlq-max-age", d.DLQMaxAge, "how long IOC_DLQ keeps a dead letter (it may hold what an event or record carried)")
+	fs.IntVar(&l.Replicas, prefix+"stream-replicas", d.Replicas, "replicas of every stream and KV bucket the hub declares: 1, or 3 (or 5) on a JetStream cluster at --nats-url")
 }
 
 // ClientAuth is how the hub (against --nats-url) or `iochub dlq` proves who

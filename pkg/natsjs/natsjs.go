@@ -133,6 +133,9 @@ func (l StreamLimits) Validate() error {
 	if l.DedupWindow < 0 || (l.DedupWindow > 0 && l.DedupWindow < 100*time.Millisecond) {
 		errs = append(errs, fmt.Errorf("%w: dedup window %s must be at least 100ms", ErrConfig, l.DedupWindow))
 	}
+	if l.Replicas != 0 && l.Replicas != 1 && l.Replicas != 3 && l.Replicas != 5 {
+		errs = append(errs, fmt.Errorf("%w: --stream-replicas %d: want 1, 3 or 5", ErrConfig, l.Replicas))
+	}
 	if age := l.withDefaults().EventsMaxAge; l.DedupWindow > age {
 		errs = append(errs, fmt.Errorf("%w: dedup window %s is longer than the events' max age %s", ErrConfig, l.DedupWindow, age))
 	}

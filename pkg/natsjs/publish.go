@@ -63,19 +63,32 @@ var ErrBusy = errors.New("jetstream publish window full")
 // windowed is a JetStream context whose async publishes PublishAll counts.
 type windowed struct {
 	jetstream.JetStream
-	size int
-	hold time.Duration
-	room *semaphore.Weighted
+	size     int
+	hold     time.Duration
+	room     *semaphore.Weighted
+	replicas int // of every stream and bucket it declares (replicas.go); 0: the server's default
 }
 
+// Option is an option of NewJetStream.
+type Option func(*windowed)
+
+// WithReplicas makes every stream and KV bucket declared through the
+// context (the hub's and its services') keep n replicas, unless its config
+// says otherwise.
+func WithReplicas(n int) Option { return func(w *windowed) { w.replicas = n } }
+
 // NewJetStream is jetstream.New with iochub's publish window.
-func NewJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+func NewJetStream(nc *nats.Conn, opts ...Option) (jetstream.JetStream, error) {
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(PublishAsyncMaxPending),
 		jetstream.WithPublishAsyncTimeout(PublishAsyncTimeout))
 	if err != nil {
 		return nil, err
 	}
-	return newWindowed(js, PublishAsyncMaxPending, PublishHoldWait), nil
+	w := newWindowed(js, PublishAsyncMaxPending, PublishHoldWait)
+	for _, o := range opts {
+		o(w)
+	}
+	return w, nil
 }
 
 func newWindowed(js jetstream.JetStream, size int, hold time.Duration) *windowed {

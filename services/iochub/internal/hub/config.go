@@ -164,7 +164,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("personal-data key: set IOCHUB_PII_KEY, --pii-key-file, or pii_key or pii_key_file in the config file (%d random bytes or more)", pii.MinKeyLen))
 	}
 	if err := c.Streams.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window: %w", err))
+		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window, --stream-replicas: %w", err))
+	}
+	if c.NATS.Embedded() && c.Streams.Replicas > 1 {
+		errs = append(errs, fmt.Errorf("--stream-replicas %d: the embedded NATS server is one node; give --nats-url of a JetStream cluster (several URLs, comma-separated)", c.Streams.Replicas))
 	}
 	if err := c.Aggregator.Validate(); err != nil {
 		errs = append(errs, err)

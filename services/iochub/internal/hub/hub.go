@@ -170,7 +170,7 @@ func (h *Hub) open(ctx context.Context) (err error) {
 	if h.nc, err = nats.Connect(cfg.NATS.URL, opts...); err != nil {
 		return fmt.Errorf("nats %s: %w", natsjs.DisplayURL(cfg.NATS.URL), err)
 	}
-	if h.js, err = natsjs.NewJetStream(h.nc); err != nil {
+	if h.js, err = natsjs.NewJetStream(h.nc, natsjs.WithReplicas(cfg.streamLimits().Replicas)); err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	if err := natsjs.Declare(ctx, h.js, cfg.streamLimits()); err != nil {
