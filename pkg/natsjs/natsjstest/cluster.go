@@ -101,7 +101,7 @@ func RunCluster(t testing.TB, n int) *Cluster {
 		}
 		cfg := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
-jetstream { store_dir: %q, max_file_store: 2GB, max_memory_store: 256MB }
+jetstream { store_dir: %q, max_file_store: 64GB, max_memory_store: 256MB }
 %saccounts { HUB: { jetstream: enabled, users: [{user: %s, password: %s}] } }
 `, name, clients[i], filepath.Join(dir, name), cluster, ClusterUser, ClusterPassword)
 		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
+	"github.com/iochub/iochub/pkg/lease"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
@@ -231,8 +232,17 @@ func (h *Hub) buildConnectors(ctx context.Context) error {
 			mux.Handle("POST "+path, wh)
 		}
 	})
+	if len(set.Runners) == 0 {
+		return nil
+	}
+	// Each poller runs in one process at a time among those running the
+	// connectors with this config: the holder of its lease.
+	leases, err := lease.Open(ctx, h.js, h.cfg.LeaseTTL, h.log.With(zap.String("component", "connectors")))
+	if err != nil {
+		return err
+	}
 	for _, r := range set.Runners {
-		h.tasks = append(h.tasks, r.Run)
+		h.tasks = append(h.tasks, func(ctx context.Context) error { return leases.Run(ctx, "connector."+r.Name, r.Run) })
 	}
 	return nil
 }
