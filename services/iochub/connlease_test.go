@@ -128,7 +128,10 @@ func TestOneConnectorProcessPollsAndAnotherTakesOver(t *testing.T) {
 	}
 	defer store.Close()
 	stored := func(n uint64) func() bool {
-		return func() bool { c, err := store.Count(t.Context(), "publicservice_dossier_v1"); return err == nil && c >= n }
+		return func() bool {
+			c, err := store.Count(t.Context(), "publicservice_dossier_v1")
+			return err == nil && c >= n
+		}
 	}
 	add(1, 100)
 	waitFor(t, "the first 100 dossier changes stored", 2*time.Minute, stored(100))
