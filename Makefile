@@ -78,6 +78,7 @@ bench: build clickhouse
 	@$(MAKE) --no-print-directory bench-jsonschema
 	$(GO) test -run '^$$' -bench Validate -benchtime 1s ./pkg/schema | tee bench-results/compiled-schemas.txt
 	$(GO) test -run '^$$' -bench Insert -benchtime 20x ./pkg/chstore | tee bench-results/chstore-insert.txt
+	$(GO) test -run '^$$' -bench PublishReplicas -benchtime 30x ./pkg/natsjs | tee bench-results/jetstream-replicas.txt
 
 bench-jsonschema:
 	@mkdir -p bench-results

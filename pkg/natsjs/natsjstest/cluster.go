@@ -232,3 +232,25 @@ func (c *Cluster) waitReady() {
 	}
 	c.t.Fatalf("the cluster's JetStream is not ready after 60s: %v", last)
 }
+
+// CPUSeconds is the CPU time the running nodes used so far (user and
+// system, from /proc), for benchmarks of what the servers cost.
+func (c *Cluster) CPUSeconds() float64 {
+	var total float64
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		if n.cmd != nil {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid)); err == nil {
+				// Fields after the command's closing parenthesis: utime is
+				// the 12th, stime the 13th (clock ticks, 100 a second).
+				if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 12 {
+					u, _ := strconv.ParseFloat(f[11], 64)
+					s, _ := strconv.ParseFloat(f[12], 64)
+					total += (u + s) / 100
+				}
+			}
+		}
+		n.mu.Unlock()
+	}
+	return total
+}
