@@ -260,6 +260,27 @@ func (s *Store) settle(ctx context.Context, table string) error {
 	return nil
 }
 
+// SettleAll waits until no insert of the hub's into table, made by any
+// process, still runs on the server: an aggregator that took the table's
+// lock from another (decision 0013) looks up identities only after the
+// other's last insert was committed or abandoned.
+func (s *Store) SettleAll(ctx context.Context, table string) error {
+	q := "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%' AND position(query, " + literal("INSERT INTO "+s.Qualified(table)+" ") + ") = 1"
+	wait := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second, NoJitter: true}
+	for {
+		var n uint64
+		if err := s.conn.QueryRow(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("inserts into %s still running: %w", table, classify(err))
+		}
+		if n == 0 {
+			return nil
+		}
+		if !wait.Wait(ctx) {
+			return fmt.Errorf("inserts into %s still running: %w", table, classify(ctx.Err()))
+		}
+	}
+}
+
 func newQueryID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -272,3 +272,85 @@ func TestIntegralNumbersFitIntegerColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestSettleAllWaitsForAnotherInsert: while an insert into a table runs
+// on the server (a large one, from another connection, as another
+// aggregator process's would be), SettleAll of that table returns only
+// once the server committed it: a lookup after it sees every row.
+func TestSettleAllWaitsForAnotherInsert(t *testing.T) {
+	ctx := context.Background()
+	dsn := chstoretest.NewDatabase(t)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func() *chstore.Store {
+		s, err := chstore.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	s, other := open(), open()
+	if err := s.Migrate(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	ty, _ := reg.Lookup("vn.ioc.health.visit.v1")
+	base := examplesOf(t, "health/examples/visit.v1.valid.json")[0]
+	const n = 300_000
+	for try := 0; ; try++ {
+		var rows [][]any
+		for i := range n {
+			e := base
+			e.ID = fmt.Sprintf("settle-%d-%08d", try, i)
+			data, _ := schema.DecodeData(e.Data)
+			row, err := chstore.Row(ty, e, uint64(i+1), time.Now(), data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, row)
+		}
+		done := make(chan error, 1)
+		go func() { done <- other.Insert(ctx, "health_visit_v1", chstore.Columns(ty), rows) }()
+		seen := false
+		for !seen {
+			var running uint64
+			if err := s.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%'").Scan(&running); err != nil {
+				t.Fatal(err)
+			}
+			seen = running > 0
+			if !seen {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					if try == 4 {
+						t.Fatal("five inserts of 300,000 rows each finished before the server listed them running")
+					}
+				default:
+					continue
+				}
+				break
+			}
+		}
+		if !seen {
+			continue // finished before it was seen: again, with new identities
+		}
+		if err := s.SettleAll(ctx, "health_visit_v1"); err != nil {
+			t.Fatal(err)
+		}
+		var stored uint64
+		if err := s.QueryRow(ctx, "SELECT count() FROM "+s.Qualified("health_visit_v1")+" WHERE event_id LIKE "+fmt.Sprintf("'settle-%d-%%'", try)).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if stored != n {
+			t.Fatalf("after SettleAll the table holds %d of the other insert's %d rows: it did not wait", stored, n)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+}

@@ -133,3 +133,84 @@ func (l *Leases) release(key string, rev uint64, log *zap.Logger) {
 	}
 	log.Info("lease released")
 }
+
+// Lock takes key for a short critical section (a table's write by one of
+// several aggregators), waiting while another process holds it. It returns
+// when the key is taken, with the time it was taken (the lock lasts the
+// TTL from then) and the function that releases it.
+func (l *Leases) Lock(ctx context.Context, key string) (taken time.Time, unlock func(), err error) {
+	wait := 5 * time.Millisecond
+	for {
+		taken = time.Now()
+		rev, err := l.kv.Create(ctx, key, []byte(l.holder))
+		if err == nil {
+			return taken, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = l.kv.Delete(ctx, key, jetstream.LastRevision(rev)) // else it expires
+			}, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return time.Time{}, nil, fmt.Errorf("lock %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, l.ttl/10)
+	}
+}
+
+// TTL is how long a lease or lock lasts without a renewal.
+func (l *Leases) TTL() time.Duration { return l.ttl }
+
+// Hold takes key, waiting while another process holds it, and keeps it,
+// renewed every third of the TTL, until release is called: for work longer
+// than the TTL that others must wait for (a rollup's fill). A renewal that
+// fails is logged; the holder goes on, and others may take the key once it
+// expired.
+func (l *Leases) Hold(ctx context.Context, key string) (release func(), err error) {
+	var rev uint64
+	for {
+		rev, err = l.kv.Create(ctx, key, []byte(l.holder))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("lease %s: %w", key, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(l.ttl / 10):
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(l.ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				rctx, cancel := context.WithTimeout(context.Background(), l.ttl/3)
+				next, err := l.kv.Update(rctx, key, []byte(l.holder), rev)
+				cancel()
+				if err != nil {
+					l.log.Warn("lease not renewed", zap.String("lease", key), zap.Error(err))
+					continue
+				}
+				rev = next
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		l.release(key, rev, l.log)
+	}, nil
+}

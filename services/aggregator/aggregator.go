@@ -57,8 +57,18 @@ type Store interface {
 	Existing(ctx context.Context, table string, ids []chstore.Identity) (map[chstore.Identity]bool, error)
 }
 
+// TableLocks serialize the writes of a table among several aggregator
+// processes (decision 0013; *lease.Leases).
+type TableLocks interface {
+	Lock(ctx context.Context, key string) (taken time.Time, unlock func(), err error)
+	TTL() time.Duration
+}
+
 // Config tunes batching and retries.
 type Config struct {
+	// Locks, when set, serialize each table's identity check and insert
+	// with the other aggregator processes'; nil: this is the only one.
+	Locks TableLocks `yaml:"-"`
 	BatchMaxEvents int           // flush at this many events; default 5000
 	BatchMaxBytes  int           // or this many bytes of events; default 8 MiB
 	BatchMaxWait   time.Duration // or this long after the first event; default 200ms
@@ -598,13 +608,10 @@ func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatc
 		if ctx.Err() != nil {
 			return nil // not acked: JetStream redelivers
 		}
-		rows, err := a.missing(ctx, table, tb.rows)
+		n, err := a.insertMissing(ctx, table, tb.cols, tb.rows)
 		if err == nil {
-			err = a.store.Insert(ctx, table, tb.cols, values(rows))
-		}
-		if err == nil {
-			a.Stats.Inserted.Add(uint64(len(rows)))
-			a.Stats.Skipped.Add(uint64(len(tb.rows) - len(rows)))
+			a.Stats.Inserted.Add(uint64(n))
+			a.Stats.Skipped.Add(uint64(len(tb.rows) - n))
 			for _, r := range tb.rows {
 				r.ack()
 			}
@@ -651,12 +658,9 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 			if ctx.Err() != nil {
 				return dead
 			}
-			rows, err := a.missing(ctx, table, []*pendingRow{r})
+			n, err := a.insertMissing(ctx, table, tb.cols, []*pendingRow{r})
 			if err == nil {
-				err = a.store.Insert(ctx, table, tb.cols, values(rows))
-			}
-			if err == nil {
-				a.Stats.Inserted.Add(uint64(len(rows)))
+				a.Stats.Inserted.Add(uint64(n))
 				r.ack()
 				break
 			}
@@ -669,6 +673,46 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 		}
 	}
 	return dead
+}
+
+// insertMissing inserts the rows of table whose identity is not yet in it,
+// and returns how many it inserted. With Locks, it holds the table's lock
+// from before the identity check until the insert is sent, having waited
+// for any other process's insert into the table still running: two
+// aggregators never check and insert one table at once (decision 0013).
+func (a *Aggregator) insertMissing(ctx context.Context, table string, cols []string, rows []*pendingRow) (int, error) {
+	locks := a.cfg.Locks
+	var taken time.Time
+	if locks != nil {
+		var unlock func()
+		var err error
+		taken, unlock, err = locks.Lock(ctx, "aggregator."+table)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", chstore.ErrUnavailable, err)
+		}
+		defer unlock()
+		if s, ok := a.store.(tableSettler); ok {
+			if err := s.SettleAll(ctx, table); err != nil {
+				return 0, err
+			}
+		}
+	}
+	missing, err := a.missing(ctx, table, rows)
+	if err != nil {
+		return 0, err
+	}
+	if locks != nil && time.Since(taken) > locks.TTL()/2 {
+		// The lock may lapse before the insert is sent: check again under
+		// a fresh one.
+		return 0, fmt.Errorf("%w: the lock of %s held too long before the insert", chstore.ErrUnavailable, table)
+	}
+	return len(missing), a.store.Insert(ctx, table, cols, values(missing))
+}
+
+// tableSettler waits until no insert into a table, by any process, still
+// runs on the server (*chstore.Store).
+type tableSettler interface {
+	SettleAll(ctx context.Context, table string) error
 }
 
 // missing returns the rows whose identity is not yet in their raw table.

@@ -109,7 +109,7 @@ func TestOneConnectorProcessPollsAndAnotherTakesOver(t *testing.T) {
 	for i := range 2 {
 		cmd := exec.Command(iochubBinary(t), "run", "--config", conf, "--services", "connectors", "--data-dir", filepath.Join(dir, strconv.Itoa(i)),
 			"--nats-url", cl.URL(), "--nats-user", natsjstest.ClusterUser, "--nats-password-file", pw,
-			"--http-addr", "127.0.0.1:"+freePort(t), "--connector-lease", "2s", "--areas", "../../deploy/areas/bac-ninh.csv", "--log-level", "warn")
+			"--http-addr", "127.0.0.1:"+freePort(t), "--lease-ttl", "2s", "--areas", "../../deploy/areas/bac-ninh.csv", "--log-level", "warn")
 		cmd.Stderr = io.Discard
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {

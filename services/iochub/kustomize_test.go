@@ -256,7 +256,7 @@ func TestKustomizeCheckFindsAMisspelledFlag(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	edit("/k8s/overlays/production/connectors.yaml", `"--connector-lease"`, `"--conector-lease"`)
+	edit("/k8s/overlays/production/connectors.yaml", `"--lease-ttl"`, `"--lease-tll"`)
 	edit("/k8s/components/iochub/container.yaml", "path: /readyz", "path: /ready")
 	edit("/k8s/base/iochub.yaml", "timezone:", "time_zone:")
 	o, err := render(fsys, "/k8s/overlays/production")
@@ -264,7 +264,7 @@ func TestKustomizeCheckFindsAMisspelledFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := strings.Join(o.problems(t), "\n")
-	for _, want := range []string{"flag --conector-lease is not a flag of `iochub run`", "readiness probe path /ready is none of the hub's", "field time_zone not found"} {
+	for _, want := range []string{"flag --lease-tll is not a flag of `iochub run`", "readiness probe path /ready is none of the hub's", "field time_zone not found"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the check does not name %q; it found:\n%s", want, got)
 		}

@@ -55,7 +55,7 @@ type Config struct {
 	AreasFile     string
 	KPIDir        string
 	CompactEvery  time.Duration
-	LeaseTTL      time.Duration // --connector-lease
+	LeaseTTL      time.Duration // --lease-ttl
 	Demo          bool
 
 	NATS       natsjs.Config       // --nats-url, --nats-listen, --data-dir, --nats-sync, --mqtt-listen
@@ -112,7 +112,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.Services, "services", strings.Join(Services, ","), "services to run in this process, comma-separated: gateway, aggregator, connectors (the sector systems of the config file), iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts), sharing (partner agencies' subscriptions, /v1/subscriptions)")
 	fs.StringVar(&c.AreasFile, "areas", "deploy/areas/bac-ninh.csv", "iocapi: CSV of the province's administrative units (code,name_vi,level,parent; see deploy/areas/README.md)")
-	fs.DurationVar(&c.LeaseTTL, "connector-lease", lease.DefaultTTL, "connectors: each poller runs in one process at a time, the holder of its lease in the KV bucket IOC_LEASES; a holder that dies is replaced once its lease expires, after this long")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", lease.DefaultTTL, "connectors: each poller runs in one process at a time, and aggregators: each raw table is written by one process at a time — the holder of a key in the KV bucket IOC_LEASES; a holder that dies is replaced once its key expires, after this long")
 	fs.DurationVar(&c.CompactEvery, "rollup-compact-interval", 10*time.Minute, "aggregator: how often the entity rollups are compacted (OPTIMIZE … FINAL of partitions with several parts) so KPI queries stay fast; 0 never")
 	fs.BoolVar(&c.Demo, "demo", false, "publish a demo province's events (the last 7 days, then live) so every dashboard tile has data; for trying the hub, never for production")
 	fs.StringVar(&c.KPIDir, "kpi-dir", "", "directory of KPI definitions and rollups (layout of kpis/); empty: the ones built in")
@@ -170,7 +170,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window, --stream-replicas: %w", err))
 	}
 	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("--connector-lease %s: at least 1s", c.LeaseTTL))
+		errs = append(errs, fmt.Errorf("--lease-ttl %s: at least 1s", c.LeaseTTL))
 	}
 	if c.NATS.Embedded() && c.Streams.Replicas > 1 {
 		errs = append(errs, fmt.Errorf("--stream-replicas %d: the embedded NATS server is one node; give --nats-url of a JetStream cluster (several URLs, comma-separated)", c.Streams.Replicas))

@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -58,6 +59,7 @@ type Hub struct {
 	debug    net.Listener // --debug-addr, or nil
 	agg      *aggregator.Aggregator
 	sharing  *sharing.Service // nil when the sharing service does not run here
+	leases   *lease.Leases    // openLeases: the connectors' pollers, the aggregators' table locks
 
 	mounts []func(httpedge.Router)           // each service's routes
 	routes *httpedge.Routes                  // all of them, mounted
@@ -183,6 +185,18 @@ func (h *Hub) open(ctx context.Context) (err error) {
 // buildAggregator migrates the raw tables and the rollups over them, then
 // runs the aggregator once new rollups are filled, and the compaction.
 func (h *Hub) buildAggregator(ctx context.Context) error {
+	// Several aggregator processes migrate one at a time, and the one that
+	// makes a rollup holds its raw table's lock until the rollup is
+	// filled, so no other writes a row the fill would count again.
+	leases, err := h.openLeases(ctx)
+	if err != nil {
+		return err
+	}
+	migrating, err := leases.Hold(ctx, "aggregator-migrate")
+	if err != nil {
+		return fmt.Errorf("clickhouse migrations: %w", err)
+	}
+	defer migrating()
 	if err := h.store.Migrate(ctx, h.reg); err != nil {
 		return fmt.Errorf("clickhouse migrations: %w", err)
 	}
@@ -190,14 +204,45 @@ func (h *Hub) buildAggregator(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("clickhouse rollups: %w", err)
 	}
+	var fills []func()
+	held := map[string]bool{}
+	for _, name := range toFill {
+		for _, r := range h.catalog.Rollups {
+			if r.Table != name || held[r.Source] {
+				continue
+			}
+			release, err := leases.Hold(ctx, "aggregator."+r.Source)
+			if err != nil {
+				for _, f := range fills {
+					f()
+				}
+				return fmt.Errorf("clickhouse rollups: %w", err)
+			}
+			held[r.Source] = true
+			fills = append(fills, release)
+		}
+	}
+	var once sync.Once
+	releaseFills := func() {
+		once.Do(func() {
+			for _, release := range fills {
+				release()
+			}
+		})
+	}
 	acfg := h.cfg.Aggregator
 	acfg.AckWait = h.cfg.Streams.AckWait
+	acfg.Locks = leases // several aggregators write a table one at a time (decision 0013)
 	h.agg = aggregator.New(acfg, h.js, h.store, h.reg, h.pseudo, h.log)
 	h.tasks = append(h.tasks, func(ctx context.Context) error {
 		// New rollups are filled first, outside the start deadline; the
 		// aggregator writes only once they are complete (events wait in
-		// IOC_EVENTS meanwhile).
-		if err := h.catalog.Fill(ctx, h.store, toFill, h.log); err != nil {
+		// IOC_EVENTS meanwhile), and other aggregators wait for the fill
+		// of a rollup to write its raw table.
+		defer releaseFills()
+		err := h.catalog.Fill(ctx, h.store, toFill, h.log)
+		releaseFills()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil // stopped during the fill: the next start fills again
 			}
@@ -237,7 +282,7 @@ func (h *Hub) buildConnectors(ctx context.Context) error {
 	}
 	// Each poller runs in one process at a time among those running the
 	// connectors with this config: the holder of its lease.
-	leases, err := lease.Open(ctx, h.js, h.cfg.LeaseTTL, h.log.With(zap.String("component", "connectors")))
+	leases, err := h.openLeases(ctx)
 	if err != nil {
 		return err
 	}
@@ -294,6 +339,20 @@ func (h *Hub) signAuditRoots(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// openLeases opens the process's leases, once (connectors' pollers,
+// aggregators' table locks).
+func (h *Hub) openLeases(ctx context.Context) (*lease.Leases, error) {
+	if h.leases != nil {
+		return h.leases, nil
+	}
+	l, err := lease.Open(ctx, h.js, h.cfg.LeaseTTL, h.log)
+	if err != nil {
+		return nil, err
+	}
+	h.leases = l
+	return l, nil
 }
 
 // buildSharing serves the agencies' subscriptions (services/sharing).
