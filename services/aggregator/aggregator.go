@@ -68,7 +68,7 @@ type TableLocks interface {
 type Config struct {
 	// Locks, when set, serialize each table's identity check and insert
 	// with the other aggregator processes'; nil: this is the only one.
-	Locks TableLocks `yaml:"-"`
+	Locks          TableLocks    `yaml:"-"`
 	BatchMaxEvents int           // flush at this many events; default 5000
 	BatchMaxBytes  int           // or this many bytes of events; default 8 MiB
 	BatchMaxWait   time.Duration // or this long after the first event; default 200ms
