@@ -21,15 +21,15 @@ import (
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 )
 
-// clusterProcess starts `iochub run --services services` against cl as a
-// child process, and waits until it is ready.
-func clusterProcess(t *testing.T, cl *natsjstest.Cluster, dir, conf, pw, dsn, services string) (*exec.Cmd, string) {
+// clusterProcess starts `iochub run --services services` with more
+// flags against cl as a child process, and waits until it is ready; its
+// log is shown if the test fails.
+func clusterProcess(t *testing.T, cl *natsjstest.Cluster, dir, conf, pw, dsn, services string, more ...string) (*exec.Cmd, string) {
 	t.Helper()
 	addr := "127.0.0.1:" + freePort(t)
-	cmd := exec.Command(iochubBinary(t), "run", "--config", conf, "--services", services, "--data-dir", filepath.Join(dir, services+"-"+addr),
-		"--nats-url", cl.URL(), "--nats-user", natsjstest.ClusterUser, "--nats-password-file", pw, "--stream-replicas", "3",
-		"--clickhouse-dsn", dsn, "--http-addr", addr, "--areas", "../../deploy/areas/bac-ninh.csv",
-		"--lease-ttl", "2s", "--dedup-window", "100ms", "--batch-max-wait", "50ms", "--ack-wait", "5s", "--log-level", "info")
+	cmd := exec.Command(iochubBinary(t), append([]string{"run", "--config", conf, "--services", services, "--data-dir", filepath.Join(dir, services+"-"+addr),
+		"--nats-url", cl.URL(), "--nats-user", natsjstest.ClusterUser, "--nats-password-file", pw,
+		"--clickhouse-dsn", dsn, "--http-addr", addr, "--areas", "../../deploy/areas/bac-ninh.csv", "--log-level", "info"}, more...)...)
 	logFile, err := os.Create(filepath.Join(dir, services+"-"+strings.ReplaceAll(addr, ":", "-")+".log"))
 	if err != nil {
 		t.Fatal(err)
@@ -77,10 +77,11 @@ func TestTwoAggregatorsOneKilledLeaveCountsExact(t *testing.T) {
 	if err := os.WriteFile(pw, []byte(natsjstest.ClusterPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agg1, _ := clusterProcess(t, cl, dir, conf, pw, dsn, "aggregator")
-	clusterProcess(t, cl, dir, conf, pw, dsn, "aggregator")
-	_, gw1 := clusterProcess(t, cl, dir, conf, pw, dsn, "gateway")
-	_, gw2 := clusterProcess(t, cl, dir, conf, pw, dsn, "gateway")
+	flags := []string{"--stream-replicas", "3", "--lease-ttl", "2s", "--dedup-window", "100ms", "--batch-max-wait", "50ms", "--ack-wait", "5s"}
+	agg1, _ := clusterProcess(t, cl, dir, conf, pw, dsn, "aggregator", flags...)
+	clusterProcess(t, cl, dir, conf, pw, dsn, "aggregator", flags...)
+	_, gw1 := clusterProcess(t, cl, dir, conf, pw, dsn, "gateway", flags...)
+	_, gw2 := clusterProcess(t, cl, dir, conf, pw, dsn, "gateway", flags...)
 	burnCPU(t)
 
 	producers := []*producer{{base: gw1}, {base: gw2}}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,27 @@ import (
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/sim"
 )
+
+// children are the processes this test started.
+func children() []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
 
 // pidOf is the process among pids holding the loopback TCP socket whose
 // local port is port (a client's side of a connection to this test), or 0.
@@ -75,15 +95,15 @@ func TestOneConnectorProcessPollsAndAnotherTakesOver(t *testing.T) {
 
 	var (
 		mu     sync.Mutex
-		pids   []int
 		polled []int // the process of each poll, in order
 	)
 	api := &sim.DossierAPI{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, port, _ := net.SplitHostPort(r.RemoteAddr)
 		p, _ := strconv.Atoi(port)
+		who := pidOf(p, children()) // any process this test started, from its first poll
 		mu.Lock()
-		polled = append(polled, pidOf(p, pids))
+		polled = append(polled, who)
 		mu.Unlock()
 		api.ServeHTTP(w, r)
 	}))
@@ -106,20 +126,9 @@ func TestOneConnectorProcessPollsAndAnotherTakesOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	var procs []*exec.Cmd
-	for i := range 2 {
-		cmd := exec.Command(iochubBinary(t), "run", "--config", conf, "--services", "connectors", "--data-dir", filepath.Join(dir, strconv.Itoa(i)),
-			"--nats-url", cl.URL(), "--nats-user", natsjstest.ClusterUser, "--nats-password-file", pw,
-			"--http-addr", "127.0.0.1:"+freePort(t), "--lease-ttl", "2s", "--areas", "../../deploy/areas/bac-ninh.csv", "--log-level", "warn")
-		cmd.Stderr = io.Discard
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for range 2 {
+		cmd, _ := clusterProcess(t, cl, dir, conf, pw, dsn, "connectors", "--lease-ttl", "2s")
 		procs = append(procs, cmd)
-		mu.Lock()
-		pids = append(pids, cmd.Process.Pid)
-		mu.Unlock()
 	}
 
 	store, err := chstore.Open(t.Context(), dsn)
