@@ -211,6 +211,6 @@ func (l *Leases) Hold(ctx context.Context, key string) (release func(), err erro
 	return func() {
 		close(stop)
 		<-done
-		l.release(key, rev, l.log)
+		l.release(key, rev, l.log.With(zap.String("lease", key)))
 	}, nil
 }
