@@ -310,7 +310,10 @@ func classify(err error) error {
 		}
 		switch proto.Error(ex.Code) {
 		case proto.ErrTimeoutExceeded, proto.ErrSocketTimeout, proto.ErrNetworkError,
-			proto.ErrMemoryLimitExceeded, proto.ErrTableIsReadOnly, proto.ErrTooManyParts:
+			proto.ErrMemoryLimitExceeded, proto.ErrTableIsReadOnly, proto.ErrTooManyParts,
+			// A replicated table with a replica down (decision 0014): the
+			// insert's quorum not met yet, or not possible now.
+			proto.ErrUnknownStatusOfInsert, proto.ErrTooFewLiveReplicas, proto.ErrUnsatisfiedQuorumForPreviousWrite:
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err

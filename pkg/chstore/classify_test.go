@@ -23,6 +23,10 @@ func TestClassify(t *testing.T) {
 		{"unmerged parts", &clickhouse.Exception{Code: 252, Name: "DB::Exception",
 			Message: "Too many parts (300). Merges are processing significantly slower than inserts"}, true, false},
 		{"timeout", &clickhouse.Exception{Code: 159, Message: "Timeout exceeded: elapsed 5 seconds"}, true, false},
+		// Answers of 18.16 to a quorum insert with a replica down (decision 0014).
+		{"quorum not met", &clickhouse.Exception{Code: 319, Message: "Unknown status, client must retry. Reason: Code: 159, e.displayText() = DB::Exception: Timeout while waiting for quorum"}, true, false},
+		{"too few live replicas", &clickhouse.Exception{Code: 285, Message: "Number of alive replicas (1) is less than requested quorum (2)."}, true, false},
+		{"previous quorum pending", &clickhouse.Exception{Code: 286, Message: "Quorum for previous write has not been satisfied yet."}, true, false},
 		{"type mismatch", &clickhouse.Exception{Code: 53, Message: "Type mismatch in IN or VALUES section"}, false, false},
 		{"wrapped", fmt.Errorf("send: %w", &clickhouse.Exception{Code: 252, Message: "Too many partitions for single INSERT block (more than 2)."}), false, true},
 	} {
