@@ -816,3 +816,31 @@ func TestPushedPersonalDataIsNeverInClear(t *testing.T) {
 		t.Error("no reporter_phone pushed at all: the grant keeps it pseudonymized, not dropped")
 	}
 }
+
+// An agency's subscriptions are bounded (max_subscriptions): one past the
+// bound is refused naming it, and a deleted one makes room again.
+func TestAnAgencysSubscriptionsAreBounded(t *testing.T) {
+	a := granted("cong-an", policeAgencyToken, "http://127.0.0.1:1/", "vn.ioc.traffic.*")
+	a.MaxSubscriptions = 2
+	base := sharingHub(t, chstoretest.NewDatabase(t), "", a)
+	put := func(name string) (int, []byte) {
+		return sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/"+name, map[string]any{"types": []string{"vn.ioc.traffic.*"}})
+	}
+	for _, name := range []string{"ca-1", "ca-2"} {
+		if code, b := put(name); code != http.StatusCreated {
+			t.Fatalf("PUT %s: %d %s", name, code, b)
+		}
+	}
+	if code, b := put("ca-3"); code != http.StatusConflict || !strings.Contains(string(b), sharing.ProblemTooMany) || !strings.Contains(string(b), "max_subscriptions") {
+		t.Fatalf("a third subscription: %d %s, want 409 naming max_subscriptions", code, b)
+	}
+	if code, b := put("ca-2"); code != http.StatusOK {
+		t.Errorf("the same PUT again past the bound: %d %s, want 200 (it exists)", code, b)
+	}
+	if code, b := sharingCall(t, base, policeAgencyToken, "DELETE", "/v1/subscriptions/ca-1", nil); code != http.StatusOK {
+		t.Fatalf("DELETE: %d %s", code, b)
+	}
+	if code, b := put("ca-3"); code != http.StatusCreated {
+		t.Errorf("after a delete: %d %s, want 201", code, b)
+	}
+}

@@ -40,6 +40,20 @@ type Agency struct {
 	// (e.g. https://api.soyte.bacninh.gov.vn/iochub/): the hub posts to no
 	// other address for it. None: pull only.
 	PushURLs []string `yaml:"push_urls"`
+	// MaxSubscriptions bounds the agency's subscriptions (each a durable
+	// consumer, and a delivery loop for push and nats); 0:
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int `yaml:"max_subscriptions"`
+}
+
+// DefaultMaxSubscriptions is an agency's bound when its config sets none.
+const DefaultMaxSubscriptions = 20
+
+func (a *Agency) maxSubscriptions() int {
+	if a.MaxSubscriptions > 0 {
+		return a.MaxSubscriptions
+	}
+	return DefaultMaxSubscriptions
 }
 
 // Grant is what an agency may receive: events of Types (exact, or a prefix
@@ -75,6 +89,9 @@ func (c Config) Validate() error {
 		seen[a.Name] = true
 		if len(a.TokenSHA256) != 64 {
 			errs = append(errs, fmt.Errorf("%s: token_sha256 must be the 64 hex digits of the token's SHA-256 (iochub token makes one)", where))
+		}
+		if a.MaxSubscriptions < 0 || a.MaxSubscriptions > 1000 {
+			errs = append(errs, fmt.Errorf("%s: max_subscriptions %d: want 1 to 1000 (0: %d)", where, a.MaxSubscriptions, DefaultMaxSubscriptions))
 		}
 		if len(a.Grants) == 0 {
 			errs = append(errs, fmt.Errorf("%s: grants: none, so it could receive nothing", where))

@@ -106,10 +106,10 @@ func TestEventsReachOnlyWhatIsGranted(t *testing.T) {
 func TestConfigNamesEachProblem(t *testing.T) {
 	bad := sharing.Config{Agencies: []sharing.Agency{
 		{Name: "So Y Te", TokenSHA256: "short"},
-		{Name: "cong-an", TokenSHA256: strings.Repeat("b", 64), Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, PersonalData: "clear"}}},
+		{Name: "cong-an", TokenSHA256: strings.Repeat("b", 64), Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, PersonalData: "clear"}}, MaxSubscriptions: -1},
 	}}
 	err := bad.Validate()
-	for _, want := range []string{"name must be lower-case", "token_sha256", "grants: none", "areas must name", `personal_data must be "pseudonymized" or "drop", got "clear"`} {
+	for _, want := range []string{"name must be lower-case", "token_sha256", "grants: none", "areas must name", `personal_data must be "pseudonymized" or "drop", got "clear"`, "max_subscriptions -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: %v; want it to say %q", err, want)
 		}

@@ -215,8 +215,8 @@ func (s *Service) push(ctx context.Context, sub *Subscription, p *pusher) {
 			recorded = true
 		}
 		err = send(ctx, id, held.sent, held.ids)
-		if err == nil && sub.Mode == "push" {
-			err = s.recordExchange(ctx, "exchange.confirmed", sub, held.ids)
+		if err == nil && sub.Mode == "push" && !s.recordConfirmed(ctx, sub, held, p, retry) {
+			continue // stopping: unacknowledged, sent again after the restart
 		}
 		if err != nil && ctx.Err() == nil {
 			now := time.Now()
@@ -313,6 +313,27 @@ func (s *Service) declareNATS(ctx context.Context, place *NATSPlace) error {
 		return fmt.Errorf("consumer %s on %s: %w", place.Consumer, place.Stream, err)
 	}
 	return nil
+}
+
+// recordConfirmed appends exchange.confirmed of the events the agency
+// took, trying again until the log holds it: the agency has them, so a
+// failing log is not a failing delivery (no retry of the request, no
+// give-up). It reports false when ctx ended first.
+func (s *Service) recordConfirmed(ctx context.Context, sub *Subscription, held *pull, p *pusher, retry *backoff.Backoff) bool {
+	for {
+		err := s.recordExchange(ctx, "exchange.confirmed", sub, held.ids)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		p.update(func(st *PushStatus) { st.LastError = "the exchange log: " + err.Error() })
+		for _, m := range held.held {
+			_ = m.InProgress()
+		}
+		retry.Wait(ctx)
+	}
 }
 
 // requestBody is one event, or a batch when the subscription asks for one.

@@ -45,6 +45,7 @@ const (
 	ProblemNotFound     = "urn:iochub:problem:unknown-subscription"
 	ProblemConflict     = "urn:iochub:problem:subscription-exists"
 	ProblemWrongMode    = "urn:iochub:problem:wrong-mode" // pull of a push subscription, pause of a pull one
+	ProblemTooMany      = "urn:iochub:problem:too-many-subscriptions"
 	ProblemForbidden    = httpedge.ProblemForbidden
 	ProblemUnavailable  = httpedge.ProblemUnavailable
 	defaultAckWait      = 60 * time.Second
@@ -128,10 +129,11 @@ type Service struct {
 	audit    audit.Log // every grant and every exchange is recorded there
 	unsealed uint64    // events stored before the hub sealed its marks
 
-	mu      sync.Mutex
-	pulls   map[string]*pull // by subscription
-	pushers map[string]*pusher
-	runCtx  context.Context // Run's, once it runs
+	mu       sync.Mutex
+	creating sync.Mutex       // PUT of a new subscription: its count and its creation
+	pulls    map[string]*pull // by subscription
+	pushers  map[string]*pusher
+	runCtx   context.Context // Run's, once it runs
 
 	agencyList                     []*Agency
 	pushBackoffMin, pushBackoffMax time.Duration
@@ -443,6 +445,18 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request, a *Agency) {
 		s.unavailable(w, err)
 		return
 	}
+	// One new subscription at a time in this process, so that the count
+	// below holds (processes serving one hub at once may each add one).
+	s.creating.Lock()
+	defer s.creating.Unlock()
+	if n, err := s.count(ctx, a.Name); err != nil {
+		s.unavailable(w, err)
+		return
+	} else if n >= a.maxSubscriptions() {
+		problem(w, http.StatusConflict, ProblemTooMany, "Too many subscriptions",
+			fmt.Sprintf("agency %s has %d subscriptions, its bound (sharing.agencies[].max_subscriptions): delete one first", a.Name, n))
+		return
+	}
 	sub.Created = time.Now().UTC()
 	if sub.Mode == "push" {
 		sub.Secret = newSecret()
@@ -661,6 +675,24 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request, a *Agency) {
 		}
 	}
 	httpedge.WriteJSON(w, http.StatusOK, out)
+}
+
+// count is how many subscriptions agency has.
+func (s *Service) count(ctx context.Context, agency string) (int, error) {
+	keys, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for k := range keys.Keys() {
+		if strings.HasPrefix(k, "grants.") {
+			continue
+		}
+		if sub, err := s.load(ctx, k); err == nil && sub.Agency == agency {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (s *Service) list(w http.ResponseWriter, r *http.Request, a *Agency) {

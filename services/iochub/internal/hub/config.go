@@ -140,6 +140,10 @@ func (c *Config) Load() error {
 	return c.Validate()
 }
 
+// MaxLeaseTTL bounds --lease-ttl: a restarted aggregator waits for the
+// migration key of the process it replaces within startTimeout.
+const MaxLeaseTTL = 10 * time.Second
+
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
 	var errs []error
@@ -169,8 +173,8 @@ func (c *Config) Validate() error {
 	if err := c.Streams.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("--events-max-age, --dedup-window, --stream-replicas: %w", err))
 	}
-	if c.LeaseTTL < time.Second {
-		errs = append(errs, fmt.Errorf("--lease-ttl %s: at least 1s", c.LeaseTTL))
+	if c.LeaseTTL < time.Second || c.LeaseTTL > MaxLeaseTTL {
+		errs = append(errs, fmt.Errorf("--lease-ttl %s: want 1s to %s (a hub restarted after a crash waits up to this long for its dead predecessor's keys, within its %s start)", c.LeaseTTL, MaxLeaseTTL, startTimeout))
 	}
 	if c.NATS.Embedded() && c.Streams.Replicas > 1 {
 		errs = append(errs, fmt.Errorf("--stream-replicas %d: the embedded NATS server is one node; give --nats-url of a JetStream cluster (several URLs, comma-separated)", c.Streams.Replicas))

@@ -110,6 +110,17 @@ func TestSubscriberUserNamesAnAgency(t *testing.T) {
 	}
 }
 
+// --lease-ttl is bounded by the start's deadline.
+func TestLeaseTTLIsBounded(t *testing.T) {
+	for _, ttl := range []time.Duration{500 * time.Millisecond, MaxLeaseTTL + time.Second} {
+		c := DefaultConfig()
+		c.NATS.DataDir, c.PIIKey, c.Services, c.LeaseTTL = t.TempDir(), "0123456789abcdef0123456789abcdef", "monitor", ttl
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--lease-ttl "+ttl.String()+": want 1s to 10s") {
+			t.Errorf("--lease-ttl %s: %v", ttl, err)
+		}
+	}
+}
+
 // TestPublicSecretsStayOnLoopback (finding H7): the development config's
 // public tokens, key and secrets run on loopback only; the example's
 // placeholders run nowhere.

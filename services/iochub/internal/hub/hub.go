@@ -75,7 +75,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error)
 			h.close()
 		}
 	}()
-	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	dctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	if err := h.open(dctx); err != nil {
 		return nil, err
@@ -340,6 +340,9 @@ func (h *Hub) signAuditRoots(ctx context.Context) error {
 		}
 	}
 }
+
+// startTimeout bounds the start: JetStream, ClickHouse, the migrations.
+const startTimeout = 15 * time.Second
 
 // openLeases opens the process's leases, once (connectors' pollers,
 // aggregators' table locks).
