@@ -230,16 +230,15 @@ func New(cfg Config, js jetstream.JetStream, store Store, reg *schema.Registry, 
 	return a
 }
 
-// Run consumes until ctx is done, then stops fetching, writes and acks what
-// it holds, and returns nil. It returns an error only if it cannot start.
-func (a *Aggregator) Run(ctx context.Context) error {
+// start reads the sealing mark and starts consuming IOC_EVENTS into in.
+func (a *Aggregator) start(ctx context.Context) (jetstream.ConsumeContext, chan jetstream.Msg, error) {
 	var err error
 	if a.unsealedUntil, err = natsjs.UnsealedUntil(ctx, a.js); err != nil {
-		return fmt.Errorf("aggregator: %w", err)
+		return nil, nil, fmt.Errorf("aggregator: %w", err)
 	}
 	cons, err := a.js.Consumer(ctx, natsjs.EventsStream, natsjs.AggregatorConsumer)
 	if err != nil {
-		return fmt.Errorf("aggregator consumer: %w", err)
+		return nil, nil, fmt.Errorf("aggregator consumer: %w", err)
 	}
 	in := make(chan jetstream.Msg, a.cfg.BatchMaxEvents)
 	cc, err := cons.Consume(func(m jetstream.Msg) { in <- m },
@@ -248,7 +247,21 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			a.log.Warn("consume", zap.Error(err))
 		}))
 	if err != nil {
-		return fmt.Errorf("aggregator consume: %w", err)
+		return nil, nil, fmt.Errorf("aggregator consume: %w", err)
+	}
+	return cc, in, nil
+}
+
+// Run consumes until ctx is done, then stops fetching, writes and acks what
+// it holds, and returns nil. It returns an error only if it cannot start; a
+// start cut short by ctx is a stop, not an error.
+func (a *Aggregator) Run(ctx context.Context) error {
+	cc, in, err := a.start(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 	a.log.Info("started", zap.Int("batch_max_events", a.cfg.BatchMaxEvents), zap.Duration("batch_max_wait", a.cfg.BatchMaxWait))
 

@@ -346,3 +346,16 @@ func TestRowClickHouseKeepsRejectingIsDeadLettered(t *testing.T) {
 }
 
 func mustTable(typ string) string { tn, _ := event.ParseType(typ); return tn.Table() }
+
+// A stop that comes while the aggregator is still starting (a hub stopped
+// in its first second) is a stop: Run returns nil, not the canceled start
+// step's error.
+func TestStoppedWhileStartingIsNoError(t *testing.T) {
+	e := newEnv(t)
+	a := aggregator.New(aggregator.Config{Producers: anyProducer}, e.js, e.store, e.reg, e.p, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run with its context ended before the start: %v, want nil", err)
+	}
+}
