@@ -11,7 +11,7 @@ CH_DATABASE ?= iochub
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: chromium build install run test bench bench-jsonschema lint clickhouse clickhouse-stop clean
+.PHONY: chromium build install run test bench bench-jsonschema lint clickhouse clickhouse-stop zookeeper clean
 
 build: bin/iochub bin/iochub-sim
 
@@ -37,6 +37,9 @@ install: build
 clickhouse:
 	@deploy/clickhouse/ensure.sh $(DATA_DIR)
 
+zookeeper:
+	@deploy/zookeeper/ensure.sh
+
 clickhouse-stop:
 	@deploy/clickhouse/stop.sh $(DATA_DIR)
 
@@ -59,7 +62,7 @@ run: build clickhouse
 	bin/iochub run --mqtt-listen 127.0.0.1:$(MQTT_PORT) --config deploy/iochub.dev.yaml --data-dir $(DATA_DIR)/hub --http-addr $(HTTP_ADDR) \
 		--clickhouse-dsn clickhouse://127.0.0.1:9000/$(CH_DATABASE)
 
-test: clickhouse chromium
+test: clickhouse zookeeper chromium
 	$(GO) vet ./...
 	$(GO) test $(RACE) -count=1 -timeout 12m ./...
 	cd tools/jsonschemabench && $(GO) vet ./... && $(GO) test -count=1 ./...

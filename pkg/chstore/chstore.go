@@ -47,18 +47,26 @@ type Store struct {
 	conn     driver.Conn
 	database string
 
+	cluster *Cluster // nil on a single server
+	// user and password ask every server of a cluster (SettleAll)
+	user, password string
+
 	mu        sync.Mutex
 	unsettled map[string][]string // by table: query ids of inserts whose outcome is unknown
 }
 
 // Open connects to the DSN (clickhouse://host:9000/database?...) and checks
-// the server answers. The database need not exist yet: Migrate creates it.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+// the server answers (and, WithCluster, that the cluster can hold the hub's
+// tables). The database need not exist yet: Migrate creates it.
+func Open(ctx context.Context, dsn string, options ...Option) (*Store, error) {
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse dsn: %w", err)
 	}
-	db := opts.Auth.Database
+	db, user, password := opts.Auth.Database, opts.Auth.Username, opts.Auth.Password
+	if user == "" {
+		user = "default"
+	}
 	if db == "" {
 		db = "default"
 	}
@@ -74,10 +82,19 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse open: %w", err)
 	}
-	s := &Store{conn: conn, database: db, unsettled: map[string][]string{}}
+	s := &Store{conn: conn, database: db, user: user, password: password, unsettled: map[string][]string{}}
+	for _, o := range options {
+		o(s)
+	}
 	if err := s.Ping(ctx); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if s.cluster != nil {
+		if err := s.loadCluster(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -113,7 +130,7 @@ func (s *Store) Insert(ctx context.Context, table string, cols []string, rows []
 		return nil
 	}
 	queryID := newQueryID()
-	ctx = clickhouse.Context(ctx, clickhouse.WithQueryID(queryID))
+	ctx = s.WithInsertSettings(WithQueryID(ctx, queryID))
 	defer func() {
 		if err != nil && errors.Is(err, ErrUnavailable) {
 			s.mu.Lock()
@@ -181,8 +198,17 @@ func (s *Store) Existing(ctx context.Context, table string, ids []Identity) (map
 			return nil, fmt.Errorf("existing rows of %s: %w", table, err)
 		}
 	}
+	// On a cluster the identities go to every shard (GLOBAL IN), and the
+	// read sees every quorum insert (select_sequential_consistency).
+	in := "IN"
+	if s.Sharded() {
+		in = "GLOBAL IN"
+	}
 	q := "SELECT source, event_id, toUInt32(event_time) FROM " + s.Qualified(table) +
-		" WHERE event_time IN (SELECT toDateTime(t) FROM iochub_ids) AND (source, event_id) IN (SELECT s, id FROM iochub_ids)"
+		" WHERE event_time " + in + " (SELECT toDateTime(t) FROM iochub_ids) AND (source, event_id) " + in + " (SELECT s, id FROM iochub_ids)"
+	if st := s.readSettings(); st != nil {
+		ctx = WithSettings(ctx, st)
+	}
 	rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(tbl)), q)
 	if err != nil {
 		return nil, fmt.Errorf("existing rows of %s: %w", table, classify(err))
@@ -265,7 +291,11 @@ func (s *Store) settle(ctx context.Context, table string) error {
 // lock from another (decision 0013) looks up identities only after the
 // other's last insert was committed or abandoned.
 func (s *Store) SettleAll(ctx context.Context, table string) error {
-	q := "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%' AND position(query, " + literal("INSERT INTO "+s.Qualified(table)+" ") + ") = 1"
+	processes := "system.processes"
+	if s.cluster != nil { // another aggregator's insert may run on any server
+		processes = "remote(" + literal(strings.Join(s.cluster.Hosts, ",")) + ", system, processes, " + literal(s.user) + ", " + literal(s.password) + ")"
+	}
+	q := "SELECT count() FROM " + processes + " WHERE query_id LIKE 'iochub-insert-%' AND position(query, " + literal("INSERT INTO "+s.Qualified(table)+" ") + ") = 1"
 	wait := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second, NoJitter: true}
 	for {
 		var n uint64

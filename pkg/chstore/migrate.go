@@ -47,7 +47,8 @@ func Columns(t *schema.Type) []string {
 	return cols
 }
 
-// TableDDL is the CREATE TABLE of the raw table of t.
+// TableDDL is the CREATE TABLE of the raw table of t on a single server
+// (Layout makes it for a cluster).
 func (s *Store) TableDDL(t *schema.Type) string {
 	var defs []string
 	for i, c := range EnvelopeColumns {
@@ -68,8 +69,8 @@ func (s *Store) Migrate(ctx context.Context, reg *schema.Registry) error {
 		return err
 	}
 	for _, t := range reg.Types() {
-		if err := s.Exec(ctx, s.TableDDL(t)); err != nil {
-			return fmt.Errorf("create table %s: %w", t.Name.Table(), err)
+		if err := s.CreateTable(ctx, t.Name.Table(), s.TableDDL(t)); err != nil {
+			return err
 		}
 		cols, err := s.Columns(ctx, t.Name.Table())
 		if err != nil {
@@ -91,9 +92,8 @@ func (s *Store) Migrate(ctx context.Context, reg *schema.Registry) error {
 			if have[c.name] {
 				continue
 			}
-			q := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s", s.Qualified(t.Name.Table()), Quote(c.name), c.typ)
-			if err := s.Exec(ctx, q); err != nil {
-				return fmt.Errorf("add column %s.%s: %w", t.Name.Table(), c.name, err)
+			if err := s.AddColumn(ctx, t.Name.Table(), c.name, c.typ); err != nil {
+				return err
 			}
 		}
 	}

@@ -35,9 +35,21 @@ func WithQueryID(ctx context.Context, id string) context.Context {
 	return clickhouse.Context(ctx, clickhouse.WithQueryID(id))
 }
 
-// WithSettings runs the statements made with ctx with the server settings s.
+type settingsKey struct{}
+
+// WithSettings runs the statements made with ctx with the server settings s,
+// beside those ctx has already (s wins where both set one).
 func WithSettings(ctx context.Context, s Settings) context.Context {
-	return clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings(s)))
+	merged := clickhouse.Settings{}
+	if had, ok := ctx.Value(settingsKey{}).(clickhouse.Settings); ok {
+		for k, v := range had {
+			merged[k] = v
+		}
+	}
+	for k, v := range s {
+		merged[k] = v
+	}
+	return clickhouse.Context(context.WithValue(ctx, settingsKey{}, merged), clickhouse.WithSettings(merged))
 }
 
 // Exec runs a statement that returns no rows: DDL, INSERT … SELECT,
@@ -74,7 +86,16 @@ func (r classifiedRow) Scan(dest ...any) error { return classify(r.Row.Scan(dest
 
 // CreateDatabase creates the database name if it does not exist.
 func (s *Store) CreateDatabase(ctx context.Context, name string) error {
-	if err := s.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+Quote(name)); err != nil {
+	if s.cluster != nil { // ON CLUSTER waits for every server: not when it is there already
+		var n uint64
+		if err := s.QueryRow(ctx, "SELECT count() FROM system.databases WHERE name = @db", Named("db", name)).Scan(&n); err != nil {
+			return fmt.Errorf("create database %s: %w", name, err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	if err := s.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+Quote(name)+s.OnCluster()); err != nil {
 		return fmt.Errorf("create database %s: %w", name, err)
 	}
 	return nil
@@ -82,7 +103,7 @@ func (s *Store) CreateDatabase(ctx context.Context, name string) error {
 
 // DropDatabase drops the database name and every table in it.
 func (s *Store) DropDatabase(ctx context.Context, name string) error {
-	if err := s.Exec(ctx, "DROP DATABASE IF EXISTS "+Quote(name)); err != nil {
+	if err := s.Exec(ctx, "DROP DATABASE IF EXISTS "+Quote(name)+s.OnCluster()); err != nil {
 		return fmt.Errorf("drop database %s: %w", name, err)
 	}
 	return nil

@@ -20,6 +20,14 @@ func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) 
 func rawStore(t *testing.T) (*chstore.Store, *schema.Registry, *kpi.Catalog) {
 	t.Helper()
 	s := chstoretest.Open(t)
+	reg, cat := rawTables(t, s)
+	return s, reg, cat
+}
+
+// rawTables makes the raw tables in s, and gives the registry and the
+// built-in KPI catalog (its rollups not yet made).
+func rawTables(t *testing.T, s *chstore.Store) (*schema.Registry, *kpi.Catalog) {
+	t.Helper()
 	reg, err := schema.Load(schemas.FS)
 	if err != nil {
 		t.Fatal(err)
@@ -31,5 +39,5 @@ func rawStore(t *testing.T) (*chstore.Store, *schema.Registry, *kpi.Catalog) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, reg, cat
+	return reg, cat
 }

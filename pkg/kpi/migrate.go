@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"strings"
 	"text/template"
 	"time"
@@ -25,6 +26,13 @@ type Store interface {
 	TableExists(ctx context.Context, table string) (bool, error)
 	UnmergedPartitions(ctx context.Context, table string) ([]string, error)
 	Optimize(ctx context.Context, table, partitionID string) error
+	// The store's layout (one server, or a cluster: decision 0014).
+	CreateTable(ctx context.Context, table, create string) error
+	DropTable(ctx context.Context, table string) error
+	Local(table string) string
+	OnCluster() string
+	Sharded() bool
+	WithInsertSettings(ctx context.Context) context.Context
 }
 
 // StateTable records, per rollup, the definition it was built from and
@@ -43,7 +51,7 @@ const (
 // Fill: it returns their names. Call Fill before the aggregator writes.
 func (c *Catalog) Migrate(ctx context.Context, st Store) ([]string, error) {
 	database := st.Database()
-	if err := st.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+st.Qualified(StateTable)+
+	if err := st.CreateTable(ctx, StateTable, "CREATE TABLE IF NOT EXISTS "+st.Qualified(StateTable)+
 		" (name String, hash String, state String, version UInt64, at DateTime('UTC')) ENGINE = MergeTree() ORDER BY (name, version)"); err != nil {
 		return nil, fmt.Errorf("rollup state: %w", err)
 	}
@@ -61,8 +69,17 @@ func (c *Catalog) Migrate(ctx context.Context, st Store) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The view reads the inserts into the raw table where they are
+		// written (its local table in a sharded layout) into the rollup's
+		// table beside it.
 		view := func() error {
-			if err := st.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s TO %s AS %s", st.Qualified(r.Table+"_mv"), st.Qualified(r.Table), sel)); err != nil {
+			if ok, err := st.TableExists(ctx, r.Table+"_mv"); err != nil || ok {
+				return err
+			}
+			local := regexp.MustCompile(regexp.QuoteMeta(chstore.Quote(database)+"."+r.Source)+`\b`).
+				ReplaceAllLiteralString(sel, chstore.Quote(database)+"."+chstore.Quote(st.Local(r.Source)))
+			if err := st.Exec(ctx, fmt.Sprintf("CREATE MATERIALIZED VIEW IF NOT EXISTS %s%s TO %s AS %s",
+				st.Qualified(r.Table+"_mv"), st.OnCluster(), st.Qualified(st.Local(r.Table)), local)); err != nil {
 				return fmt.Errorf("rollup %s: create view: %w", r.Table, err)
 			}
 			return nil
@@ -76,13 +93,13 @@ func (c *Catalog) Migrate(ctx context.Context, st Store) ([]string, error) {
 		// New, changed, a fill that did not finish, or built by a version
 		// that kept no state (whose definition cannot be told): drop it and
 		// make it anew; Fill fills it from the raw rows.
-		for _, q := range []string{"DROP TABLE IF EXISTS " + st.Qualified(r.Table+"_mv"), "DROP TABLE IF EXISTS " + st.Qualified(r.Table)} {
-			if err := st.Exec(ctx, q); err != nil {
+		for _, t := range []string{r.Table + "_mv", r.Table} {
+			if err := st.DropTable(ctx, t); err != nil {
 				return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
 			}
 		}
-		if err := st.Exec(ctx, create); err != nil {
-			return nil, fmt.Errorf("rollup %s: create table: %w", r.Table, err)
+		if err := st.CreateTable(ctx, r.Table, create); err != nil {
+			return nil, fmt.Errorf("rollup %s: %w", r.Table, err)
 		}
 		if err := view(); err != nil {
 			return nil, err
@@ -147,7 +164,7 @@ func (c *Catalog) Fill(ctx context.Context, st Store, names []string, log *zap.L
 			}
 		}()
 		fill := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM (%s)", st.Qualified(r.Table), colList, colList, sel)
-		err = st.Exec(chstore.WithQueryID(ctx, queryID), fill)
+		err = st.Exec(st.WithInsertSettings(chstore.WithQueryID(ctx, queryID)), fill)
 		close(done)
 		if err != nil {
 			return fmt.Errorf("rollup %s: fill from %s: %w", r.Table, r.Source, err)
@@ -233,6 +250,9 @@ func expand(text, database string) (string, error) {
 // the time to read them changes. It returns how many partitions it merged.
 func (c *Catalog) Compact(ctx context.Context, st Store) (int, error) {
 	n := 0
+	if st.Sharded() {
+		return 0, nil // each shard's parts are its own; left to the servers' merges (decision 0014)
+	}
 	for _, r := range c.Rollups {
 		if !strings.Contains(r.Create, "ReplacingMergeTree") {
 			continue

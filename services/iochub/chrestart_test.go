@@ -3,20 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap/zaptest"
 
-	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore"
+	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
@@ -25,70 +18,14 @@ import (
 	"github.com/iochub/iochub/services/aggregator"
 )
 
-// ownClickHouse starts a ClickHouse server of this test's own (so stopping
-// it does not disturb the other tests), with deploy/clickhouse/ensure.sh.
-type ownClickHouse struct {
-	dir, port string
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-func startOwnClickHouse(t *testing.T) *ownClickHouse {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "iochub-ch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.Chmod(dir, 0o755) // the server runs as the clickhouse user
-	ch := &ownClickHouse{dir: dir, port: freePort(t)}
-	t.Cleanup(func() {
-		ch.kill(t)
-		_ = os.RemoveAll(dir)
-	})
-	ch.start(t)
-	return ch
-}
-
-func (c *ownClickHouse) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command("bash", "../../deploy/clickhouse/ensure.sh", c.dir)
-	cmd.Env = append(os.Environ(), "IOCHUB_CH_TCP_PORT="+c.port, "IOCHUB_CH_HTTP_PORT="+freePort(t))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("start ClickHouse: %v\n%s", err, out)
-	}
-}
-
-// kill stops the server hard, as a crash or a power cut would.
-func (c *ownClickHouse) kill(t *testing.T) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(c.dir, "clickhouse", "clickhouse.pid"))
-	if err != nil {
-		return
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if pid <= 0 {
-		return
-	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	polltest.True(t, "the killed ClickHouse gone", time.Minute, func() bool { return syscall.Kill(pid, 0) != nil || zombie(pid) })
-	_ = os.Remove(filepath.Join(c.dir, "clickhouse", "clickhouse.pid"))
-}
-
-func (c *ownClickHouse) dsn(db string) string { return "clickhouse://127.0.0.1:" + c.port + "/" + db }
+// freePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t testing.TB) string { return chstoretest.FreePort(t) }
 
 func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	burnCPU(t)
-	ch := startOwnClickHouse(t)
+	ch := chstoretest.StartServer(t, "")
 	ctx := context.Background()
-	store, err := chstore.Open(ctx, ch.dsn("iochub_restart"))
+	store, err := chstore.Open(ctx, ch.DSN("iochub_restart"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,13 +51,13 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 			c, err := storeCounts(store)
 			return err == nil && total(c) >= at
 		})
-		ch.kill(t)
+		ch.Kill(t)
 		t.Logf("ClickHouse killed at %d rows inserted", agg.Stats.Inserted.Load())
 		time.Sleep(3 * time.Second) // down for longer than the ack wait
 		if d := agg.Stats.DeadLettered.Load(); d != 0 {
 			t.Fatalf("%d events dead-lettered while ClickHouse was down", d)
 		}
-		ch.start(t)
+		ch.Start(t)
 	}
 	<-published
 	waitFor(t, "every event stored after the restarts", 120*time.Second, func() bool {
@@ -138,15 +75,4 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because ClickHouse was down")
 	}
-}
-
-// zombie reports a process that has exited and waits to be reaped (its
-// parent may be a PID 1 that never reaps).
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	_, after, ok := strings.Cut(string(b), ") ")
-	return ok && strings.HasPrefix(after, "Z")
 }

@@ -50,13 +50,16 @@ type Config struct {
 	Services      string
 	DebugAddr     string
 	ClickHouseDSN string
-	PIIKey        string // from IOCHUB_PII_KEY, --pii-key-file, or the config file, in that order
-	PIIKeyFile    string // --pii-key-file
-	AreasFile     string
-	KPIDir        string
-	CompactEvery  time.Duration
-	LeaseTTL      time.Duration // --lease-ttl
-	Demo          bool
+	// ClickHouseCluster, when set, lays the tables out on that cluster of
+	// the servers' remote_servers (decision 0014).
+	ClickHouseCluster string
+	PIIKey            string // from IOCHUB_PII_KEY, --pii-key-file, or the config file, in that order
+	PIIKeyFile        string // --pii-key-file
+	AreasFile         string
+	KPIDir            string
+	CompactEvery      time.Duration
+	LeaseTTL          time.Duration // --lease-ttl
+	Demo              bool
 
 	NATS       natsjs.Config       // --nats-url, --nats-listen, --data-dir, --nats-sync, --mqtt-listen
 	Streams    natsjs.StreamLimits // --dedup-window, --events-max-age, --events-max-bytes, --ack-wait
@@ -108,6 +111,7 @@ func DefaultConfig() Config {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address of the gateway, /healthz and /readyz")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "clickhouse://127.0.0.1:9000/iochub", "ClickHouse DSN; the database is created if missing")
+	fs.StringVar(&c.ClickHouseCluster, "clickhouse-cluster", "", "ClickHouse cluster (a name in the servers' remote_servers): every table Replicated…MergeTree made ON CLUSTER, inserts with a quorum of every replica, and over several shards Distributed tables sharded by area_code; needs the macros {shard} and {replica} and ZooKeeper or ClickHouse Keeper (see docs/scaling.md)")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML config file: producer tokens, personal-data key, gateway limits (see deploy/iochub.example.yaml)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.Services, "services", strings.Join(Services, ","), "services to run in this process, comma-separated: gateway, aggregator, connectors (the sector systems of the config file), iocapi (KPI API and dashboard), monitor (/metrics, /v1/ops, alerts), sharing (partner agencies' subscriptions, /v1/subscriptions)")

@@ -147,7 +147,11 @@ func (h *Hub) open(ctx context.Context) (err error) {
 		if h.catalog, err = loadCatalog(cfg.KPIDir); err != nil {
 			return err
 		}
-		if h.store, err = chstore.Open(ctx, cfg.ClickHouseDSN); err != nil {
+		var opts []chstore.Option
+		if cfg.ClickHouseCluster != "" {
+			opts = append(opts, chstore.WithCluster(cfg.ClickHouseCluster))
+		}
+		if h.store, err = chstore.Open(ctx, cfg.ClickHouseDSN, opts...); err != nil {
 			return fmt.Errorf("clickhouse at %s: %w (start one with deploy/clickhouse/ensure.sh, or `make run`)", cfg.ClickHouseDSN, err)
 		}
 	}
