@@ -31,6 +31,13 @@ func StartServer(t testing.TB, config string) *Server {
 	return startServerOn(t, config, FreePort(t), FreePort(t))
 }
 
+// StartServerOn is StartServer on the native port port (which config may
+// name, as a cluster's remote_servers do).
+func StartServerOn(t testing.TB, config, port string) *Server {
+	t.Helper()
+	return startServerOn(t, config, port, FreePort(t))
+}
+
 // Start starts the server again after Kill.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
