@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,14 +11,19 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
+	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
 	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
 
 // A replicated ClickHouse (--clickhouse-cluster, one shard of two replicas
@@ -105,5 +111,112 @@ func TestAClusterTheServersCannotHoldIsNamed(t *testing.T) {
 	_, err = chstore.Open(ctx, srv.DSN("default"), chstore.WithCluster("bare"))
 	if !errors.Is(err, chstore.ErrCluster) || !strings.Contains(err.Error(), "macros {shard} and {replica}") {
 		t.Fatalf("open on a server without macros: %v", err)
+	}
+}
+
+// On a sharded ClickHouse (two shards: Distributed tables over local ones,
+// sharded by area_code) every identity is stored once: events resent past
+// JetStream's duplicate window are found on whichever shard holds them and
+// skipped, and both shards hold rows.
+func TestShardedClickHouseStoresEachIdentityOnce(t *testing.T) {
+	c := chstoretest.StartCluster(t, 2, 1)
+	ctx := context.Background()
+	const db = "iochub_sharded"
+	store := c.Open(t, 0, db)
+	reg, _ := schema.Load(schemas.FS)
+	if err := store.Migrate(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	srv := natsjstest.Run(t)
+	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second, DedupWindow: 200 * time.Millisecond})
+	p, _ := pii.New([]byte(e2ePIIKey))
+	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: 500, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
+	actx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- agg.Run(actx) }()
+	defer func() { cancel(); <-done }()
+
+	const n = 3000
+	gen := eventgen.New(31, "shard")
+	want := map[string]uint64{}
+	var msgs []*nats.Msg
+	for range n {
+		e := gen.Next()
+		tn, _ := event.ParseType(e.Type)
+		want[tn.Table()]++
+		body, _ := json.Marshal(e)
+		m, _ := natsjs.EventMsg(e, body)
+		msgs = append(msgs, m)
+	}
+	publish := func(ms []*nats.Msg) (dups int) {
+		for i, o := range natsjs.PublishAll(ctx, js, ms) {
+			if o.Err != nil {
+				t.Fatalf("publish %d: %v", i, o.Err)
+			}
+			if o.Duplicate {
+				dups++
+			}
+		}
+		return dups
+	}
+	publish(msgs)
+	waitFor(t, "every event stored", 2*time.Minute, func() bool {
+		c, err := storeCounts(store)
+		return err == nil && total(c) >= n
+	})
+	waitFor(t, "a resend past the duplicate window", time.Minute, func() bool { return publish(msgs[:1]) == 0 })
+	if d := publish(msgs[1:]); d != 0 {
+		t.Fatalf("%d of the resends answered duplicate past the window", d)
+	}
+	waitFor(t, "the aggregator caught up", time.Minute, func() bool {
+		ok, _ := natsjs.CaughtUp(ctx, js)
+		return ok
+	})
+	assertExact(t, store, want)
+	if s := agg.Stats.Skipped.Load(); s < n {
+		t.Fatalf("skipped %d resent events, want %d", s, n)
+	}
+	for i := range c.Nodes {
+		s := c.Open(t, i, db)
+		local, err := s.Count(ctx, s.Local("traffic_flow_v1"))
+		if err != nil || local == 0 || local == want["traffic_flow_v1"] {
+			t.Fatalf("shard %d holds %d of %d traffic_flow_v1 rows (%v): want a part of them", i+1, local, want["traffic_flow_v1"], err)
+		}
+	}
+}
+
+// iochub run --clickhouse-cluster on one shard of two replicas: the hub makes
+// its tables and rollups on the cluster, stores what the gateway takes once
+// on both replicas, its rollups replicate too, and a restart finds its
+// tables as they are.
+func TestHubOnAClusterStoresOnEveryReplica(t *testing.T) {
+	c := chstoretest.StartCluster(t, 1, 2)
+	const db = "iochub_hub"
+	natsDir := t.TempDir() // the same retained log across the restart
+	onCluster := func(cfg *hub.Config) { cfg.ClickHouseCluster, cfg.NATS.DataDir = chstoretest.ClusterName, natsDir }
+	gen := eventgen.New(37, "cluster")
+	want := map[string]uint64{}
+	for round := range 2 { // the second round after a restart of the hub
+		t.Run(fmt.Sprintf("start %d", round+1), func(t *testing.T) {
+			_, base := startHubInProcess(t, c.Nodes[round].DSN(db), onCluster)
+			var evs []event.Event
+			for range 1000 {
+				e := gen.Next()
+				tn, _ := event.ParseType(e.Type)
+				want[tn.Table()]++
+				evs = append(evs, e)
+			}
+			postBatch(t, base, evs)
+			for i := range c.Nodes {
+				s := c.Open(t, i, db)
+				waitFor(t, fmt.Sprintf("every event on replica %d", i+1), time.Minute, func() bool { return total(counts(t, s)) >= total(want) })
+				assertExact(t, s, want)
+				var rolled uint64
+				if err := s.QueryRow(context.Background(), "SELECT count() FROM "+s.Qualified("kpi_visit_hourly")).Scan(&rolled); err != nil || rolled == 0 {
+					t.Fatalf("kpi_visit_hourly on replica %d: %d rows (%v)", i+1, rolled, err)
+				}
+			}
+		})
 	}
 }
