@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -106,6 +107,7 @@ func TestDeployFilesNameOnlyWhatIochubRunTakes(t *testing.T) {
 			Image       string            `yaml:"image"`
 			Command     []string          `yaml:"command"`
 			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
 		} `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
@@ -113,6 +115,13 @@ func TestDeployFilesNameOnlyWhatIochubRunTakes(t *testing.T) {
 	}
 	hubs := 0
 	for name, s := range compose.Services {
+		for _, v := range s.Volumes { // a file of the repository mounted into a container is there
+			if src, _, _ := strings.Cut(v, ":"); strings.HasPrefix(src, "./") {
+				if _, err := os.Stat(filepath.Join("../..", src)); err != nil {
+					t.Errorf("compose service %s mounts %s: %v", name, src, err)
+				}
+			}
+		}
 		if s.Image != "iochub:local" {
 			continue
 		}
