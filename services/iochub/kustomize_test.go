@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -37,6 +39,47 @@ type rendered struct {
 	pdbs        []policyv1.PodDisruptionBudget
 	policies    []networkingv1.NetworkPolicy
 	pvcs        []corev1.PersistentVolumeClaim
+	chis        []clickHouseInstallation
+	chks        []clickHouseInstallation
+}
+
+// clickHouseInstallation is the part of the Altinity operator's
+// ClickHouseInstallation and ClickHouseKeeperInstallation the hub depends
+// on; decoded strictly, so a misspelled field of it is found.
+type clickHouseInstallation struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		Configuration struct {
+			Zookeeper *struct {
+				Nodes []struct {
+					Host string `json:"host"`
+					Port int    `json:"port"`
+				} `json:"nodes"`
+			} `json:"zookeeper,omitempty"`
+			Users    map[string]string `json:"users,omitempty"`
+			Settings map[string]string `json:"settings,omitempty"`
+			Clusters []struct {
+				Name   string `json:"name"`
+				Layout struct {
+					ShardsCount   int `json:"shardsCount,omitempty"`
+					ReplicasCount int `json:"replicasCount"`
+				} `json:"layout"`
+			} `json:"clusters"`
+		} `json:"configuration"`
+		Defaults struct {
+			Templates struct {
+				DataVolumeClaimTemplate string `json:"dataVolumeClaimTemplate"`
+			} `json:"templates"`
+		} `json:"defaults"`
+		Templates struct {
+			VolumeClaimTemplates []struct {
+				Name string                           `json:"name"`
+				Spec corev1.PersistentVolumeClaimSpec `json:"spec"`
+			} `json:"volumeClaimTemplates"`
+		} `json:"templates"`
+	} `json:"spec"`
 }
 
 // render builds the kustomization at dir of fsys with kustomize's own API
@@ -76,6 +119,12 @@ func render(fsys filesys.FileSystem, dir string) (*rendered, error) {
 		case "PersistentVolumeClaim":
 			out.pvcs = append(out.pvcs, corev1.PersistentVolumeClaim{})
 			into = &out.pvcs[len(out.pvcs)-1]
+		case "ClickHouseInstallation":
+			out.chis = append(out.chis, clickHouseInstallation{})
+			into = &out.chis[len(out.chis)-1]
+		case "ClickHouseKeeperInstallation":
+			out.chks = append(out.chks, clickHouseInstallation{})
+			into = &out.chks[len(out.chks)-1]
 		default:
 			return nil, fmt.Errorf("%s %s: a kind this test does not decode", r.GetKind(), r.GetName())
 		}
@@ -112,9 +161,15 @@ func (o *rendered) problems(t *testing.T) []string {
 			}
 			env := map[string]string{}
 			for _, e := range c.Env {
+				for _, ref := range envRef.FindAllStringSubmatch(e.Value, -1) { // Kubernetes expands $(VAR) from the variables before
+					if _, ok := env[ref[1]]; !ok {
+						bad = append(bad, fmt.Sprintf("%s: %s uses $(%s), which no variable before it defines", where, e.Name, ref[1]))
+					}
+				}
 				env[e.Name] = e.Value
 			}
 			bad = append(bad, checkRun(where, c.Args[1:], env)...)
+			bad = append(bad, o.clickHouseProblems(where, env)...)
 			_, port, err := net.SplitHostPort(env["IOCHUB_HTTP_ADDR"])
 			if err != nil {
 				bad = append(bad, where+": IOCHUB_HTTP_ADDR is not host:port")
@@ -239,9 +294,79 @@ func TestKustomizeOverlaysRenderAndNameOnlyWhatIochubTakes(t *testing.T) {
 	}
 }
 
+var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// clickHouseProblems names what a hub container's ClickHouse settings ask
+// of the overlay's ClickHouse installation that it has not: its service
+// (clickhouse-<installation>), its cluster, and, for a cluster, replicas
+// coordinated by the overlay's Keeper.
+func (o *rendered) clickHouseProblems(where string, env map[string]string) []string {
+	if len(o.chis) == 0 {
+		return nil
+	}
+	var bad []string
+	cluster := env["IOCHUB_CLICKHOUSE_CLUSTER"]
+	u, err := url.Parse(env["IOCHUB_CLICKHOUSE_DSN"])
+	if err != nil {
+		return []string{fmt.Sprintf("%s: IOCHUB_CLICKHOUSE_DSN: %v", where, err)}
+	}
+	for _, chi := range o.chis {
+		if u.Hostname() != "clickhouse-"+chi.Metadata.Name {
+			continue
+		}
+		if u.User.Username() != "" {
+			if _, ok := chi.Spec.Configuration.Users[u.User.Username()+"/k8s_secret_password"]; !ok {
+				bad = append(bad, fmt.Sprintf("%s: ClickHouse user %s is not a user of ClickHouseInstallation %s", where, u.User.Username(), chi.Metadata.Name))
+			}
+		}
+		if cluster == "" {
+			return bad
+		}
+		for _, c := range chi.Spec.Configuration.Clusters {
+			if c.Name != cluster {
+				continue
+			}
+			if c.Layout.ReplicasCount < 2 {
+				bad = append(bad, fmt.Sprintf("%s: cluster %s has %d replica, want 2 or more", where, cluster, c.Layout.ReplicasCount))
+			}
+			zk := chi.Spec.Configuration.Zookeeper
+			keeper := false
+			for _, k := range o.chks {
+				for _, n := range zkNodes(zk) {
+					if n == fmt.Sprintf("keeper-%s:%s", k.Metadata.Name, k.Spec.Configuration.Settings["keeper_server/tcp_port"]) {
+						keeper = true
+					}
+				}
+			}
+			if !keeper {
+				bad = append(bad, fmt.Sprintf("%s: ClickHouseInstallation %s's zookeeper nodes %v are no ClickHouseKeeperInstallation's service", where, chi.Metadata.Name, zkNodes(zk)))
+			}
+			return bad
+		}
+		return append(bad, fmt.Sprintf("%s: --clickhouse-cluster %s is not a cluster of ClickHouseInstallation %s", where, cluster, chi.Metadata.Name))
+	}
+	return append(bad, fmt.Sprintf("%s: IOCHUB_CLICKHOUSE_DSN host %s is no ClickHouseInstallation's service", where, u.Hostname()))
+}
+
+func zkNodes(zk *struct {
+	Nodes []struct {
+		Host string `json:"host"`
+		Port int    `json:"port"`
+	} `json:"nodes"`
+}) []string {
+	if zk == nil {
+		return nil
+	}
+	var out []string
+	for _, n := range zk.Nodes {
+		out = append(out, fmt.Sprintf("%s:%d", n.Host, n.Port))
+	}
+	return out
+}
+
 // TestKustomizeCheckFindsAMisspelledFlag: the production overlay with one
-// flag misspelled, one probe path and one config key wrong (in memory) is
-// refused, each named.
+// flag misspelled, one probe path, one config key, the ClickHouse cluster's
+// name and its coordinator wrong (in memory) is refused, each named.
 func TestKustomizeCheckFindsAMisspelledFlag(t *testing.T) {
 	fsys := filesys.MakeFsInMemory()
 	if err := copyDir(filesys.MakeFsOnDisk(), fsys, "../../k8s", "/k8s"); err != nil {
@@ -259,12 +384,15 @@ func TestKustomizeCheckFindsAMisspelledFlag(t *testing.T) {
 	edit("/k8s/overlays/production/connectors.yaml", `"--lease-ttl"`, `"--lease-tll"`)
 	edit("/k8s/components/iochub/container.yaml", "path: /readyz", "path: /ready")
 	edit("/k8s/base/iochub.yaml", "timezone:", "time_zone:")
+	edit("/k8s/overlays/production/aggregator.yaml", "{name: IOCHUB_CLICKHOUSE_CLUSTER, value: iochub}", "{name: IOCHUB_CLICKHOUSE_CLUSTER, value: iochub-main}")
+	edit("/k8s/overlays/production/clickhouse.yaml", "- {host: keeper-iochub, port: 2181}", "- {host: zookeeper, port: 2181}")
 	o, err := render(fsys, "/k8s/overlays/production")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(o.problems(t), "\n")
-	for _, want := range []string{"flag --lease-tll is not a flag of `iochub run`", "readiness probe path /ready is none of the hub's", "field time_zone not found"} {
+	for _, want := range []string{"flag --lease-tll is not a flag of `iochub run`", "readiness probe path /ready is none of the hub's", "field time_zone not found",
+		"--clickhouse-cluster iochub-main is not a cluster of ClickHouseInstallation iochub", "zookeeper nodes [zookeeper:2181] are no ClickHouseKeeperInstallation's service"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the check does not name %q; it found:\n%s", want, got)
 		}
