@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/nats-io/nats.go"
 
 	"github.com/iochub/iochub/pkg/chstore"
@@ -18,11 +16,6 @@ import (
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/natsjs"
-	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
-	"github.com/iochub/iochub/pkg/pii"
-	"github.com/iochub/iochub/pkg/schema"
-	"github.com/iochub/iochub/schemas"
-	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
 
@@ -38,22 +31,10 @@ func TestClickHouseReplicaKilledMidStreamLeavesBothReplicasExact(t *testing.T) {
 	ctx := context.Background()
 	const db = "iochub_replicated"
 	store := c.Open(t, 0, db)
-	reg, _ := schema.Load(schemas.FS)
-	if err := store.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
 	if cl := store.Cluster(); cl.Shards != 1 || cl.Replicas != 2 {
 		t.Fatalf("cluster layout %+v, want one shard of two replicas", cl)
 	}
-	srv := natsjstest.Run(t)
-	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
-	p, _ := pii.New([]byte(e2ePIIKey))
-	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: 1000, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- agg.Run(actx) }()
-	defer func() { cancel(); <-done }()
+	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
 
 	const n = 20_000
 	want, published := publishGenerated(t, js, n, 4000, 29)
@@ -123,19 +104,7 @@ func TestShardedClickHouseStoresEachIdentityOnce(t *testing.T) {
 	ctx := context.Background()
 	const db = "iochub_sharded"
 	store := c.Open(t, 0, db)
-	reg, _ := schema.Load(schemas.FS)
-	if err := store.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
-	srv := natsjstest.Run(t)
-	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second, DedupWindow: 200 * time.Millisecond})
-	p, _ := pii.New([]byte(e2ePIIKey))
-	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: 500, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- agg.Run(actx) }()
-	defer func() { cancel(); <-done }()
+	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second, DedupWindow: 200 * time.Millisecond}, 500)
 
 	const n = 3000
 	gen := eventgen.New(31, "shard")

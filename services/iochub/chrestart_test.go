@@ -8,6 +8,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -30,19 +32,7 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	reg, _ := schema.Load(schemas.FS)
-	if err := store.Migrate(ctx, reg); err != nil {
-		t.Fatal(err)
-	}
-	srv := natsjstest.Run(t)
-	_, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
-	p, _ := pii.New([]byte(e2ePIIKey))
-	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: 1000, BatchMaxWait: 50 * time.Millisecond, AckWait: 2 * time.Second,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
-	actx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- agg.Run(actx) }()
-	defer func() { cancel(); <-done }()
+	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
 
 	const n = 30_000
 	want, published := publishGenerated(t, js, n, 6000, 23)
@@ -75,4 +65,29 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because ClickHouse was down")
 	}
+}
+
+// aggregatorOn makes store's raw tables, starts an embedded JetStream with
+// the limits l, and runs an aggregator of batches of batch events from it
+// into store until the test ends.
+func aggregatorOn(t *testing.T, store *chstore.Store, l natsjs.StreamLimits, batch int) (jetstream.JetStream, *aggregator.Aggregator) {
+	t.Helper()
+	reg, _ := schema.Load(schemas.FS)
+	if err := store.Migrate(context.Background(), reg); err != nil {
+		t.Fatal(err)
+	}
+	_, js := natsjstest.Run(t).Declared(t, l)
+	p, _ := pii.New([]byte(e2ePIIKey))
+	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: batch, BatchMaxWait: 50 * time.Millisecond, AckWait: l.AckWait,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agg.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("aggregator: %v", err)
+		}
+	})
+	return js, agg
 }

@@ -2,6 +2,7 @@ package chstoretest
 
 import (
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -68,15 +69,23 @@ func (s *Server) Kill(t testing.TB) {
 // DSN is the server's DSN for database db.
 func (s *Server) DSN(db string) string { return "clickhouse://127.0.0.1:" + s.Port + "/" + db }
 
-// FreePort is a TCP port on 127.0.0.1 that nothing listens on now.
+// FreePort is a TCP port on 127.0.0.1 that nothing listens on now, below
+// Linux's ephemeral range (32768 and up by default): a server started on it
+// later cannot find it taken by another process's outgoing connection, as a
+// port the kernel handed out for :0 can be.
 func FreePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return strconv.Itoa(port)
 	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	t.Fatal("no free TCP port between 20000 and 32000")
+	return ""
 }
 
 // Zombie reports a process that has exited and waits to be reaped (its
