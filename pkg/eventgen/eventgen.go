@@ -78,7 +78,7 @@ func (g *Generator) Of(typ string) event.Event {
 			"mean_speed_kmh": float64(g.rnd.IntN(700)) / 10, "occupancy_pct": float64(g.rnd.IntN(1000)) / 10}
 	case "vn.ioc.health.visit.v1":
 		source = "/health/his/" + area
-		data = map[string]any{"visit_id": id, "facility_code": fmt.Sprintf("%s%03d", area[:2], g.rnd.IntN(30)), "area_code": area,
+		data = map[string]any{"visit_id": id, "facility_code": fmt.Sprintf("%s%02d", area, g.rnd.IntN(10)), "area_code": area,
 			"kind": g.pick("outpatient", "outpatient", "outpatient", "inpatient", "emergency"), "age_band": g.pick("0-4", "5-14", "15-24", "25-44", "45-64", "65+"),
 			"sex": g.pick("male", "female"), "insured": g.rnd.IntN(10) < 9, "started_at": g.ts(now.Add(-time.Duration(g.rnd.IntN(60)) * time.Minute)),
 			"wait_minutes": g.rnd.IntN(120), "icd10": fmt.Sprintf("%c%02d", 'A'+rune(g.rnd.IntN(26)), g.rnd.IntN(100)),
@@ -117,7 +117,7 @@ func (g *Generator) Of(typ string) event.Event {
 	case "vn.ioc.health.bed_occupancy.v1":
 		source = "/health/his/" + area
 		total := 50 + g.rnd.IntN(900)
-		data = map[string]any{"facility_code": fmt.Sprintf("%s%03d", area[:2], g.rnd.IntN(30)), "area_code": area, "ward": g.pick("ICU", "internal", "surgery", "pediatrics"),
+		data = map[string]any{"facility_code": fmt.Sprintf("%s%02d", area, g.rnd.IntN(10)), "area_code": area, "ward": g.pick("ICU", "internal", "surgery", "pediatrics"),
 			"observed_at": g.ts(now), "beds_total": total, "beds_occupied": g.rnd.IntN(total + total/5)}
 	case "vn.ioc.traffic.incident.v1":
 		source = "/traffic/csgt"

@@ -137,11 +137,7 @@ func (c *Catalog) Fill(ctx context.Context, st Store, names []string, log *zap.L
 		if err != nil {
 			return fmt.Errorf("rollup %s: %w", r.Table, err)
 		}
-		quoted := make([]string, len(cols))
-		for i, c := range cols {
-			quoted[i] = chstore.Quote(c.Name)
-		}
-		colList := strings.Join(quoted, ", ")
+		colList := quotedList(cols)
 		var raw uint64
 		_ = st.QueryRow(ctx, "SELECT count() FROM "+st.Qualified(r.Source)).Scan(&raw)
 		log.Info("filling rollup from its raw table", zap.String("rollup", r.Table), zap.String("raw", r.Source), zap.Uint64("raw_rows", raw))

@@ -57,6 +57,13 @@ type Store interface {
 	Existing(ctx context.Context, table string, ids []chstore.Identity) (map[chstore.Identity]bool, error)
 }
 
+// RollupRepairer rebuilds the rollups fed by a raw table from its rows, over
+// the partitions that raw rows with event times in [from, to] reach, calling
+// fresh before each change it makes (kpi.Catalog.Repair on the store).
+type RollupRepairer interface {
+	Repair(ctx context.Context, table string, from, to time.Time, fresh func() error) error
+}
+
 // TableLocks serialize the writes of a table among several aggregator
 // processes (decision 0013; *lease.Leases).
 type TableLocks interface {
@@ -68,10 +75,14 @@ type TableLocks interface {
 type Config struct {
 	// Locks, when set, serialize each table's identity check and insert
 	// with the other aggregator processes'; nil: this is the only one.
-	Locks          TableLocks    `yaml:"-"`
-	BatchMaxEvents int           // flush at this many events; default 5000
-	BatchMaxBytes  int           // or this many bytes of events; default 8 MiB
-	BatchMaxWait   time.Duration // or this long after the first event; default 200ms
+	Locks TableLocks `yaml:"-"`
+	// Rollups, when set, are rebuilt for the rows an insert wrote when its
+	// outcome was unknown (the retry finds them and skips them, and their
+	// rollup rows may be missing: decision 0014).
+	Rollups        RollupRepairer `yaml:"-"`
+	BatchMaxEvents int            // flush at this many events; default 5000
+	BatchMaxBytes  int            // or this many bytes of events; default 8 MiB
+	BatchMaxWait   time.Duration  // or this long after the first event; default 200ms
 	// BacklogBatchMaxEvents is the batch while a backlog waits (the
 	// consumer has at least BatchMaxEvents more to deliver): fewer, larger
 	// inserts make fewer parts for ClickHouse to merge, its largest cost
@@ -160,6 +171,7 @@ type Stats struct {
 	DeadLettered atomic.Uint64
 	Retries      atomic.Uint64 // failed insert attempts
 	Batches      atomic.Uint64 // batches written
+	Repairs      atomic.Uint64 // rollup repairs after an insert of unknown outcome
 	LastBatchNs  atomic.Int64  // how long the last batch's inserts took
 }
 
@@ -617,11 +629,12 @@ func (a *Aggregator) decode(m jetstream.Msg, seq uint64, ingest time.Time) (tabl
 func (a *Aggregator) writeTable(ctx context.Context, table string, tb *tableBatch) []deadLetter {
 	b := a.backoff()
 	lastProgress := a.now()
+	var uncertain bool // the last insert's outcome is unknown
 	for attempt := 1; ; attempt++ {
 		if ctx.Err() != nil {
 			return nil // not acked: JetStream redelivers
 		}
-		n, err := a.insertMissing(ctx, table, tb.cols, tb.rows)
+		n, err := a.insertMissing(ctx, table, tb.cols, tb.rows, &uncertain)
 		if err == nil {
 			a.Stats.Inserted.Add(uint64(n))
 			a.Stats.Skipped.Add(uint64(len(tb.rows) - n))
@@ -667,11 +680,12 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 	var dead []deadLetter
 	for _, r := range tb.rows {
 		b := a.backoff()
+		var uncertain bool
 		for attempt := 1; ; attempt++ {
 			if ctx.Err() != nil {
 				return dead
 			}
-			n, err := a.insertMissing(ctx, table, tb.cols, []*pendingRow{r})
+			n, err := a.insertMissing(ctx, table, tb.cols, []*pendingRow{r}, &uncertain)
 			if err == nil {
 				a.Stats.Inserted.Add(uint64(n))
 				r.ack()
@@ -693,7 +707,12 @@ func (a *Aggregator) writeRowByRow(ctx context.Context, table string, tb *tableB
 // from before the identity check until the insert is sent, having waited
 // for any other process's insert into the table still running: two
 // aggregators never check and insert one table at once (decision 0013).
-func (a *Aggregator) insertMissing(ctx context.Context, table string, cols []string, rows []*pendingRow) (int, error) {
+//
+// uncertain says the last insert of these rows ended with an unknown
+// outcome; the rows the check then finds may lack their rollup rows, which
+// Config.Rollups rebuilds before the insert. insertMissing sets it when its
+// own insert ends so.
+func (a *Aggregator) insertMissing(ctx context.Context, table string, cols []string, rows []*pendingRow, uncertain *bool) (int, error) {
 	locks := a.cfg.Locks
 	var taken time.Time
 	if locks != nil {
@@ -714,12 +733,70 @@ func (a *Aggregator) insertMissing(ctx context.Context, table string, cols []str
 	if err != nil {
 		return 0, err
 	}
-	if locks != nil && time.Since(taken) > locks.TTL()/2 {
-		// The lock may lapse before the insert is sent: check again under
-		// a fresh one.
-		return 0, fmt.Errorf("%w: the lock of %s held too long before the insert", chstore.ErrUnavailable, table)
+	// fresh: the lock may lapse before the insert is sent, or before a
+	// repair's change; check again under a fresh one.
+	fresh := func() error {
+		if locks != nil && time.Since(taken) > locks.TTL()/2 {
+			return fmt.Errorf("%w: the lock of %s held too long", chstore.ErrUnavailable, table)
+		}
+		return nil
 	}
-	return len(missing), a.store.Insert(ctx, table, cols, values(missing))
+	if *uncertain && len(missing) < len(rows) {
+		if err := a.repairRollups(ctx, table, rows, missing, fresh); err != nil {
+			return 0, err
+		}
+	}
+	*uncertain = false
+	if err := fresh(); err != nil {
+		return 0, err
+	}
+	err = a.store.Insert(ctx, table, cols, values(missing))
+	if errors.Is(err, chstore.ErrUnavailable) {
+		*uncertain = true
+	}
+	return len(missing), err
+}
+
+// repairRollups rebuilds the rollups of table over the event times of the
+// rows already stored (rows but not missing), which an insert of unknown
+// outcome may have written without their rollup rows. A repair that cannot
+// be made (a sharded layout, a statement refused) is logged and the rows go
+// on: the raw rows are exact, and only the rollup may be short.
+func (a *Aggregator) repairRollups(ctx context.Context, table string, rows, missing []*pendingRow, fresh func() error) error {
+	if a.cfg.Rollups == nil {
+		return nil
+	}
+	left := make(map[*pendingRow]bool, len(missing))
+	for _, r := range missing {
+		left[r] = true
+	}
+	var from, to int64
+	for _, r := range rows {
+		if left[r] {
+			continue
+		}
+		if from == 0 || r.id.Time < from {
+			from = r.id.Time
+		}
+		if r.id.Time > to {
+			to = r.id.Time
+		}
+	}
+	start := a.now()
+	err := a.cfg.Rollups.Repair(ctx, table, time.Unix(from, 0), time.Unix(to, 0), fresh)
+	switch {
+	case err == nil:
+		a.Stats.Repairs.Add(1)
+		a.log.Info("rollups rebuilt after an insert of unknown outcome", zap.String("table", table),
+			zap.Int("rows_found", len(rows)-len(missing)), zap.Duration("took", a.now().Sub(start)))
+		return nil
+	case errors.Is(err, chstore.ErrUnavailable) || ctx.Err() != nil:
+		return err // tried again with the insert
+	default:
+		a.log.Error("rollups not rebuilt after an insert of unknown outcome: they may lack rows of the raw table",
+			zap.String("table", table), zap.Time("from", time.Unix(from, 0)), zap.Time("to", time.Unix(to, 0)), zap.Error(err))
+		return nil
+	}
 }
 
 // tableSettler waits until no insert into a table, by any process, still

@@ -304,6 +304,58 @@ func TestLostInsertAnswerDoesNotDuplicate(t *testing.T) {
 	}
 }
 
+// repairs records the rollup repairs the aggregator asks for.
+type repairs struct {
+	mu    sync.Mutex
+	calls []string // table from–to
+}
+
+func (r *repairs) Repair(_ context.Context, table string, from, to time.Time, fresh func() error) error {
+	if err := fresh(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, fmt.Sprintf("%s %d-%d", table, from.Unix(), to.Unix()))
+	return nil
+}
+
+// An insert whose answer is lost after its rows were written: the retry
+// finds the rows, and asks for the rollups of exactly those tables to be
+// rebuilt over the rows' event times (their views' rows may be missing);
+// a run without a lost answer asks for none.
+func TestLostInsertAnswerRepairsTheRollups(t *testing.T) {
+	e := newEnv(t)
+	evs := examples(t, "health/examples/visit.v1.valid.json")
+	rep := &repairs{}
+	publishDirect(t, e.js, evs, "")
+	a := e.run(t, &flakyStore{Store: e.store, afterWrite: 1}, aggregator.Config{Rollups: rep})
+	want := expected(evs, 1)
+	waitFor(t, "every example stored", 20*time.Second, func() bool { return countAll(t, e.store, e.reg)["health_visit_v1"] == want["health_visit_v1"] })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e.js); return ok })
+	from, to := evs[0].Ev.Time.Unix(), evs[0].Ev.Time.Unix()
+	for _, ex := range evs {
+		from, to = min(from, ex.Ev.Time.Unix()), max(to, ex.Ev.Time.Unix())
+	}
+	rep.mu.Lock()
+	calls := rep.calls
+	rep.mu.Unlock()
+	if wantCall := fmt.Sprintf("health_visit_v1 %d-%d", from, to); len(calls) != 1 || calls[0] != wantCall || a.Stats.Repairs.Load() != 1 {
+		t.Fatalf("repairs %v (%d), want [%s]", calls, a.Stats.Repairs.Load(), wantCall)
+	}
+
+	// Every answer arrives: no repair.
+	e2 := newEnv(t)
+	rep2 := &repairs{}
+	publishDirect(t, e2.js, evs, "")
+	e2.run(t, e2.store, aggregator.Config{Rollups: rep2})
+	waitFor(t, "every example stored", 20*time.Second, func() bool { return countAll(t, e2.store, e2.reg)["health_visit_v1"] == want["health_visit_v1"] })
+	waitFor(t, "IOC_EVENTS drained", 10*time.Second, func() bool { ok, _ := natsjs.CaughtUp(context.Background(), e2.js); return ok })
+	if len(rep2.calls) != 0 {
+		t.Fatalf("repairs %v without a lost answer", rep2.calls)
+	}
+}
+
 func TestClickHouseDownIsRetriedNeverDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	evs := examples(t, "*/examples/*.valid.json")

@@ -5,16 +5,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
+	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 )
@@ -34,10 +39,14 @@ func TestClickHouseReplicaKilledMidStreamLeavesBothReplicasExact(t *testing.T) {
 	if cl := store.Cluster(); cl.Shards != 1 || cl.Replicas != 2 {
 		t.Fatalf("cluster layout %+v, want one shard of two replicas", cl)
 	}
-	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
+	cat := builtinCatalog(t)
+	js, agg := aggregatorOn(t, store, cat, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
+	// The same events into one server, undisturbed: the KPIs to match.
+	single := chstoretest.Open(t)
+	singleJS, _ := aggregatorOn(t, single, cat, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
 
 	const n = 20_000
-	want, published := publishGenerated(t, js, n, 4000, 29)
+	want, published := publishGeneratedTo(t, []jetstream.JetStream{js, singleJS}, n, 4000, 29)
 	for _, step := range []struct {
 		at   uint64
 		node int
@@ -74,6 +83,57 @@ func TestClickHouseReplicaKilledMidStreamLeavesBothReplicasExact(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because a replica was down")
 	}
+	waitFor(t, "the single server caught up", time.Minute, func() bool {
+		ok, _ := natsjs.CaughtUp(ctx, singleJS)
+		return ok
+	})
+	assertExact(t, single, want)
+	// Every KPI, on each replica, answers what the single server answers.
+	sameKPIs(t, cat, single, store, "replica 1")
+	sameKPIs(t, cat, single, other, "replica 2")
+}
+
+// builtinCatalog is the KPI catalog the hub ships.
+func builtinCatalog(t *testing.T) *kpi.Catalog {
+	t.Helper()
+	cat, err := kpi.Load(kpis.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cat
+}
+
+// sameKPIs compares every KPI of cat, by day over the last 30 days and
+// broken down by area, between want and got.
+func sameKPIs(t *testing.T, cat *kpi.Catalog, want, got *chstore.Store, what string) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	to := now.Truncate(24 * time.Hour).Add(48 * time.Hour)
+	from := to.Add(-30 * 24 * time.Hour)
+	we := &kpi.Engine{Catalog: cat, Store: want, Location: time.UTC}
+	ge := &kpi.Engine{Catalog: cat, Store: got, Location: time.UTC}
+	nonEmpty := 0
+	for _, name := range cat.Names() {
+		r := kpi.Request{Name: name, From: from, To: to, Granularity: "day", By: "area", Now: now}
+		_, w, err := we.Run(ctx, r)
+		if err != nil {
+			t.Fatalf("%s on the single server: %v", name, err)
+		}
+		_, g, err := ge.Run(ctx, r)
+		if err != nil {
+			t.Fatalf("%s on %s: %v", name, what, err)
+		}
+		if diff := resultDiff(w, g); diff != "" {
+			t.Errorf("%s on %s: %s", name, what, diff)
+		}
+		if w.Total != nil && *w.Total != 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty == 0 {
+		t.Fatal("every KPI is empty: the comparison compared nothing")
+	}
 }
 
 // A cluster the servers do not know, or a server without the macros or a
@@ -104,7 +164,7 @@ func TestShardedClickHouseStoresEachIdentityOnce(t *testing.T) {
 	ctx := context.Background()
 	const db = "iochub_sharded"
 	store := c.Open(t, 0, db)
-	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second, DedupWindow: 200 * time.Millisecond}, 500)
+	js, agg := aggregatorOn(t, store, nil, natsjs.StreamLimits{AckWait: 2 * time.Second, DedupWindow: 200 * time.Millisecond}, 500)
 
 	const n = 3000
 	gen := eventgen.New(31, "shard")
@@ -191,4 +251,47 @@ func TestHubOnAClusterStoresOnEveryReplica(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resultDiff names where got differs from want: the total, a day, an area.
+// Values agree to 1e-9 of their size (a sum over other parts adds in
+// another order).
+func resultDiff(want, got *kpi.Result) string {
+	show := func(p *float64) string {
+		if p == nil {
+			return "null"
+		}
+		return strconv.FormatFloat(*p, 'g', -1, 64)
+	}
+	near := func(a, b *float64) bool {
+		if a == nil || b == nil {
+			return a == nil && b == nil
+		}
+		return math.Abs(*a-*b) <= 1e-9*math.Max(1, math.Max(math.Abs(*a), math.Abs(*b)))
+	}
+	var out []string
+	if !near(want.Total, got.Total) {
+		out = append(out, "total "+show(got.Total)+", want "+show(want.Total))
+	}
+	if len(want.Series) != len(got.Series) {
+		out = append(out, fmt.Sprintf("%d points, want %d", len(got.Series), len(want.Series)))
+	}
+	for i := range min(len(want.Series), len(got.Series)) {
+		if !near(want.Series[i].Value, got.Series[i].Value) {
+			out = append(out, want.Series[i].T.Format(time.DateOnly)+" "+show(got.Series[i].Value)+", want "+show(want.Series[i].Value))
+		}
+	}
+	parts := map[string]*float64{}
+	for _, p := range got.Breakdown {
+		parts[p.Key] = p.Value
+	}
+	if len(want.Breakdown) != len(got.Breakdown) {
+		out = append(out, fmt.Sprintf("%d areas, want %d", len(got.Breakdown), len(want.Breakdown)))
+	}
+	for _, p := range want.Breakdown {
+		if g, ok := parts[p.Key]; !ok || !near(p.Value, g) {
+			out = append(out, "area "+p.Key+" "+show(g)+", want "+show(p.Value))
+		}
+	}
+	return strings.Join(out, "; ")
 }

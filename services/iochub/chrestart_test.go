@@ -12,6 +12,7 @@ import (
 
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/kpi"
 	"github.com/iochub/iochub/pkg/natsjs"
 	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
@@ -32,10 +33,14 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	js, agg := aggregatorOn(t, store, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
+	cat := builtinCatalog(t)
+	js, agg := aggregatorOn(t, store, cat, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
+	// The same events into the test server, undisturbed: the KPIs to match.
+	single := chstoretest.Open(t)
+	singleJS, _ := aggregatorOn(t, single, cat, natsjs.StreamLimits{AckWait: 2 * time.Second}, 1000)
 
 	const n = 30_000
-	want, published := publishGenerated(t, js, n, 6000, 23)
+	want, published := publishGeneratedTo(t, []jetstream.JetStream{js, singleJS}, n, 6000, 23)
 	for _, at := range []uint64{4000, 15000} {
 		waitFor(t, fmt.Sprintf("%d rows", at), 60*time.Second, func() bool {
 			c, err := storeCounts(store)
@@ -65,21 +70,39 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because ClickHouse was down")
 	}
+	waitFor(t, "the undisturbed server caught up", time.Minute, func() bool {
+		ok, _ := natsjs.CaughtUp(ctx, singleJS)
+		return ok
+	})
+	assertExact(t, single, want)
+	sameKPIs(t, cat, single, store, "the restarted server")
 }
 
 // aggregatorOn makes store's raw tables, starts an embedded JetStream with
 // the limits l, and runs an aggregator of batches of batch events from it
 // into store until the test ends.
-func aggregatorOn(t *testing.T, store *chstore.Store, l natsjs.StreamLimits, batch int) (jetstream.JetStream, *aggregator.Aggregator) {
+//
+// With cat, the catalog's rollups are made first and the aggregator
+// rebuilds them after an insert of unknown outcome, as the hub's does.
+func aggregatorOn(t *testing.T, store *chstore.Store, cat *kpi.Catalog, l natsjs.StreamLimits, batch int) (jetstream.JetStream, *aggregator.Aggregator) {
 	t.Helper()
 	reg, _ := schema.Load(schemas.FS)
 	if err := store.Migrate(context.Background(), reg); err != nil {
 		t.Fatal(err)
 	}
+	cfg := aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: batch, BatchMaxWait: 50 * time.Millisecond, AckWait: l.AckWait,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}
+	if cat != nil {
+		if err := cat.MigrateAndFill(context.Background(), store, zaptest.NewLogger(t)); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Rollups = repairFunc(func(ctx context.Context, table string, from, to time.Time, fresh func() error) error {
+			return cat.Repair(ctx, store, table, from, to, fresh)
+		})
+	}
 	_, js := natsjstest.Run(t).Declared(t, l)
 	p, _ := pii.New([]byte(e2ePIIKey))
-	agg := aggregator.New(aggregator.Config{Producers: anyDirectProducer, BatchMaxEvents: batch, BatchMaxWait: 50 * time.Millisecond, AckWait: l.AckWait,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond}, js, store, reg, p, zaptest.NewLogger(t))
+	agg := aggregator.New(cfg, js, store, reg, p, zaptest.NewLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agg.Run(ctx) }()
@@ -90,4 +113,11 @@ func aggregatorOn(t *testing.T, store *chstore.Store, l natsjs.StreamLimits, bat
 		}
 	})
 	return js, agg
+}
+
+// repairFunc is an aggregator.RollupRepairer.
+type repairFunc func(ctx context.Context, table string, from, to time.Time, fresh func() error) error
+
+func (f repairFunc) Repair(ctx context.Context, table string, from, to time.Time, fresh func() error) error {
+	return f(ctx, table, from, to, fresh)
 }

@@ -301,6 +301,13 @@ func simBinary(t *testing.T) string {
 // most rate events/s, and returns the expected row count per table.
 func publishGenerated(t *testing.T, js jetstream.JetStream, n, rate int, seed uint64) (map[string]uint64, <-chan struct{}) {
 	t.Helper()
+	return publishGeneratedTo(t, []jetstream.JetStream{js}, n, rate, seed)
+}
+
+// publishGeneratedTo is publishGenerated onto each of jss: the same
+// messages, each batch to every one in turn.
+func publishGeneratedTo(t *testing.T, jss []jetstream.JetStream, n, rate int, seed uint64) (map[string]uint64, <-chan struct{}) {
+	t.Helper()
 	gen := eventgen.New(seed, fmt.Sprintf("pub%d", seed))
 	want := map[string]uint64{}
 	var batches [][]*nats.Msg
@@ -329,10 +336,12 @@ func publishGenerated(t *testing.T, js jetstream.JetStream, n, rate int, seed ui
 		tick := time.Duration(float64(time.Second) * 500 / float64(rate))
 		for _, b := range batches {
 			start := time.Now()
-			for i, o := range natsjs.PublishAll(context.Background(), js, b) {
-				if o.Err != nil {
-					t.Errorf("publish %d: %v", i, o.Err)
-					return
+			for _, js := range jss {
+				for i, o := range natsjs.PublishAll(context.Background(), js, b) {
+					if o.Err != nil {
+						t.Errorf("publish %d: %v", i, o.Err)
+						return
+					}
 				}
 			}
 			time.Sleep(tick - time.Since(start))

@@ -237,6 +237,7 @@ func (h *Hub) buildAggregator(ctx context.Context) error {
 	acfg := h.cfg.Aggregator
 	acfg.AckWait = h.cfg.Streams.AckWait
 	acfg.Locks = leases // several aggregators write a table one at a time (decision 0013)
+	acfg.Rollups = rollupRepair{h.catalog, h.store}
 	h.agg = aggregator.New(acfg, h.js, h.store, h.reg, h.pseudo, h.log)
 	h.tasks = append(h.tasks, func(ctx context.Context) error {
 		// New rollups are filled first, outside the start deadline; the
@@ -639,4 +640,15 @@ func (h *Hub) close() {
 		h.srv.Shutdown()
 		h.srv.WaitForShutdown()
 	}
+}
+
+// rollupRepair rebuilds the catalog's rollups in the store for the
+// aggregator (aggregator.RollupRepairer).
+type rollupRepair struct {
+	catalog *kpi.Catalog
+	store   *chstore.Store
+}
+
+func (r rollupRepair) Repair(ctx context.Context, table string, from, to time.Time, fresh func() error) error {
+	return r.catalog.Repair(ctx, r.store, table, from, to, fresh)
 }
