@@ -47,12 +47,12 @@ type Store struct {
 	conn     driver.Conn
 	database string
 
-	cluster *Cluster // nil on a single server
-	// user and password ask every server of a cluster (SettleAll)
-	user, password string
+	cluster *Cluster           // nil on a single server
+	opts    clickhouse.Options // of the DSN, for a connection to each server of a cluster
 
 	mu        sync.Mutex
-	unsettled map[string][]string // by table: query ids of inserts whose outcome is unknown
+	unsettled map[string][]string    // by table: query ids of inserts whose outcome is unknown
+	hosts     map[string]driver.Conn // a cluster's servers by host:port, opened when first asked (SettleAll)
 }
 
 // Open connects to the DSN (clickhouse://host:9000/database?...) and checks
@@ -63,10 +63,7 @@ func Open(ctx context.Context, dsn string, options ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse dsn: %w", err)
 	}
-	db, user, password := opts.Auth.Database, opts.Auth.Username, opts.Auth.Password
-	if user == "" {
-		user = "default"
-	}
+	db := opts.Auth.Database
 	if db == "" {
 		db = "default"
 	}
@@ -82,7 +79,7 @@ func Open(ctx context.Context, dsn string, options ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse open: %w", err)
 	}
-	s := &Store{conn: conn, database: db, user: user, password: password, unsettled: map[string][]string{}}
+	s := &Store{conn: conn, database: db, opts: *opts, unsettled: map[string][]string{}}
 	for _, o := range options {
 		o(s)
 	}
@@ -103,7 +100,15 @@ func Open(ctx context.Context, dsn string, options ...Option) (*Store, error) {
 func (s *Store) Database() string { return s.database }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.conn.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, c := range s.hosts {
+		_ = c.Close()
+	}
+	s.hosts = nil
+	s.mu.Unlock()
+	return s.conn.Close()
+}
 
 // Ping checks the server answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -290,17 +295,27 @@ func (s *Store) settle(ctx context.Context, table string) error {
 // process, still runs on the server: an aggregator that took the table's
 // lock from another (decision 0013) looks up identities only after the
 // other's last insert was committed or abandoned.
+//
+// On a cluster another aggregator's insert may run on any server: each is
+// asked, over a connection of its own with the store's credentials.
 func (s *Store) SettleAll(ctx context.Context, table string) error {
-	processes := "system.processes"
-	if s.cluster != nil { // another aggregator's insert may run on any server
-		processes = "remote(" + literal(strings.Join(s.cluster.Hosts, ",")) + ", system, processes, " + literal(s.user) + ", " + literal(s.password) + ")"
+	q := "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%' AND position(query, " + literal("INSERT INTO "+s.Qualified(table)+" ") + ") = 1"
+	conns := []driver.Conn{s.conn}
+	if s.cluster != nil {
+		var err error
+		if conns, err = s.hostConns(); err != nil {
+			return fmt.Errorf("inserts into %s still running: %w", table, err)
+		}
 	}
-	q := "SELECT count() FROM " + processes + " WHERE query_id LIKE 'iochub-insert-%' AND position(query, " + literal("INSERT INTO "+s.Qualified(table)+" ") + ") = 1"
 	wait := backoff.Backoff{Min: 10 * time.Millisecond, Max: time.Second, NoJitter: true}
 	for {
 		var n uint64
-		if err := s.conn.QueryRow(ctx, q).Scan(&n); err != nil {
-			return fmt.Errorf("inserts into %s still running: %w", table, classify(err))
+		for _, c := range conns {
+			var running uint64
+			if err := c.QueryRow(ctx, q).Scan(&running); err != nil {
+				return fmt.Errorf("inserts into %s still running: %w", table, classify(err))
+			}
+			n += running
 		}
 		if n == 0 {
 			return nil
@@ -309,6 +324,30 @@ func (s *Store) SettleAll(ctx context.Context, table string) error {
 			return fmt.Errorf("inserts into %s still running: %w", table, classify(ctx.Err()))
 		}
 	}
+}
+
+// hostConns is a connection to each server of the cluster.
+func (s *Store) hostConns() ([]driver.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hosts == nil {
+		s.hosts = map[string]driver.Conn{}
+	}
+	out := make([]driver.Conn, 0, len(s.cluster.Hosts))
+	for _, h := range s.cluster.Hosts {
+		c, ok := s.hosts[h]
+		if !ok {
+			o := s.opts
+			o.Addr, o.MaxOpenConns, o.MaxIdleConns = []string{h}, 2, 1
+			var err error
+			if c, err = clickhouse.Open(&o); err != nil {
+				return nil, fmt.Errorf("clickhouse %s: %w", h, err)
+			}
+			s.hosts[h] = c
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 func newQueryID() string {

@@ -277,22 +277,36 @@ func TestIntegralNumbersFitIntegerColumns(t *testing.T) {
 // on the server (a large one, from another connection, as another
 // aggregator process's would be), SettleAll of that table returns only
 // once the server committed it: a lookup after it sees every row.
+//
+// On one server, and on a cluster of two replicas with the other insert
+// running on the second server.
 func TestSettleAllWaitsForAnotherInsert(t *testing.T) {
 	ctx := context.Background()
-	dsn := chstoretest.NewDatabase(t)
+	t.Run("one server", func(t *testing.T) {
+		dsn := chstoretest.NewDatabase(t)
+		open := func() *chstore.Store {
+			s, err := chstore.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		}
+		settleAllWaits(t, open(), open())
+	})
+	t.Run("the other insert on the other replica", func(t *testing.T) {
+		c := chstoretest.StartCluster(t, 1, 2)
+		settleAllWaits(t, c.Open(t, 0, "settle"), c.Open(t, 1, "settle"))
+	})
+}
+
+// settleAllWaits: s.SettleAll returns only once other's insert is done.
+func settleAllWaits(t *testing.T, s, other *chstore.Store) {
+	ctx := context.Background()
 	reg, err := schema.Load(schemas.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
-	open := func() *chstore.Store {
-		s, err := chstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
-	s, other := open(), open()
 	if err := s.Migrate(ctx, reg); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +330,7 @@ func TestSettleAllWaitsForAnotherInsert(t *testing.T) {
 		seen := false
 		for !seen {
 			var running uint64
-			if err := s.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%'").Scan(&running); err != nil {
+			if err := other.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id LIKE 'iochub-insert-%'").Scan(&running); err != nil {
 				t.Fatal(err)
 			}
 			seen = running > 0
