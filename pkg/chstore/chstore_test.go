@@ -368,3 +368,33 @@ func settleAllWaits(t *testing.T, s, other *chstore.Store) {
 		return
 	}
 }
+
+// Tables made for a single server are not taken for replicated ones: a
+// start with --clickhouse-cluster on them is refused, naming the table.
+func TestClusterLayoutRefusesTablesMadeForOneServer(t *testing.T) {
+	ctx := context.Background()
+	c := chstoretest.StartCluster(t, 1, 2)
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := chstore.Open(ctx, c.Nodes[0].DSN("single"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.Migrate(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Open(t, 0, "single").Migrate(ctx, reg)
+	if !errors.Is(err, chstore.ErrCluster) || !strings.Contains(err.Error(), "table single.education_attendance_v1 is MergeTree, made for a single server") {
+		t.Fatalf("a cluster layout over single-server tables: %v", err)
+	}
+	// Made by the cluster's layout, they are taken as they are.
+	clustered := c.Open(t, 0, "clustered")
+	for range 2 {
+		if err := clustered.Migrate(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package chstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"regexp"
@@ -154,12 +155,28 @@ func (s *Store) Layout(table, create string) ([]string, error) {
 // CreateTable runs Layout's statements for table, unless the table is
 // already there: ON CLUSTER DDL waits for every server, so a start with a
 // replica down still finds the tables it made before.
+//
+// A table already there must be laid out for the cluster: one made for a
+// single server (a plain MergeTree) is refused, naming it, rather than
+// taken for replicated.
 func (s *Store) CreateTable(ctx context.Context, table, create string) error {
 	if s.cluster != nil {
-		if ok, err := s.TableExists(ctx, table); err != nil {
-			return err
-		} else if ok {
+		var engine string
+		err := s.QueryRow(ctx, "SELECT engine FROM system.tables WHERE database = @db AND name = @t",
+			Named("db", s.database), Named("t", table)).Scan(&engine)
+		switch {
+		case err == nil:
+			want := "Replicated"
+			if s.Sharded() {
+				want = "Distributed"
+			}
+			if !strings.HasPrefix(engine, want) {
+				return fmt.Errorf("%w %s: table %s.%s is %s, made for a single server; the cluster's layout needs %s… (copy its rows into a table made by --clickhouse-cluster, or start without it)",
+					ErrCluster, s.cluster.Name, s.database, table, engine, want)
+			}
 			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("table %s: %w", table, err)
 		}
 	}
 	stmts, err := s.Layout(table, create)

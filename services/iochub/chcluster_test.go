@@ -217,18 +217,33 @@ func TestShardedClickHouseStoresEachIdentityOnce(t *testing.T) {
 
 // iochub run --clickhouse-cluster on one shard of two replicas: the hub makes
 // its tables and rollups on the cluster, stores what the gateway takes once
-// on both replicas, its rollups replicate too, and a restart finds its
-// tables as they are.
+// on both replicas, its rollups replicate too, and a restart (on the other
+// replica, with the same NATS data) finds its tables as they are and stores
+// the first start's events, sent again, once.
 func TestHubOnAClusterStoresOnEveryReplica(t *testing.T) {
 	c := chstoretest.StartCluster(t, 1, 2)
 	const db = "iochub_hub"
 	natsDir := t.TempDir() // the same retained log across the restart
-	onCluster := func(cfg *hub.Config) { cfg.ClickHouseCluster, cfg.NATS.DataDir = chstoretest.ClusterName, natsDir }
+	onCluster := func(cfg *hub.Config) {
+		cfg.ClickHouseCluster, cfg.NATS.DataDir = chstoretest.ClusterName, natsDir
+		cfg.Streams.DedupWindow = time.Second // the resends after the restart reach the identity check
+	}
 	gen := eventgen.New(37, "cluster")
 	want := map[string]uint64{}
+	var sent []event.Event
 	for round := range 2 { // the second round after a restart of the hub
 		t.Run(fmt.Sprintf("start %d", round+1), func(t *testing.T) {
 			_, base := startHubInProcess(t, c.Nodes[round].DSN(db), onCluster)
+			// After the restart, the events of the first start again: each
+			// is stored once still.
+			if len(sent) > 0 {
+				waitFor(t, "past the duplicate window", time.Minute, func() bool { return !postBatch(t, base, sent[:1]).Accepted[0].Duplicate })
+				for _, a := range postBatch(t, base, sent[1:]).Accepted {
+					if a.Duplicate {
+						t.Fatal("a resend answered duplicate by JetStream: it never reached the identity check")
+					}
+				}
+			}
 			var evs []event.Event
 			for range 1000 {
 				e := gen.Next()
@@ -237,6 +252,7 @@ func TestHubOnAClusterStoresOnEveryReplica(t *testing.T) {
 				evs = append(evs, e)
 			}
 			postBatch(t, base, evs)
+			sent = append(sent, evs...)
 			for i := range c.Nodes {
 				s := c.Open(t, i, db)
 				waitFor(t, fmt.Sprintf("every event on replica %d", i+1), time.Minute, func() bool { return total(counts(t, s)) >= total(want) })
