@@ -83,14 +83,22 @@ func TestClickHouseReplicaKilledMidStreamLeavesBothReplicasExact(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because a replica was down")
 	}
-	waitFor(t, "the single server caught up", time.Minute, func() bool {
-		ok, _ := natsjs.CaughtUp(ctx, singleJS)
+	// Every KPI, on each replica, answers what the single server answers.
+	sameAsUndisturbed(t, cat, singleJS, single, want, map[string]*chstore.Store{"replica 1": store, "replica 2": other})
+}
+
+// sameAsUndisturbed waits for the undisturbed server of a fault test to
+// hold every event once, then compares every KPI of each of got with it.
+func sameAsUndisturbed(t *testing.T, cat *kpi.Catalog, js jetstream.JetStream, undisturbed *chstore.Store, want map[string]uint64, got map[string]*chstore.Store) {
+	t.Helper()
+	waitFor(t, "the undisturbed server caught up", time.Minute, func() bool {
+		ok, _ := natsjs.CaughtUp(context.Background(), js)
 		return ok
 	})
-	assertExact(t, single, want)
-	// Every KPI, on each replica, answers what the single server answers.
-	sameKPIs(t, cat, single, store, "replica 1")
-	sameKPIs(t, cat, single, other, "replica 2")
+	assertExact(t, undisturbed, want)
+	for what, s := range got {
+		sameKPIs(t, cat, undisturbed, s, what)
+	}
 }
 
 // builtinCatalog is the KPI catalog the hub ships.

@@ -70,12 +70,7 @@ func TestClickHouseKilledMidStreamLosesAndDuplicatesNothing(t *testing.T) {
 	if s, _ := js.Stream(ctx, natsjs.DLQStream); s.CachedInfo().State.Msgs != 0 {
 		t.Fatal("events dead-lettered because ClickHouse was down")
 	}
-	waitFor(t, "the undisturbed server caught up", time.Minute, func() bool {
-		ok, _ := natsjs.CaughtUp(ctx, singleJS)
-		return ok
-	})
-	assertExact(t, single, want)
-	sameKPIs(t, cat, single, store, "the restarted server")
+	sameAsUndisturbed(t, cat, singleJS, single, want, map[string]*chstore.Store{"the restarted server": store})
 }
 
 // aggregatorOn makes store's raw tables, starts an embedded JetStream with
