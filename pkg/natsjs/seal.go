@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/pkg/backoff"
 )
 
 // HubBucket is the key-value bucket of the hub's own state.
@@ -29,7 +33,9 @@ func UnsealedUntil(ctx context.Context, js jetstream.JetStream) (uint64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", HubBucket, err)
 	}
-	if e, err := kv.Get(ctx, keyUnsealedUntil); err == nil {
+	var e jetstream.KeyValueEntry
+	err = untilAnswered(ctx, func() (err error) { e, err = kv.Get(ctx, keyUnsealedUntil); return err })
+	if err == nil {
 		return strconv.ParseUint(string(e.Value()), 10, 64)
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, fmt.Errorf("%s %s: %w", HubBucket, keyUnsealedUntil, err)
@@ -43,11 +49,31 @@ func UnsealedUntil(ctx context.Context, js jetstream.JetStream) (uint64, error) 
 		return 0, fmt.Errorf("%s: %w", EventsStream, err)
 	}
 	last := info.State.LastSeq
-	if _, err := kv.Create(ctx, keyUnsealedUntil, []byte(strconv.FormatUint(last, 10))); err != nil {
+	if err := untilAnswered(ctx, func() error {
+		_, err := kv.Create(ctx, keyUnsealedUntil, []byte(strconv.FormatUint(last, 10)))
+		return err
+	}); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) { // another process recorded it first
 			return UnsealedUntil(ctx, js)
 		}
 		return 0, fmt.Errorf("%s %s: %w", HubBucket, keyUnsealedUntil, err)
 	}
 	return last, nil
+}
+
+// untilAnswered runs op again while it finds no responder: a stream just
+// made on a cluster answers once its replicas have elected a leader (a
+// process started beside the one that made it asks before then). It
+// returns op's last error, or ctx's.
+func untilAnswered(ctx context.Context, op func() error) error {
+	wait := backoff.Backoff{Min: 50 * time.Millisecond, Max: time.Second}
+	for {
+		err := op()
+		if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return err
+		}
+		if !wait.Wait(ctx) {
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}
 }

@@ -265,15 +265,24 @@ func (a *Aggregator) start(ctx context.Context) (jetstream.ConsumeContext, chan 
 }
 
 // Run consumes until ctx is done, then stops fetching, writes and acks what
-// it holds, and returns nil. It returns an error only if it cannot start; a
-// start cut short by ctx is a stop, not an error.
+// it holds, and returns nil. Its start (the sealing mark, the consumer) is
+// tried again while JetStream does not answer, as during a cluster's
+// election: the streams were declared before, so a failure there passes.
 func (a *Aggregator) Run(ctx context.Context) error {
-	cc, in, err := a.start(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	var (
+		cc   jetstream.ConsumeContext
+		in   chan jetstream.Msg
+		err  error
+		wait = a.backoff()
+	)
+	for {
+		if cc, in, err = a.start(ctx); err == nil {
+			break
 		}
-		return err
+		a.log.Warn("cannot start consuming; will try again", zap.Duration("backoff", wait.Current()), zap.Error(err))
+		if !wait.Wait(ctx) {
+			return nil // stopped while starting
+		}
 	}
 	a.log.Info("started", zap.Int("batch_max_events", a.cfg.BatchMaxEvents), zap.Duration("batch_max_wait", a.cfg.BatchMaxWait))
 

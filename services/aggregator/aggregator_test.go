@@ -20,6 +20,7 @@ import (
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/natsjs/natsjstest"
 	"github.com/iochub/iochub/pkg/pii"
 	"github.com/iochub/iochub/pkg/schema"
 	"github.com/iochub/iochub/schemas"
@@ -410,4 +411,35 @@ func TestStoppedWhileStartingIsNoError(t *testing.T) {
 	if err := a.Run(ctx); err != nil {
 		t.Fatalf("Run with its context ended before the start: %v, want nil", err)
 	}
+}
+
+// An aggregator whose start JetStream does not answer yet (here: its
+// consumer not declared, as a cluster in election does not answer) tries
+// again, and consumes once it can; it does not give up and stop the hub.
+func TestStartIsTriedAgainUntilJetStreamAnswers(t *testing.T) {
+	e := newEnv(t)
+	srv := natsjstest.Run(t)
+	_, js := srv.Connect(t)
+	a := aggregator.New(aggregator.Config{Producers: anyProducer, BatchMaxWait: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
+		js, e.store, e.reg, e.p, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned before its consumer existed: %v", err)
+	case <-time.After(300 * time.Millisecond): // an absence: it is still trying
+	}
+	_, djs := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
+	evs := examples(t, "health/examples/visit.v1.valid.json")
+	publishDirect(t, djs, evs, "")
+	waitFor(t, "the examples stored", 20*time.Second, func() bool {
+		return countAll(t, e.store, e.reg)["health_visit_v1"] == uint64(len(evs))
+	})
 }
