@@ -11,7 +11,7 @@ CH_DATABASE ?= iochub
 RACE    ?= -race
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: chromium build install run test bench bench-jsonschema lint clickhouse clickhouse-stop zookeeper clean
+.PHONY: vendor chromium build install run test bench bench-jsonschema lint clickhouse clickhouse-stop zookeeper clean
 
 build: bin/iochub bin/iochub-sim
 
@@ -103,3 +103,17 @@ lint:
 
 clean:
 	rm -rf bin bench-results
+
+# The browser libraries embedded with the pages (services/iocapi/web/vendor):
+# fetched with npm pack, checked against the integrity recorded there.
+ECHARTS_VERSION := 6.1.0
+ECHARTS_INTEGRITY := sha512-q0yaFPggC9FUdsWH4blavRWFmxdrIodbkoKNAjJudAI6CA9gNPxHtV2RcZNEepZVlk4yvBYkOkbk6HIVpIyHZA==
+vendor:
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent echarts@$(ECHARTS_VERSION) >/dev/null && \
+	got="sha512-$$(openssl dgst -sha512 -binary echarts-$(ECHARTS_VERSION).tgz | base64 -w0)" && \
+	if [ "$$got" != "$(ECHARTS_INTEGRITY)" ]; then echo "vendor: echarts-$(ECHARTS_VERSION).tgz has integrity $$got, not the recorded one"; exit 1; fi && \
+	tar xzf echarts-$(ECHARTS_VERSION).tgz && cd - >/dev/null && \
+	cp $$tmp/package/dist/echarts.min.js services/iocapi/web/vendor/echarts.min.js && \
+	cp $$tmp/package/LICENSE services/iocapi/web/vendor/echarts.LICENSE && \
+	cp $$tmp/package/NOTICE services/iocapi/web/vendor/echarts.NOTICE && rm -rf $$tmp && \
+	echo "vendor: echarts $(ECHARTS_VERSION) in services/iocapi/web/vendor"

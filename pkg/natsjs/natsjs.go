@@ -33,6 +33,15 @@ const (
 	// SubscriptionConsumerPrefix starts the name of each partner agency's
 	// subscription's durable consumer (services/sharing).
 	SubscriptionConsumerPrefix = "sub-"
+	// AlertsStream holds the monitor's alert changes, on
+	// ops.alerts.<alert name>: the history survives a restart and the
+	// alert webhook is sent from it (AlertWebhookConsumer).
+	AlertsStream = "IOC_ALERTS"
+	// AlertsSubjects is the subject filter of AlertsStream.
+	AlertsSubjects = "ops.alerts.>"
+	// AlertWebhookConsumer is the durable consumer that sends each alert
+	// change to the configured webhook, in order, until it is taken.
+	AlertWebhookConsumer = "alert-webhook"
 )
 
 // Headers set on messages (JetStream's own Nats-Msg-Id is
@@ -203,6 +212,21 @@ func Declare(ctx context.Context, js jetstream.JetStream, l StreamLimits) error 
 	}
 	if err := audit.Declare(ctx, js); err != nil {
 		return err
+	}
+	alerts := jetstream.StreamConfig{
+		Name:        AlertsStream,
+		Description: "iochub: the monitor's alert changes (fired, resolved), the history its page and /v1/ops/alerts show",
+		Subjects:    []string{AlertsSubjects},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      90 * 24 * time.Hour,
+		MaxMsgs:     100_000,
+		MaxMsgSize:  64 << 10,
+		Storage:     jetstream.FileStorage,
+		Replicas:    l.Replicas,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, alerts); err != nil {
+		return fmt.Errorf("declare stream %s: %w", AlertsStream, err)
 	}
 	// Before anything publishes: which events were stored before the hub
 	// sealed its marks (recorded once, at the first start that seals).

@@ -50,6 +50,7 @@ type Handler struct {
 	pub       Publisher
 	log       *zap.Logger
 	producers *httpedge.Keyring[*Producer]
+	counts    *counts
 	limits    map[*Producer][]limit // producers with a rate or a quota
 	reserved  []reservation         // the connectors' source prefixes
 	timeout   time.Duration
@@ -65,7 +66,7 @@ type reservation struct {
 func New(cfg Config, reg *schema.Registry, pub Publisher, pseudo *pii.Pseudonymizer, log *zap.Logger) *Handler {
 	cfg.Defaults()
 	h := &Handler{cfg: cfg, adm: admit.New(reg, pseudo, cfg.MaxEventBytes), pub: pub, log: log.With(zap.String("component", "gateway")),
-		timeout: 30 * time.Second}
+		timeout: 30 * time.Second, counts: newCounts()}
 	producers := make([]*Producer, len(cfg.Producers))
 	h.limits = map[*Producer][]limit{}
 	for i := range cfg.Producers {
@@ -86,13 +87,20 @@ func (h *Handler) Register(mux httpedge.Router) {
 	mux.Handle("POST /v1/events", h)
 }
 
-// ServeHTTP handles one POST /v1/events.
+// ServeHTTP handles one POST /v1/events and counts its outcome.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	prod, ok := h.authenticate(w, r)
+	t := &tally{}
+	h.serve(w, r, t)
+	h.counts.record(h.log, t)
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, t *tally) {
+	prod, ok := h.authenticate(w, r, t)
 	if !ok {
 		return
 	}
-	mode, ok := h.mode(w, r)
+	t.producer = prod.Name
+	mode, ok := h.mode(w, r, t)
 	if !ok {
 		return
 	}
@@ -100,17 +108,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Request body too large",
+			h.problem(w, t, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Request body too large",
 				fmt.Sprintf("the body is over the limit of %d bytes; send smaller batches", h.cfg.MaxBodyBytes))
 			return
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			h.problem(w, http.StatusRequestTimeout, ProblemMalformed, "Body too slow",
+			h.problem(w, t, http.StatusRequestTimeout, ProblemMalformed, "Body too slow",
 				"the body did not arrive within the listener's read timeout (http.read_timeout); send it faster or in smaller batches")
 			return
 		}
-		h.problem(w, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error())
+		h.problem(w, t, http.StatusBadRequest, ProblemMalformed, "Unreadable body", "reading the body: "+err.Error())
 		return
 	}
 
@@ -120,15 +128,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		evs, errs, err := event.ParseBatch(body, h.cfg.MaxBatchEvents)
 		var tooLarge *event.BatchTooLargeError
 		if errors.As(err, &tooLarge) {
-			h.problem(w, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large", err.Error())
+			h.problem(w, t, http.StatusRequestEntityTooLarge, ProblemTooLarge, "Batch too large", err.Error())
 			return
 		}
 		if err != nil {
-			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error())
+			h.problem(w, t, http.StatusBadRequest, ProblemMalformed, "Malformed batch", err.Error())
 			return
 		}
 		if len(evs) == 0 {
-			h.problem(w, http.StatusBadRequest, ProblemMalformed, "Empty batch", "the batch holds no events")
+			h.problem(w, t, http.StatusBadRequest, ProblemMalformed, "Empty batch", "the batch holds no events")
 			return
 		}
 		items = make([]item, len(evs))
@@ -143,12 +151,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		items = []item{{ev: ev, err: envelopeError(err, "ce-")}}
 	}
 
-	if !h.allow(w, prod, len(items)) {
+	t.events = len(items)
+	if !h.allow(w, t, prod, len(items)) {
 		return
 	}
 	h.prepare(prod, items)
 	h.publish(r.Context(), items)
-	h.respond(w, mode == MediaBatch, items)
+	h.respond(w, t, mode == MediaBatch, items)
 }
 
 // reservedFor names the connector whose source prefix holds src.
@@ -164,7 +173,7 @@ func (h *Handler) reservedFor(src string) (string, bool) {
 // allow takes n events from each of the producer's buckets (its rate, its
 // daily quota), or takes none and answers 429 with the time until they
 // would all fit; nothing of the request is kept then.
-func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
+func (h *Handler) allow(w http.ResponseWriter, t *tally, prod *Producer, n int) bool {
 	lims := h.limits[prod]
 	if len(lims) == 0 {
 		return true
@@ -179,7 +188,7 @@ func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
 			for _, r := range taken {
 				r.CancelAt(now)
 			}
-			h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+			h.problem(w, t, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
 				fmt.Sprintf("%d events in one request are more than producer %q may send at once (%s); send smaller batches", n, prod.Name, l.name))
 			return false
 		}
@@ -195,7 +204,7 @@ func (h *Handler) allow(w http.ResponseWriter, prod *Producer, n int) bool {
 		r.CancelAt(now)
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-	h.problem(w, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
+	h.problem(w, t, http.StatusTooManyRequests, ProblemRateLimited, "Over the producer's rate",
 		fmt.Sprintf("producer %q may send %s; retry after %s", prod.Name, over, wait.Round(time.Second)))
 	return false
 }
@@ -213,6 +222,14 @@ type item struct {
 type itemError struct {
 	status int
 	errs   []FieldError
+}
+
+// rule is the reason an event is counted under: the first rule it broke.
+func (e *itemError) rule() string {
+	if len(e.errs) == 0 || e.errs[0].Rule == "" {
+		return "invalid"
+	}
+	return e.errs[0].Rule
 }
 
 func envelopeError(err error, headerPrefix string) *itemError {
@@ -359,13 +376,14 @@ func (h *Handler) checkOwner(ctx context.Context, it *item) {
 	}
 }
 
-func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
+func (h *Handler) respond(w http.ResponseWriter, t *tally, batch bool, items []item) {
 	resp := Response{Accepted: []Accepted{}}
 	statuses := map[int]int{}
 	for i, it := range items {
 		res := Result{Index: i, ID: it.ev.ID, Source: it.ev.Source, Status: http.StatusAccepted}
 		if it.err != nil {
 			res.Status = it.err.status
+			t.reject(it.err.rule(), 1)
 			for _, fe := range it.err.errs {
 				fe.Index, fe.ID, fe.Source = i, it.ev.ID, it.ev.Source
 				res.Errors = append(res.Errors, fe)
@@ -381,6 +399,7 @@ func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
 		}
 	}
 	rejected := len(items) - len(resp.Accepted)
+	t.accepted = len(resp.Accepted)
 	switch {
 	case rejected == 0:
 		resp.Status = http.StatusAccepted
@@ -399,6 +418,7 @@ func (h *Handler) respond(w http.ResponseWriter, batch bool, items []item) {
 	if resp.Type == "" {
 		resp.Type, resp.Title = problemFor(resp.Status)
 	}
+	t.status = resp.Status
 	resp.Detail = fmt.Sprintf("%d of %d events accepted; see errors for each rejected event", len(resp.Accepted), len(items))
 	if statuses[http.StatusServiceUnavailable] > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(h.cfg.RetryAfterSeconds))
@@ -420,18 +440,18 @@ func problemFor(status int) (string, string) {
 	return ProblemInvalidEvent, "Invalid event"
 }
 
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request) (*Producer, bool) {
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, t *tally) (*Producer, bool) {
 	p, err := h.producers.Authenticate(r)
 	var ce *httpedge.CredentialError
 	if errors.As(err, &ce) {
 		pr := ce.Problem()
-		h.problem(w, pr.Status, pr.Type, pr.Title, pr.Detail)
+		h.problem(w, t, pr.Status, pr.Type, pr.Title, pr.Detail)
 		return nil, false
 	}
 	return p, true
 }
 
-func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (string, bool) {
+func (h *Handler) mode(w http.ResponseWriter, r *http.Request, t *tally) (string, bool) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil {
@@ -442,13 +462,13 @@ func (h *Handler) mode(w http.ResponseWriter, r *http.Request) (string, bool) {
 		return mt, true
 	case r.Header.Get("Ce-Specversion") != "":
 		if !event.IsJSONContentType(ct) {
-			h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported data content type",
+			h.problem(w, t, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported data content type",
 				fmt.Sprintf("binary mode needs Content-Type application/json for the data, got %q", ct))
 			return "", false
 		}
 		return "binary", true
 	}
-	h.problem(w, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported content type",
+	h.problem(w, t, http.StatusUnsupportedMediaType, ProblemUnsupportedType, "Unsupported content type",
 		fmt.Sprintf("Content-Type %q is not accepted: use %s (one event), %s (a JSON array), or binary mode (ce-* headers with application/json data)",
 			ct, MediaStructured, MediaBatch))
 	return "", false

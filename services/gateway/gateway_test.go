@@ -20,6 +20,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap/zaptest"
 
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
@@ -326,7 +333,7 @@ func FuzzGateway(f *testing.F) {
 	}
 	p, _ := pii.New([]byte(piiKey))
 	cfg := gateway.Config{Producers: []gateway.Producer{{Name: "all", TokenSHA256: httpedge.HashToken(tokenAll), Scope: event.Scope{Sources: []string{"*"}, Types: []string{"vn.ioc.*"}}}}}
-	h := gateway.New(cfg, reg, acceptAll{}, p, zaptest.NewLogger(f))
+	h := gateway.New(cfg, reg, acceptAll{}, p, zap.NewNop())
 	batches, events := schemas.ExampleBodies()
 	for _, b := range batches {
 		f.Add(uint8(0), b)
@@ -768,4 +775,98 @@ func TestBusyHubRefusesTheWholeRequest(t *testing.T) {
 	if !strings.Contains(r.Errors[0].Message, "nothing of this request was kept") {
 		t.Fatalf("error %q does not say the request was refused whole", r.Errors[0].Message)
 	}
+}
+
+// TestRefusalsAreCountedByProducerAndReason: a producer sending only
+// invalid events is counted with its refusals by rule, a request refused
+// whole by its problem, one without a token as unauthenticated; each
+// refused request is one info line naming producer, status and rules,
+// never the payload.
+func TestRefusalsAreCountedByProducerAndReason(t *testing.T) {
+	reg, err := schema.Load(schemas.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := gateway.Config{Producers: []gateway.Producer{
+		{Name: "hospital", TokenSHA256: httpedge.HashToken(tokenHealth), Scope: event.Scope{Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}}}}}
+	cfg.Defaults()
+	p, _ := pii.New([]byte(piiKey))
+	core, logs := observer.New(zap.InfoLevel)
+	gw := gateway.New(cfg, reg, acceptAll{}, p, zap.New(core))
+	mux := http.NewServeMux()
+	gw.Register(mux)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	invalid, err := os.ReadFile("../../schemas/health/examples/visit.v1.invalid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if status, _, _ := post(t, hs.URL+"/v1/events", tokenHealth, gateway.MediaBatch, invalid, nil); status != 400 {
+			t.Fatalf("invalid batch: %d", status)
+		}
+	}
+	if status, _, _ := post(t, hs.URL+"/v1/events", tokenHealth, gateway.MediaBatch, []byte(`[{"specversion":`), nil); status != 400 {
+		t.Fatalf("malformed batch: %d", status)
+	}
+	if status, _, _ := post(t, hs.URL+"/v1/events", "not-a-token", gateway.MediaBatch, invalid, nil); status != 401 {
+		t.Fatalf("a wrong token: %d", status)
+	}
+	c := gw.Counts()
+	want := map[string]map[string]uint64{
+		"hospital":              {"enum": 2, "minimum": 2, "type": 2, "malformed-request": 1},
+		gateway.Unauthenticated: {"unauthorized": 1},
+	}
+	if len(c.Producers) != len(want) {
+		t.Fatalf("producers %+v", c.Producers)
+	}
+	for _, pc := range c.Producers {
+		if pc.Accepted != 0 || !maps.Equal(pc.Rejected, want[pc.Producer]) || pc.LastRejected == nil {
+			t.Errorf("%s: accepted %d, rejected %v; want 0 and %v", pc.Producer, pc.Accepted, pc.Rejected, want[pc.Producer])
+		}
+	}
+	lines := logs.FilterMessage("events refused").All()
+	if len(lines) != 4 {
+		t.Fatalf("%d log lines for 4 refused requests", len(lines))
+	}
+	first := lines[0].ContextMap()
+	if first["producer"] != "hospital" || first["status"] != int64(400) || first["rules"] != "enum,minimum,type" || lines[0].Level != zap.InfoLevel {
+		t.Errorf("log line %v", first)
+	}
+	for _, l := range logs.All() {
+		for _, v := range l.ContextMap() {
+			if s, ok := v.(string); ok && (strings.Contains(s, "BN-00981234") || strings.Contains(s, "walk-in")) {
+				t.Errorf("a log line carries the payload: %v", l.ContextMap())
+			}
+		}
+	}
+	reg2 := prometheus.NewRegistry()
+	if err := gw.RegisterMetrics(reg2); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(mustCounter(t, reg2, "hospital", "rejected", "enum")); got != 2 {
+		t.Errorf("iochub_gateway_events_total{producer=hospital,outcome=rejected,reason=enum} = %v, want 2", got)
+	}
+}
+
+// mustCounter finds one series of iochub_gateway_events_total in reg.
+func mustCounter(t *testing.T, reg *prometheus.Registry, producer, outcome, reason string) prometheus.Collector {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if f.GetName() == "iochub_gateway_events_total" && l["producer"] == producer && l["outcome"] == outcome && l["reason"] == reason {
+				return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "x"}, m.GetCounter().GetValue)
+			}
+		}
+	}
+	t.Fatalf("no iochub_gateway_events_total{producer=%s,outcome=%s,reason=%s}", producer, outcome, reason)
+	return nil
 }

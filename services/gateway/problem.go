@@ -60,7 +60,11 @@ type Accepted struct {
 	Duplicate bool   `json:"duplicate,omitempty"` // it was already stored: a retry
 }
 
-func (h *Handler) problem(w http.ResponseWriter, status int, typ, title, detail string) {
+// problem refuses a request whole, and counts its events (one when they
+// were not yet read) under the problem's reason.
+func (h *Handler) problem(w http.ResponseWriter, t *tally, status int, typ, title, detail string) {
+	t.status = status
+	t.reject(reasonOf(typ), max(t.events, 1))
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(h.cfg.RetryAfterSeconds))
 	}

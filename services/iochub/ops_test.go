@@ -1,24 +1,31 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/event"
 	"github.com/iochub/iochub/pkg/eventgen"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/iocapi"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
 	"github.com/iochub/iochub/services/monitor"
@@ -26,11 +33,16 @@ import (
 )
 
 // TestOpsPageInHeadlessChromium: a hub with traffic, dead letters, a
-// silent source and two partner subscriptions; the ops page shows the
-// streams, the aggregator consumer, the sources with their freshness
-// lights, each subscription's delivery (delivered, pending, retries, last
-// error), the dead letters with their reasons and the alerts, /metrics
-// the subscriptions' figures, and a screenshot goes to docs/img/ops.png.
+// silent source, a producer whose every event is refused and two partner
+// subscriptions; the ops page shows the streams, the aggregator consumer,
+// the sources with their freshness lights, the producer's refusals by
+// reason, each subscription's delivery (delivered, pending, retries, last
+// error), the dead letters with their reasons and an operator's buttons
+// (a purge takes two clicks), the alerts in Vietnamese with local times,
+// the rates chart with its time and value axes; /metrics parses and has
+// the subscriptions' figures, the gateway's refusals, the Go runtime's
+// and the process's metrics and a request histogram per route; a
+// screenshot goes to docs/img/ops.png.
 func TestOpsPageInHeadlessChromium(t *testing.T) {
 	natsAddr := "127.0.0.1:" + freePort(t)
 	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
@@ -42,8 +54,10 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			PushURLs: []string{down.URL + "/"}, Grants: []sharing.Grant{{Types: []string{"vn.ioc.traffic.*"}, Areas: []string{sharing.AllAreas}}}}}}
 		c.AreasFile = "../../deploy/areas/bac-ninh.csv"
 		c.File.IOCAPI.Readers = []iocapi.Reader{{Name: "lanh-dao", TokenSHA256: httpedge.HashToken(readerToken), Role: "leader"}}
+		c.File.Gateway.Producers = append(c.File.Gateway.Producers, gateway.Producer{Name: "he-thong-loi", TokenSHA256: httpedge.HashToken(badSenderToken),
+			Scope: event.Scope{Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}}})
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
-			"/traffic/sensors": time.Hour, "/education/sms": time.Minute},
+			"/traffic/sensors": time.Hour, "/education/sms": time.Second},
 			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}}
 	})
 	nc, err := nats.Connect(opsURL(natsAddr))
@@ -59,6 +73,13 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		if code, b := sharingCall(t, base, policeAgencyToken, "PUT", "/v1/subscriptions/"+name, body); code != http.StatusCreated {
 			t.Fatalf("PUT %s: %d %s", name, code, b)
 		}
+	}
+	invalid, err := os.ReadFile("../../schemas/health/examples/visit.v1.invalid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := postRaw(t, base, badSenderToken, invalid); code != http.StatusBadRequest {
+		t.Fatalf("the invalid visits: %d, want 400", code)
 	}
 	g := eventgen.New(5, "ops")
 	var msgs []*nats.Msg
@@ -118,6 +139,16 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			if src.Freshness == "ok" {
 				fresh++
 			}
+			if src.Source == "/education/sms" && src.Freshness != "late" {
+				return fmt.Errorf("/education/sms: %s, want late a second after the start", src.Freshness)
+			}
+		}
+		refused := false
+		for _, p := range snap.Producers {
+			refused = refused || (p.Producer == "he-thong-loi" && p.Accepted == 0 && p.Rejected["enum"] == 1 && p.Rejected["minimum"] == 1 && p.Rejected["type"] == 1)
+		}
+		if !refused {
+			return fmt.Errorf("producers %+v: want he-thong-loi with its three refusals by rule", snap.Producers)
 		}
 		if _, ok := snap.Store.Tables["health_visit_v1"]; !ok || fresh == 0 || len(snap.Consumers) == 0 || len(snap.Streams) == 0 {
 			return fmt.Errorf("sample %+v", snap)
@@ -144,10 +175,34 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(metrics)))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes", "iochub_http_request_duration_seconds", "iochub_gateway_events_total", "iochub_stream_messages"} {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	routes := map[string]bool{}
+	for _, m := range fams["iochub_http_request_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "route" {
+				routes[l.GetValue()] = true
+			}
+		}
+	}
+	for _, r := range []string{"POST /v1/events", "GET /v1/ops/snapshot", "PUT /v1/subscriptions/{name}", "GET /v1/subscriptions/{name}/events"} {
+		if !routes[r] {
+			t.Errorf("no request histogram for route %q (have %v)", r, routes)
+		}
+	}
 	for _, want := range []string{
-		fmt.Sprintf(`iochub_subscription_delivered_total{subscription="ca-pull",agency="cong-an",mode="pull"} %d`, traffic),
-		fmt.Sprintf(`iochub_subscription_pending_messages{subscription="ca-push",agency="cong-an",mode="push"} %d`, traffic+2),
-		`iochub_subscription_dead_letters{subscription="ca-push",agency="cong-an",mode="push"} 0`,
+		`iochub_gateway_events_total{outcome="rejected",producer="he-thong-loi",reason="enum"} 1`,
+		fmt.Sprintf(`iochub_subscription_delivered_total{agency="cong-an",mode="pull",subscription="ca-pull"} %d`, traffic),
+		fmt.Sprintf(`iochub_subscription_pending_messages{agency="cong-an",mode="push",subscription="ca-push"} %d`, traffic+2),
+		`iochub_subscription_dead_letters{agency="cong-an",mode="push",subscription="ca-push"} 0`,
 		`# TYPE iochub_subscription_retries_total counter`,
 	} {
 		if !strings.Contains(string(metrics), want) {
@@ -196,8 +251,46 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if row := text(`tr[data-subscription="ca-pull"]`); !strings.Contains(row, "kéo · pull"+fmt.Sprint(traffic)) {
 		t.Errorf("pull subscription row: %q (want %d delivered)", row, traffic)
 	}
-	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) {
-		t.Errorf("alerts: %q", alerts)
+	if alerts := text("#alerts"); !strings.Contains(alerts, monitor.AlertSourceSilent) || !strings.Contains(alerts, "Nguồn /education/sms không gửi dữ liệu quá 1 giây") {
+		t.Errorf("alerts: %q (want source_silent in Vietnamese)", alerts)
+	}
+	if row := text(`tr[data-producer="he-thong-loi"]`); !strings.Contains(row, "enum: 1") || !strings.Contains(row, "(HTTP 400)") {
+		t.Errorf("the refusing producer's row: %q", row)
+	}
+	// The rates chart's axes: times (hh:mm) and values.
+	if got := eval(`Array.from(document.querySelectorAll('#rates svg text')).map((e) => e.textContent).join('|')`); !regexp.MustCompile(`\d\d:\d\d`).MatchString(got) || !strings.Contains(got, "sự kiện/giây") {
+		t.Errorf("rates chart labels %q: want times and the value axis's unit", got)
+	}
+	if got := eval(`String(document.querySelectorAll('#dlq button[data-purge]').length)`); got != "2" {
+		t.Fatalf("%s purge buttons for an operator, want 2", got)
+	}
+	loaded := eval(`document.body.dataset.loaded`)
+	eval(`document.querySelector('#dlq button[data-purge]').click(), ""`)
+	if got := eval(`document.querySelector('#dlq button[data-purge]').textContent`); got != "Xác nhận xoá?" {
+		t.Errorf("after one click the purge button says %q, want a confirmation", got)
 	}
 	pg.screenshot("ops.png")
+	eval(`document.querySelector('#dlq button[data-purge]').click(), ""`)
+	pg.waitLoaded(loaded)
+	polltest.True(t, "one dead letter left after the purge", 10*time.Second, func() bool {
+		var d struct{ Stats monitor.DLQStat }
+		getJSON(t, base+"/v1/ops/dlq", "ops-token", &d)
+		return d.Stats.Depth == 1
+	})
+}
+
+const badSenderToken = "ops-test-bad-sender-token"
+
+// postRaw posts body as a batch with token and gives the status.
+func postRaw(t *testing.T, base, token string, body []byte) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", gateway.MediaBatch)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -9,15 +9,10 @@ import (
 	"github.com/iochub/iochub/pkg/httpedge"
 )
 
-// Register mounts /metrics and the /v1/ops/ API (both with an admin token) on mux; reg
-// is the registry replays validate with.
+// Register mounts the /v1/ops/ API (with an admin token) on mux; adm
+// admits what replays put back. /metrics is every process's
+// (MetricsHandler), with the monitor as one of its collectors.
 func (m *Monitor) Register(mux httpedge.Router, adm *admit.Admitter) {
-	// /metrics names every source and stream: an admin token of either
-	// role reads it (Prometheus: authorization.credentials_file).
-	mux.HandleFunc("GET /metrics", m.admin(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		m.WriteMetrics(w)
-	}))
 	mux.HandleFunc("GET /v1/ops/whoami", m.admins.Require(func(w http.ResponseWriter, _ *http.Request, a Admin) {
 		writeJSON(w, 200, map[string]string{"name": a.Name, "role": a.role()})
 	}))

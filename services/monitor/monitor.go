@@ -10,6 +10,7 @@ package monitor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/iochub/iochub/pkg/httpedge"
+	"github.com/iochub/iochub/pkg/opsstats"
 )
 
 // Config is the monitor part of the config file.
@@ -37,6 +39,11 @@ type Config struct {
 	// SubscriberSilent: a partner agency's subscription with events waiting
 	// that takes none for this long fires subscriber_silent (default 1 h).
 	SubscriberSilent time.Duration `yaml:"subscriber_silent"`
+	// DeadLetterPercent: dead_letters_arriving fires when new dead letters
+	// are at least this share of what arrived (events and dead letters)
+	// over the last DeadLetterWindow (default 1; the odd broken record of
+	// a busy province is no alert, the page still counts it).
+	DeadLetterPercent float64 `yaml:"dead_letter_percent"`
 	// DiskFullPercent of the JetStream store's limit fires disk_nearly_full
 	// (default 90).
 	DiskFullPercent float64 `yaml:"disk_full_percent"`
@@ -44,8 +51,20 @@ type Config struct {
 	// embedded server): without an account storage limit, disk_nearly_full
 	// watches this filesystem instead.
 	StoreDir string `yaml:"-"`
-	// AlertWebhook, if set, gets a POST of every alert change.
+	// AlertWebhook, if set, gets a POST of every alert change, in order,
+	// each sent again with backoff until it answers 2xx.
 	AlertWebhook string `yaml:"alert_webhook"`
+	// AlertMinDuration: an alert whose condition carries no duration of
+	// its own (clickhouse_unreachable, disk_nearly_full) fires once the
+	// condition has held this long (default 30 s). AlertResolveDelay: a
+	// firing alert resolves once its condition has been gone this long
+	// (default 5 min), so a burst of dead letters is one alert, not one
+	// per sample.
+	AlertMinDuration  time.Duration `yaml:"alert_min_duration"`
+	AlertResolveDelay time.Duration `yaml:"alert_resolve_delay"`
+	// Location writes the alerts' times (set by iochub run from
+	// iocapi.timezone; default Asia/Ho_Chi_Minh).
+	Location *time.Location `yaml:"-"`
 	// Admins may replay and purge dead letters over the API.
 	Admins []Admin `yaml:"admins"`
 	// MaxSources bounds the sources watched (the ops page, /metrics): the
@@ -102,10 +121,14 @@ type Monitor struct {
 	prev    map[string]uint64 // stream -> last seq at the previous sample
 	lag     []lagSample
 	sources map[string]*sourceCounter
-	dlqSeen uint64
-	dlqInit bool
+	dlqSeen   uint64
+	dlqInit   bool
+	dlqWindow []seqSample
 	alerts  map[string]*Alert
+	pending map[string]time.Time // sustained conditions not yet held for AlertMinDuration
 	history []AlertEvent
+	started time.Time
+	gateway map[string]opsstats.GatewayReport // by process
 	rates   []RatePoint
 	counts  func() map[string]SourceTotal
 	subs    func(context.Context) ([]SubscriptionStat, error)
@@ -132,17 +155,24 @@ type minuteCount struct {
 
 // DefaultConfig is the monitor's configuration when the file sets nothing.
 func DefaultConfig() Config {
-	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90, MaxSources: 1000, SourceTTL: 24 * time.Hour}
+	return Config{Interval: 5 * time.Second, LagWindow: time.Minute, DiskFullPercent: 90, MaxSources: 1000, SourceTTL: 24 * time.Hour,
+		AlertMinDuration: 30 * time.Second, AlertResolveDelay: 5 * time.Minute, DeadLetterPercent: 1}
 }
 
 // Validate names every problem of the monitor part of the config file.
 func (c Config) Validate() error {
 	var errs []error
+	if c.AlertMinDuration < 0 || c.AlertResolveDelay < 0 {
+		errs = append(errs, fmt.Errorf("monitor: alert_min_duration %s and alert_resolve_delay %s must not be negative", c.AlertMinDuration, c.AlertResolveDelay))
+	}
 	if c.Interval < 0 || c.LagWindow < 0 || c.SubscriberSilent < 0 {
 		errs = append(errs, fmt.Errorf("monitor: interval %s, lag_window %s and subscriber_silent %s must not be negative", c.Interval, c.LagWindow, c.SubscriberSilent))
 	}
 	if c.MaxSources < 0 || c.SourceTTL < 0 {
 		errs = append(errs, fmt.Errorf("monitor: max_sources %d and source_ttl %s must not be negative", c.MaxSources, c.SourceTTL))
+	}
+	if c.DeadLetterPercent < 0 || c.DeadLetterPercent > 100 {
+		errs = append(errs, fmt.Errorf("monitor.dead_letter_percent: want 0 to 100, got %g", c.DeadLetterPercent))
 	}
 	if c.DiskFullPercent < 0 || c.DiskFullPercent > 100 {
 		errs = append(errs, fmt.Errorf("monitor.disk_full_percent: want 1 to 100, got %g", c.DiskFullPercent))
@@ -207,8 +237,24 @@ func New(cfg Config, d Deps) *Monitor {
 	if cfg.SourceTTL <= 0 {
 		cfg.SourceTTL = def.SourceTTL
 	}
+	if cfg.DeadLetterPercent <= 0 {
+		cfg.DeadLetterPercent = def.DeadLetterPercent
+	}
+	if cfg.AlertMinDuration <= 0 {
+		cfg.AlertMinDuration = def.AlertMinDuration
+	}
+	if cfg.AlertResolveDelay <= 0 {
+		cfg.AlertResolveDelay = def.AlertResolveDelay
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
+		if loc, err := time.LoadLocation("Asia/Ho_Chi_Minh"); err == nil {
+			cfg.Location = loc
+		}
+	}
 	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
-		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{},
+		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{}, pending: map[string]time.Time{}, started: time.Now(),
+		gateway: map[string]opsstats.GatewayReport{},
 		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, subs: d.Subscriptions, ready: make(chan struct{}),
 		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
@@ -220,8 +266,33 @@ func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 // Run samples every interval until ctx is done. It also counts events per
 // source by listening to the event subjects (a plain subscription: it takes
 // nothing from the stream; Deps.Sources avoids it) and dead letters
-// as they arrive.
+// as they arrive, takes the gateways' reports, and sends the alert webhook.
 func (m *Monitor) Run(ctx context.Context) error {
+	if err := m.loadHistory(ctx); err != nil {
+		return fmt.Errorf("monitor: the alert history: %w", err)
+	}
+	if m.cfg.AlertWebhook != "" {
+		c, err := m.webhookConsumer(ctx)
+		if err != nil {
+			return fmt.Errorf("monitor: the alert webhook: %w", err)
+		}
+		done := make(chan struct{})
+		wctx, stop := context.WithCancel(ctx)
+		go func() { defer close(done); m.sendWebhook(wctx, c) }()
+		defer func() { stop(); <-done }()
+	}
+	gsub, err := m.nc.Subscribe(opsstats.GatewaySubject, func(msg *nats.Msg) {
+		var r opsstats.GatewayReport
+		if json.Unmarshal(msg.Data, &r) == nil && r.Process != "" {
+			m.mu.Lock()
+			m.gateway[r.Process] = r
+			m.mu.Unlock()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer gsub.Unsubscribe()
 	if m.counts == nil {
 		sub, err := m.nc.Subscribe("ioc.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), false) })
 		if err != nil {

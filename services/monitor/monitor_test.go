@@ -11,12 +11,14 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap/zaptest"
@@ -43,6 +45,12 @@ func setup(t *testing.T, cfg monitor.Config) (*monitor.Monitor, *nats.Conn, jets
 	srv := natsjstest.Run(t)
 	nc, js := srv.Declared(t, natsjs.StreamLimits{AckWait: 2 * time.Second})
 	cfg.Admins = append(cfg.Admins, monitor.Admin{Name: "ops", TokenSHA256: httpedge.HashToken(adminToken)})
+	if cfg.AlertMinDuration == 0 { // at once, unless the test is about them
+		cfg.AlertMinDuration = time.Nanosecond
+	}
+	if cfg.AlertResolveDelay == 0 {
+		cfg.AlertResolveDelay = time.Nanosecond
+	}
 	return monitor.New(cfg, monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t)}), nc, js
 }
 
@@ -63,6 +71,16 @@ func publish(t *testing.T, js jetstream.JetStream, evs ...event.Event) {
 			t.Fatal(o.Err)
 		}
 	}
+}
+
+func firingOn(m *monitor.Monitor, name, subject string) *monitor.Alert {
+	alerts, _ := m.Alerts()
+	for _, a := range alerts {
+		if a.Name == name && a.Subject == subject {
+			return &a
+		}
+	}
+	return nil
 }
 
 func firing(m *monitor.Monitor, name string) *monitor.Alert {
@@ -118,7 +136,9 @@ func TestStalledAggregatorRaisesLagAlert(t *testing.T) {
 }
 
 // TestSilentSourceRaisesFreshnessAlert: a source expected every 300 ms
-// sends once, then falls silent.
+// sends once, then falls silent. A source never heard from is silent only
+// once its interval has passed since the start: the hourly one is
+// "starting", the 400 ms one fires after 400 ms.
 func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 	notified := make(chan []byte, 16)
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +147,8 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 		notified <- b.Bytes()
 	}))
 	defer hook.Close()
-	m, _, js := setup(t, monitor.Config{Sources: map[string]time.Duration{"/health/his/": 300 * time.Millisecond, "/education/sms": time.Hour},
+	m, _, js := setup(t, monitor.Config{Sources: map[string]time.Duration{"/health/his/": 300 * time.Millisecond, "/education/sms": time.Hour,
+		"/traffic/cam": 400 * time.Millisecond},
 		AlertWebhook: hook.URL})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -144,8 +165,20 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 			t.Fatalf("just after its event: %+v", s)
 		}
 	}
-	if a := firing(m, monitor.AlertSourceSilent); a == nil || a.Subject != "/education/sms" {
-		t.Fatalf("a source never heard from is not reported silent: %+v", a)
+	for _, s := range m.Snapshot().Sources {
+		if s.Source == "/education/sms" && s.Freshness != "starting" {
+			t.Fatalf("an hourly source never heard from, seconds after the start: %+v, want starting", s)
+		}
+	}
+	polltest.True(t, "the camera never heard from, late once 400 ms have passed since the start", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		return firingOn(m, monitor.AlertSourceSilent, "/traffic/cam") != nil
+	})
+	alerts, _ := m.Alerts()
+	for _, a := range alerts {
+		if a.Subject == "/education/sms" {
+			t.Fatalf("the hourly source is reported silent before its first hour: %+v", a)
+		}
 	}
 	polltest.True(t, "the hospital silent past its 300 ms", 10*time.Second, func() bool {
 		m.Sample(context.Background())
@@ -157,7 +190,7 @@ func TestSilentSourceRaisesFreshnessAlert(t *testing.T) {
 		}
 		return false
 	})
-	alerts, _ := m.Alerts()
+	alerts, _ = m.Alerts()
 	silent := 0
 	for _, a := range alerts {
 		if a.Name == monitor.AlertSourceSilent && strings.HasPrefix(a.Subject, "/health/his/") {
@@ -325,8 +358,10 @@ func TestMetricsParseAndMatchTheJSON(t *testing.T) {
 		}
 		return n == 8
 	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
 	mux := http.NewServeMux()
-	m.Register(mux, nil)
+	mux.HandleFunc("GET /metrics", monitor.MetricsHandler([]monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken(adminToken)}}, reg))
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	if rec.Code != http.StatusUnauthorized {
@@ -389,9 +424,15 @@ func TestMetricsParseAndMatchTheJSON(t *testing.T) {
 }
 
 // TestDiskNearlyFullWatchesTheStoreFilesystem: with no account limit, the
-// store directory's filesystem is measured; a threshold it exceeds fires.
+// store directory's filesystem is measured; a threshold it exceeds fires
+// once it has held for the minimum duration (two samples apart).
 func TestDiskNearlyFullWatchesTheStoreFilesystem(t *testing.T) {
-	m, _, _ := setup(t, monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001})
+	m, _, _ := setup(t, monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001, AlertMinDuration: 50 * time.Millisecond})
+	m.Sample(context.Background())
+	if a := firing(m, monitor.AlertDiskNearlyFull); a != nil {
+		t.Fatalf("fired at the first sample, before its minimum duration: %+v", a)
+	}
+	time.Sleep(60 * time.Millisecond)
 	m.Sample(context.Background())
 	st := m.Snapshot().Storage
 	if st.Of != "filesystem" || st.Limit <= 0 || st.Used == 0 {
@@ -573,5 +614,130 @@ func TestSilentSubscriberRaisesAnAlert(t *testing.T) {
 	m.Sample(ctx)
 	if a := firing(m, monitor.AlertSubscriberSilent); a != nil {
 		t.Errorf("still firing after the subscriber took everything: %+v", a)
+	}
+}
+
+// deadLetters puts n dead letters of visits in IOC_DLQ.
+func deadLetters(t *testing.T, js jetstream.JetStream, g *eventgen.Generator, n int) {
+	t.Helper()
+	for range n {
+		e := g.Of("vn.ioc.health.visit.v1")
+		msg := dlq.ForEvent("ioc.health.visit.v1", nil, e.AppendJSON(nil), 0, "gateway", "schema: /kind: not in enum", time.Now())
+		if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDeadLetterBurstRaisesOneAlert: the odd broken record among many
+// events raises nothing; a burst over several samples raises
+// dead_letters_arriving once, and it stays firing through the samples
+// without new letters (its resolve delay, an hour here).
+func TestDeadLetterBurstRaisesOneAlert(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{AlertResolveDelay: time.Hour})
+	g := eventgen.New(5, "burst")
+	m.Sample(context.Background())
+	for range 300 {
+		publish(t, js, g.Next())
+	}
+	deadLetters(t, js, g, 1)
+	m.Sample(context.Background())
+	if a := firing(m, monitor.AlertDeadLetters); a != nil {
+		t.Fatalf("one dead letter among 300 events fired: %+v", a)
+	}
+	for _, n := range []int{20, 0, 15, 0, 0, 30, 0} {
+		deadLetters(t, js, g, n)
+		m.Sample(context.Background())
+		if firing(m, monitor.AlertDeadLetters) == nil {
+			t.Fatalf("after a burst of %d: not firing", n)
+		}
+	}
+	a := firing(m, monitor.AlertDeadLetters)
+	if !strings.Contains(a.Text.VI, "thư chết") || !strings.Contains(a.Text.EN, "dead letters") {
+		t.Errorf("texts %+v", a.Text)
+	}
+	_, hist := m.Alerts()
+	fired := 0
+	for _, e := range hist {
+		if e.Name == monitor.AlertDeadLetters {
+			fired++
+		}
+	}
+	if fired != 1 {
+		t.Errorf("dead_letters_arriving changed %d times over the burst, want once: %+v", fired, hist)
+	}
+}
+
+// TestAlertHistorySurvivesARestart: a monitor fires an alert and stops; a
+// new one on the same JetStream shows the history and the alert firing
+// until its condition is found gone.
+func TestAlertHistorySurvivesARestart(t *testing.T) {
+	srv := natsjstest.Run(t)
+	nc, js := srv.Declared(t, natsjs.StreamLimits{})
+	cfg := monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001, AlertMinDuration: time.Nanosecond, AlertResolveDelay: time.Nanosecond}
+	first := monitor.New(cfg, monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t)})
+	first.Sample(context.Background())
+	first.Sample(context.Background())
+	if firing(first, monitor.AlertDiskNearlyFull) == nil {
+		t.Fatal("disk_nearly_full not firing")
+	}
+	cfg.DiskFullPercent = 100 // the disk was cleaned while the hub was down
+	second := monitor.New(cfg, monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = second.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, second)
+	_, hist := second.Alerts()
+	if len(hist) == 0 || hist[0].Name != monitor.AlertDiskNearlyFull || hist[0].State != "firing" || hist[0].Text.VI == "" {
+		t.Fatalf("history after the restart: %+v", hist)
+	}
+	polltest.True(t, "the alert resolved by the new monitor once its condition is gone", 10*time.Second, func() bool {
+		second.Sample(context.Background())
+		_, hist := second.Alerts()
+		return firing(second, monitor.AlertDiskNearlyFull) == nil && len(hist) == 2 && hist[1].State == "resolved"
+	})
+}
+
+// TestWebhookReceiverDownGetsTheAlertWhenBack: the receiver refuses the
+// first requests (down); the change is sent again with backoff until it is
+// taken, then the next change follows in order.
+func TestWebhookReceiverDownGetsTheAlertWhenBack(t *testing.T) {
+	var mu sync.Mutex
+	refused, got := 0, []string{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if refused < 2 {
+			refused++
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var body struct{ Alerts []monitor.AlertEvent }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		for _, a := range body.Alerts {
+			got = append(got, a.Name+":"+a.State)
+		}
+	}))
+	defer hook.Close()
+	m, _, _ := setup(t, monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001, AlertWebhook: hook.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, m)
+	polltest.True(t, "disk_nearly_full firing", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		return firing(m, monitor.AlertDiskNearlyFull) != nil
+	})
+	polltest.True(t, "the receiver, back after two refusals, has the alert", 30*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 1
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if refused != 2 || got[0] != "disk_nearly_full:firing" {
+		t.Errorf("refused %d, received %v", refused, got)
 	}
 }

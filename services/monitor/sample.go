@@ -13,6 +13,7 @@ import (
 	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/natsjs"
+	"github.com/iochub/iochub/pkg/opsstats"
 )
 
 // Sample reads the streams, consumers and store, then evaluates alerts.
@@ -129,6 +130,16 @@ func (m *Monitor) Sample(ctx context.Context) {
 	}
 	m.forgetSources(now)
 	s.Sources = m.sourceStats(now)
+	var reports []opsstats.GatewayReport
+	for p, r := range m.gateway {
+		if now.Sub(r.At) > m.cfg.SourceTTL {
+			delete(m.gateway, p) // a process gone for long: its figures are history
+			continue
+		}
+		reports = append(reports, r)
+	}
+	sort.Slice(reports, func(i, j int) bool { return reports[i].Process < reports[j].Process })
+	s.Producers = opsstats.Sum(reports)
 	m.snap = s
 	rp := RatePoint{At: now}
 	for _, st := range s.Streams {
@@ -257,21 +268,31 @@ func (m *Monitor) sourceStats(now time.Time) []SourceStat {
 		}
 		if prefix, every, ok := m.expectation(src); ok {
 			seen[prefix] = true
-			ss.ExpectedInterval = every.String()
-			ss.Freshness = "ok"
-			if c.last.IsZero() || now.Sub(c.last) > every {
-				ss.Freshness = "late"
-			}
+			ss.ExpectedInterval, ss.expected = every.String(), every
+			ss.Freshness = m.freshness(now, c.last, every)
 		}
 		out = append(out, ss)
 	}
 	for prefix, every := range m.cfg.Sources { // expected and never heard from
 		if !seen[prefix] {
-			out = append(out, SourceStat{Source: prefix, ExpectedInterval: every.String(), Freshness: "late"})
+			out = append(out, SourceStat{Source: prefix, ExpectedInterval: every.String(), expected: every, Freshness: m.freshness(now, time.Time{}, every)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
 	return out
+}
+
+// freshness of a source expected every interval, last heard at last (zero:
+// not since the monitor started): not late before one interval has passed
+// since the start, for a source may simply not have had its turn yet.
+func (m *Monitor) freshness(now, last time.Time, every time.Duration) string {
+	switch {
+	case !last.IsZero() && now.Sub(last) <= every:
+		return "ok"
+	case now.Sub(m.started) <= every:
+		return "starting"
+	}
+	return "late"
 }
 
 // expectation is the longest configured prefix of src.

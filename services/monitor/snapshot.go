@@ -2,6 +2,8 @@ package monitor
 
 import (
 	"time"
+
+	"github.com/iochub/iochub/pkg/opsstats"
 )
 
 // StreamStat is one stream.
@@ -36,7 +38,10 @@ type SourceStat struct {
 	RejectedPerMin   float64    `json:"rejected_per_min"`
 	LastEventTime    *time.Time `json:"last_event_time"`
 	ExpectedInterval string     `json:"expected_interval,omitempty"`
-	Freshness        string     `json:"freshness"` // ok, late, unknown (no expectation)
+	// Freshness: ok, late, starting (expected, and its first interval
+	// since the monitor started has not passed), unknown (no expectation).
+	Freshness string `json:"freshness"`
+	expected  time.Duration
 }
 
 // SubscriptionStat is a partner agency's subscription: what the sharing
@@ -96,6 +101,9 @@ type Snapshot struct {
 	// Subscriptions: with the sharing service in this process.
 	Subscriptions []SubscriptionStat `json:"subscriptions"`
 	DLQ           DLQStat            `json:"dlq"`
+	// Producers: what the gateway processes took and refused of each
+	// producer since they started, summed over their reports.
+	Producers []opsstats.Producer `json:"producers"`
 	Store         StoreStat          `json:"clickhouse"`
 	Storage       struct {
 		Used  uint64 `json:"used_bytes"`

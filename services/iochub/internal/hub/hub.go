@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
@@ -61,6 +63,8 @@ type Hub struct {
 	sharing  *sharing.Service // nil when the sharing service does not run here
 	leases   *lease.Leases    // openLeases: the connectors' pollers, the aggregators' table locks
 
+	metrics *prometheus.Registry // this process's /metrics
+
 	mounts []func(httpedge.Router)           // each service's routes
 	routes *httpedge.Routes                  // all of them, mounted
 	tasks  []func(ctx context.Context) error // each service's work; returns when ctx is done
@@ -69,7 +73,8 @@ type Hub struct {
 // Start opens the infrastructure, then builds each service of --services.
 // Errors are one line each: what could not be reached, and where.
 func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Hub, err error) {
-	h := &Hub{cfg: cfg, log: log}
+	h := &Hub{cfg: cfg, log: log, metrics: prometheus.NewRegistry()}
+	h.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	defer func() {
 		if err != nil {
 			h.close()
@@ -264,6 +269,12 @@ func (h *Hub) buildAggregator(ctx context.Context) error {
 // buildGateway mounts POST /v1/events and the catalogue (GET /v1/schemas).
 func (h *Hub) buildGateway(context.Context) error {
 	gw := gateway.New(h.cfg.File.Gateway, h.reg, gateway.JetStreamPublisher{JS: h.js}, h.pseudo, h.log)
+	if err := gw.RegisterMetrics(h.metrics); err != nil {
+		return err
+	}
+	// What it took and refused of each producer, to the monitor of
+	// whichever process runs it.
+	h.tasks = append(h.tasks, func(ctx context.Context) error { return gw.Report(ctx, h.nc, monitorInterval(h.cfg.File.Monitor)) })
 	// The catalogue of event types goes with the gateway: producers and
 	// partner agencies read what the hub takes.
 	h.mounts = append(h.mounts, gw.Register, catalogue.New(h.reg).Register)
@@ -383,6 +394,7 @@ func (h *Hub) buildSharing(ctx context.Context) error {
 // in-process aggregator's counters when there is one.
 func (h *Hub) buildMonitor(context.Context) error {
 	mcfg := h.cfg.File.Monitor
+	mcfg.Location = h.cfg.File.IOCAPI.Timezone.Location
 	d := monitor.Deps{NC: h.nc, JS: h.js, Log: h.log.With(zap.String("component", "monitor"))}
 	if h.srv != nil {
 		mcfg.StoreDir = h.cfg.NATS.StoreDir()
@@ -426,10 +438,22 @@ func (h *Hub) buildMonitor(context.Context) error {
 		}
 	}
 	mon := monitor.New(mcfg, d)
+	if err := h.metrics.Register(mon); err != nil {
+		return err
+	}
 	adm := admit.New(h.reg, h.pseudo, 0)
 	h.mounts = append(h.mounts, func(mux httpedge.Router) { mon.Register(mux, adm) })
 	h.tasks = append(h.tasks, mon.Run)
 	return nil
+}
+
+// monitorInterval is how often the monitor samples, and the gateway
+// reports to it.
+func monitorInterval(c monitor.Config) time.Duration {
+	if c.Interval > 0 {
+		return c.Interval
+	}
+	return monitor.DefaultConfig().Interval
 }
 
 // compactRollups compacts the entity rollups every --rollup-compact-interval
@@ -482,6 +506,7 @@ func (h *Hub) mount() error {
 		httpedge.WriteJSON(w, http.StatusOK, map[string]string{"status": "up"})
 	})
 	h.routes.HandleFunc("GET /readyz", h.ready)
+	h.routes.HandleFunc("GET /metrics", monitor.MetricsHandler(h.cfg.File.Monitor.Admins, h.metrics))
 	info := catalogue.Info{Version: version(), NATS: h.natsHost()}
 	openapi, err := catalogue.OpenAPI(append(h.routes.Patterns(), catalogue.DocumentRoutes...), info)
 	if err != nil {
@@ -550,7 +575,7 @@ func (h *Hub) HTTPAddr() string { return h.listener.Addr().String() }
 // stop the embedded server.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.close()
-	hs := httpedge.NewServer(h.routes.Mux, h.cfg.File.HTTP)
+	hs := httpedge.NewServer(httpedge.Instrument(h.routes.Mux, h.metrics), h.cfg.File.HTTP)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { // exits when the server is shut down below
