@@ -112,7 +112,9 @@ func (c *counts) snapshot() opsstats.GatewayReport {
 func (h *Handler) Counts() opsstats.GatewayReport { return h.counts.snapshot() }
 
 // RegisterMetrics adds iochub_gateway_events_total to reg.
-func (h *Handler) RegisterMetrics(reg prometheus.Registerer) error { return reg.Register(h.counts.events) }
+func (h *Handler) RegisterMetrics(reg prometheus.Registerer) error {
+	return reg.Register(h.counts.events)
+}
 
 // Report publishes Counts on opsstats.GatewaySubject every interval until ctx is
 // done, for the monitor (in this process or another).

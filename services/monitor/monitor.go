@@ -10,9 +10,9 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -116,25 +116,25 @@ type Monitor struct {
 	log      *zap.Logger
 	now      func() time.Time
 
-	mu      sync.Mutex
-	snap    Snapshot
-	prev    map[string]uint64 // stream -> last seq at the previous sample
-	lag     []lagSample
-	sources map[string]*sourceCounter
+	mu        sync.Mutex
+	snap      Snapshot
+	prev      map[string]uint64 // stream -> last seq at the previous sample
+	lag       []lagSample
+	sources   map[string]*sourceCounter
 	dlqSeen   uint64
 	dlqInit   bool
 	dlqWindow []seqSample
-	alerts  map[string]*Alert
-	pending map[string]time.Time // sustained conditions not yet held for AlertMinDuration
-	history []AlertEvent
-	started time.Time
-	gateway map[string]opsstats.GatewayReport // by process
-	rates   []RatePoint
-	counts  func() map[string]SourceTotal
-	subs    func(context.Context) ([]SubscriptionStat, error)
-	storeC  func() StoreCounters
-	sizes   func(context.Context) (map[string]TableSize, error)
-	prevIns uint64
+	alerts    map[string]*Alert
+	pending   map[string]time.Time // sustained conditions not yet held for AlertMinDuration
+	history   []AlertEvent
+	started   time.Time
+	gateway   map[string]opsstats.GatewayReport // by process
+	rates     []RatePoint
+	counts    func() map[string]SourceTotal
+	subs      func(context.Context) ([]SubscriptionStat, error)
+	storeC    func() StoreCounters
+	sizes     func(context.Context) (map[string]TableSize, error)
+	prevIns   uint64
 }
 
 type lagSample struct {
@@ -255,7 +255,7 @@ func New(cfg Config, d Deps) *Monitor {
 	return &Monitor{cfg: cfg, nc: d.NC, js: d.JS, store: d.Store, log: d.Log, now: time.Now, prev: map[string]uint64{},
 		sources: map[string]*sourceCounter{}, alerts: map[string]*Alert{}, pending: map[string]time.Time{}, started: time.Now(),
 		gateway: map[string]opsstats.GatewayReport{},
-		counts: d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, subs: d.Subscriptions, ready: make(chan struct{}),
+		counts:  d.Sources, storeC: d.StoreStats, sizes: d.TableSizes, subs: d.Subscriptions, ready: make(chan struct{}),
 		admins: httpedge.NewKeyring("admin", cfg.Admins, func(a Admin) string { return a.TokenSHA256 })}
 }
 

@@ -104,8 +104,8 @@ type Snapshot struct {
 	// Producers: what the gateway processes took and refused of each
 	// producer since they started, summed over their reports.
 	Producers []opsstats.Producer `json:"producers"`
-	Store         StoreStat          `json:"clickhouse"`
-	Storage       struct {
+	Store     StoreStat           `json:"clickhouse"`
+	Storage   struct {
 		Used  uint64 `json:"used_bytes"`
 		Limit int64  `json:"limit_bytes"`
 		Of    string `json:"of"` // "account" (JetStream's limit) or "filesystem" (of the store directory)
