@@ -185,6 +185,7 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
+	checkDeployQueries(t, fams)
 	routes := map[string]bool{}
 	for _, m := range fams["iochub_http_request_duration_seconds"].GetMetric() {
 		for _, l := range m.GetLabel() {

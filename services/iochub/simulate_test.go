@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,16 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/iochub/iochub/pkg/chstore"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
+	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/services/iochub/internal/hub"
+	"github.com/iochub/iochub/services/monitor"
 )
 
 // TestSimulateCommandFillsEverySector runs a hub with every connector
 // configured, then `iochub-sim` as its own process against it: the
 // dossier API, FHIR server, CSV exports, MQTT sensors and webhooks it
 // simulates reach all seven raw tables through the connectors within a
-// minute.
+// minute. The hub's monitor has the demo config's expectations
+// (deploy/iochub.dev.yaml): no alert fires during its first minute.
 func TestSimulateCommandFillsEverySector(t *testing.T) {
 	iochubBinary(t)
 	dsn := chstoretest.NewDatabase(t)
@@ -44,15 +50,29 @@ nats:
 	if err := os.WriteFile(confFile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	demo, err := os.ReadFile("../../deploy/iochub.dev.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dev struct {
+		Monitor monitor.Config `yaml:"monitor"`
+	}
+	if err := yaml.Unmarshal(demo, &dev); err != nil || len(dev.Monitor.Sources) == 0 {
+		t.Fatalf("the demo's monitor config: %v", err)
+	}
+	dev.Monitor.Interval = time.Second
+	dev.Monitor.Admins = []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}
 	base := startHubWith(t, dsn, func(c *hub.Config) {
-		c.Services = "aggregator,connectors"
+		c.Services = "aggregator,connectors,monitor"
 		c.NATS.DataDir = filepath.Join(dir, "hub")
 		c.ConfigFile = confFile
 		c.NATS.MQTTListen = mqttAddr
 		if err := c.Load(); err != nil {
 			t.Fatal(err)
 		}
+		c.File.Monitor = dev.Monitor
 	})
+	hubStart := time.Now()
 	cmd := exec.Command(simBinary(t), "--config", confFile, "--data-dir", filepath.Join(dir, "hub"), "--mqtt", mqttAddr, "--hub", base, "--history", "24h")
 	cmd.Stderr = testWriter{t}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -74,4 +94,31 @@ nats:
 	}
 	counts, _ := storeCounts(s)
 	t.Logf("after %s: %v", time.Since(start).Round(time.Second), counts)
+	// The first minute: every sample without a firing alert.
+	samples := 0
+	for time.Since(hubStart) < time.Minute {
+		var alerts struct{ Firing []monitor.Alert }
+		if code := getJSON(t, base+"/v1/ops/alerts", "ops-token", &alerts); code != http.StatusOK {
+			t.Fatalf("alerts: %d", code)
+		}
+		if len(alerts.Firing) > 0 {
+			t.Fatalf("%s after the start of the demo, alerts fire: %+v", time.Since(hubStart).Round(time.Second), alerts.Firing)
+		}
+		samples++
+		time.Sleep(2 * time.Second)
+	}
+	var snap monitor.Snapshot
+	getJSON(t, base+"/v1/ops/snapshot", "ops-token", &snap)
+	expected := 0
+	for _, src := range snap.Sources {
+		if src.ExpectedInterval != "" {
+			expected++
+			if src.Freshness != "ok" && src.Freshness != "starting" {
+				t.Errorf("source %s: %s a minute after the start", src.Source, src.Freshness)
+			}
+		}
+	}
+	if expected < 6 || samples < 10 {
+		t.Errorf("%d sources with an expectation, %d looks at the alerts", expected, samples)
+	}
 }
