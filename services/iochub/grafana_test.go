@@ -128,7 +128,7 @@ func TestMetricNamesAreFoundInQueries(t *testing.T) {
 	for expr, want := range map[string]string{
 		`histogram_quantile(0.95, sum by (le, route) (rate(iochub_http_request_duration_seconds_bucket[5m])))`: "iochub_http_request_duration_seconds_bucket",
 		`time() - iochub_source_last_event_timestamp_seconds > 900`:                                            "iochub_source_last_event_timestamp_seconds",
-		`sum by (producer, reason) (rate(iochub_gateway_events_total{outcome="rejected"}[5m]))`:               "iochub_gateway_events_total",
+		`sum by (producer, reason) (rate(iochub_gateway_events_total{outcome="rejected"}[5m]))`:                "iochub_gateway_events_total",
 	} {
 		if got := strings.Join(metricsOf(expr), ","); got != want {
 			t.Errorf("%s: %s, want %s", expr, got, want)
