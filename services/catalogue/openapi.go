@@ -57,7 +57,7 @@ var operations = map[string]operation{
 	"GET /v1/kpis":           {tag: "iocapi", summary: "The KPIs the reader may see", security: reader, ok: 200, errs: []int{401}},
 	"GET /v1/kpis/{name}": {tag: "iocapi", summary: "A KPI's value, series or breakdown", security: reader, ok: 200, errs: []int{400, 401, 403, 404, 503},
 		query: []param{
-			{"from", "start, RFC 3339 or YYYY-MM-DD (province's time zone); default: 7 days before to"},
+			{"from", "start, RFC 3339 or YYYY-MM-DD (province's time zone); default: midnight of the 7th calendar day back, the day of to counted (the dashboard's 'last 7 days')"},
 			{"to", "end, RFC 3339 or YYYY-MM-DD; default: now"},
 			{"granularity", "hour, day or month: a series instead of one value"},
 			{"by", "a dimension of the KPI: a breakdown"},

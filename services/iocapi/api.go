@@ -195,6 +195,19 @@ func localize(res *kpi.Result, loc *time.Location) *kpi.Result {
 	return res
 }
 
+// DefaultDays is the period of a KPI request without from: the calendar
+// day of to and the days before it, DefaultDays in all, in the IOC's time
+// zone, as the dashboard's "7 ngày qua" (last 7 days).
+const DefaultDays = 7
+
+// DefaultFrom is the start of the default period ending at to: local
+// midnight DefaultDays-1 days before the day to falls in (a to at
+// midnight ends the day before it).
+func DefaultFrom(to time.Time, loc *time.Location) time.Time {
+	last := to.Add(-time.Nanosecond).In(loc)
+	return time.Date(last.Year(), last.Month(), last.Day()-(DefaultDays-1), 0, 0, 0, 0, loc)
+}
+
 // MaxFilterValues bounds how many values one dimension filter may list.
 const MaxFilterValues = 100
 
@@ -228,7 +241,7 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 			return req, "", bad("to", "to: %v", err)
 		}
 	}
-	req.From = req.To.Add(-7 * 24 * time.Hour)
+	req.From = DefaultFrom(req.To, a.loc)
 	if v := q.Get("from"); v != "" {
 		if req.From, err = a.parseTime(v); err != nil {
 			return req, "", bad("from", "from: %v", err)

@@ -247,3 +247,34 @@ func TestCSVCellsAreNeverFormulas(t *testing.T) {
 		t.Fatalf("csv:\n%s", body)
 	}
 }
+
+// TestDefaultPeriodIsSevenCalendarDays: without from, a KPI request covers
+// the calendar day of to and the six before it in the province's time
+// zone, as the dashboard's "7 ngày qua"; never to minus 7×24 hours.
+func TestDefaultPeriodIsSevenCalendarDays(t *testing.T) {
+	srv, f := newServer(t)
+	for _, c := range []struct{ to, from string }{
+		{"2026-11-05T10:00:00%2B07:00", "2026-10-30T00:00:00+07:00"},
+		{"2026-11-05T02:00:00Z", "2026-10-30T00:00:00+07:00"}, // 09:00 in Hà Nội
+		{"2026-11-04T20:00:00Z", "2026-10-30T00:00:00+07:00"}, // 03:00 on the 5th in Hà Nội
+		{"2026-11-05", "2026-10-29T00:00:00+07:00"},           // midnight ends the 4th
+	} {
+		if code, body, _ := get(t, srv, "/v1/kpis/publicservice.dossiers_received?to="+c.to, leaderToken); code != 200 {
+			t.Fatalf("to=%s: %d %s", c.to, code, body)
+		}
+		if got := f.last.From.In(vn).Format(time.RFC3339); got != c.from {
+			t.Errorf("to=%s: from %s, want %s", c.to, got, c.from)
+		}
+	}
+	before := time.Now()
+	if code, body, _ := get(t, srv, "/v1/kpis/publicservice.dossiers_received", leaderToken); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	after := time.Now()
+	if want, want2 := iocapi.DefaultFrom(before, vn), iocapi.DefaultFrom(after, vn); !f.last.From.Equal(want) && !f.last.From.Equal(want2) {
+		t.Errorf("no from, no to: from %s, want %s", f.last.From, want)
+	}
+	if f.last.From.In(vn).Hour() != 0 || f.last.To.Sub(f.last.From) < 6*24*time.Hour || f.last.To.Sub(f.last.From) > 7*24*time.Hour {
+		t.Errorf("the default period %s – %s is not 7 calendar days", f.last.From, f.last.To)
+	}
+}
