@@ -47,6 +47,10 @@ type Def struct {
 	Dimensions    map[string]string `yaml:"dimensions" json:"-"` // dimension -> column of the query
 	Freshness     []string          `yaml:"freshness" json:"-"`  // raw tables whose latest rows date the KPI
 	Query         string            `yaml:"query" json:"-"`
+	// Target is the goal and alarm the dashboard shows and colours by.
+	Target *Target `yaml:"target" json:"target,omitempty"`
+	// Scale is the top of a score's scale (5 for 1–5): "3,5/5 điểm".
+	Scale float64 `yaml:"scale" json:"scale,omitempty"`
 
 	DimensionNames []string `yaml:"-" json:"dimensions"`
 	tmpl           *template.Template
@@ -175,6 +179,14 @@ func (d *Def) check() error {
 	}
 	if len(d.Freshness) == 0 {
 		errs = append(errs, errors.New("freshness: name the raw tables behind the KPI"))
+	}
+	if d.Target != nil {
+		if err := d.Target.check(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if d.Scale < 0 {
+		errs = append(errs, fmt.Errorf("scale %g: want the top of the score's scale, or leave it out", d.Scale))
 	}
 	if strings.TrimSpace(d.Query) == "" {
 		errs = append(errs, errors.New("query is empty"))

@@ -62,6 +62,7 @@ var operations = map[string]operation{
 			{"granularity", "hour, day or month: a series instead of one value"},
 			{"by", "a dimension of the KPI: a breakdown"},
 			{"format", "json (default) or csv"},
+			{"compare", "previous: also the total of the period before (moved back by the whole calendar days the period spans) and the change"},
 			{"area", "filter by area code; the KPI's other dimensions filter the same way"},
 		}},
 	"GET /v1/areas":  {tag: "iocapi", summary: "The area reference data", security: reader, ok: 200, errs: []int{401}},

@@ -134,6 +134,50 @@ type KPIResponse struct {
 	By          string              `json:"by,omitempty"`
 	kpi.Result
 	Freshness kpi.Freshness `json:"freshness"`
+	// TargetState is where the total stands against the KPI's target
+	// (met, below, alarm); empty without a target or a total.
+	TargetState string `json:"target_state,omitempty"`
+	// Previous is the period before, with compare=previous.
+	Previous *Comparison `json:"previous,omitempty"`
+}
+
+// Comparison is a KPI's total over the previous period: the period
+// shifted back by as many whole calendar days as it spans, so that today
+// until now compares with yesterday until the same hour.
+type Comparison struct {
+	From  time.Time `json:"from"`
+	To    time.Time `json:"to"`
+	Total *float64  `json:"total"`
+	// Change of the total: in percentage points for a percent KPI
+	// (change_kind points), otherwise relative to the previous total in %
+	// (change_kind percent); null when either total is missing (or the
+	// previous is 0 for a relative change).
+	Change     *float64 `json:"change"`
+	ChangeKind string   `json:"change_kind"`
+}
+
+// PreviousPeriod is the period compare=previous compares with: from and
+// to moved back by the whole calendar days from–to spans, in loc.
+func PreviousPeriod(from, to time.Time, loc *time.Location) (time.Time, time.Time) {
+	days := int((to.Sub(from) + 24*time.Hour - time.Nanosecond) / (24 * time.Hour))
+	f, t := from.In(loc), to.In(loc)
+	return f.AddDate(0, 0, -days), t.AddDate(0, 0, -days)
+}
+
+// change is the change from prev to cur for a KPI of format.
+func change(format string, cur, prev *float64) (*float64, string) {
+	if format == "percent" {
+		if cur == nil || prev == nil {
+			return nil, "points"
+		}
+		v := *cur - *prev
+		return &v, "points"
+	}
+	if cur == nil || prev == nil || *prev == 0 {
+		return nil, "percent"
+	}
+	v := (*cur - *prev) / *prev * 100
+	return &v, "percent"
 }
 
 func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
@@ -148,7 +192,7 @@ func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
 			fmt.Sprintf("reader %q (role %s) may not read %s KPIs", rd.Name, rd.Role, d.Sector))
 		return
 	}
-	req, format, err := a.parse(r.URL.Query(), d)
+	req, format, compare, err := a.parse(r.URL.Query(), d)
 	if err == nil {
 		_, err = a.kpis.Check(req)
 	}
@@ -179,13 +223,31 @@ func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
 		writeCSV(w, d, res, a.loc)
 		return
 	}
+	var prev *Comparison
+	if compare {
+		preq := req
+		preq.From, preq.To = PreviousPeriod(req.From, req.To, a.loc)
+		preq.By = ""
+		_, pres, err := a.kpis.Run(ctx, preq)
+		if err != nil {
+			a.log.Error("kpi query failed", zap.String("kpi", name), zap.Error(err))
+			problem(w, http.StatusServiceUnavailable, ProblemUnavailable, "KPI query failed", "the KPI store did not answer; try again")
+			return
+		}
+		prev = &Comparison{From: preq.From.In(a.loc), To: preq.To.In(a.loc), Total: pres.Total}
+		prev.Change, prev.ChangeKind = change(d.Format, res.Total, pres.Total)
+	}
+	state := ""
+	if d.Target != nil && res.Total != nil {
+		state = d.Target.State(*res.Total)
+	}
 	filters := req.Filters
 	if v := r.URL.Query().Get("area"); v != "" {
 		filters = maps.Clone(filters)
 		filters["area"] = []string{v} // as asked, not expanded
 	}
 	writeJSON(w, http.StatusOK, KPIResponse{Name: d.Name, Title: d.Title, Unit: d.Unit, Format: d.Format, From: req.From.In(a.loc), To: req.To.In(a.loc),
-		Granularity: req.Granularity, Filters: filters, By: req.By, Result: *localize(res, a.loc), Freshness: fresh})
+		Granularity: req.Granularity, Filters: filters, By: req.By, Result: *localize(res, a.loc), Freshness: fresh, TargetState: state, Previous: prev})
 }
 
 func localize(res *kpi.Result, loc *time.Location) *kpi.Result {
@@ -217,34 +279,35 @@ type parameterProblem struct {
 	Parameter string `json:"parameter,omitempty"`
 }
 
-// parse reads the query string. Errors are *kpi.ParameterError.
-func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
+// parse reads the query string: the request, the format and whether the
+// previous period is asked for. Errors are *kpi.ParameterError.
+func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, bool, error) {
 	bad := kpi.BadParameter
 	req := kpi.Request{Name: d.Name, Filters: map[string][]string{}}
 	now := a.now()
 	var err error
 	for k := range q {
 		switch k {
-		case "from", "to", "granularity", "by", "format":
+		case "from", "to", "granularity", "by", "format", "compare":
 		default:
 			if !slices.Contains(kpi.Dimensions, k) {
-				return req, "", bad(k, "unknown parameter %q (from, to, granularity, by, format and the dimensions %s)", k, strings.Join(d.DimensionNames, ", "))
+				return req, "", false, bad(k, "unknown parameter %q (from, to, granularity, by, format, compare and the dimensions %s)", k, strings.Join(d.DimensionNames, ", "))
 			}
 		}
 		if len(q[k]) > 1 {
-			return req, "", bad(k, "%s is given %d times; give it once (several values: comma-separated)", k, len(q[k]))
+			return req, "", false, bad(k, "%s is given %d times; give it once (several values: comma-separated)", k, len(q[k]))
 		}
 	}
 	req.To = now
 	if v := q.Get("to"); v != "" {
 		if req.To, err = a.parseTime(v); err != nil {
-			return req, "", bad("to", "to: %v", err)
+			return req, "", false, bad("to", "to: %v", err)
 		}
 	}
 	req.From = DefaultFrom(req.To, a.loc)
 	if v := q.Get("from"); v != "" {
 		if req.From, err = a.parseTime(v); err != nil {
-			return req, "", bad("from", "from: %v", err)
+			return req, "", false, bad("from", "from: %v", err)
 		}
 	}
 	req.Granularity = q.Get("granularity")
@@ -254,12 +317,12 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 			req.Granularity = "day"
 		}
 	} else if !slices.Contains(kpi.Granularities, req.Granularity) {
-		return req, "", bad("granularity", "granularity %q: want hour, day or month", req.Granularity)
+		return req, "", false, bad("granularity", "granularity %q: want hour, day or month", req.Granularity)
 	}
 	req.By = q.Get("by")
 	format := q.Get("format")
 	if format != "" && format != "json" && format != "csv" {
-		return req, "", bad("format", "format %q: want json or csv", format)
+		return req, "", false, bad("format", "format %q: want json or csv", format)
 	}
 	for _, dim := range kpi.Dimensions {
 		v := q.Get(dim)
@@ -268,19 +331,27 @@ func (a *API) parse(q url.Values, d *kpi.Def) (kpi.Request, string, error) {
 		}
 		vals := strings.Split(v, ",")
 		if v == "" || slices.Contains(vals, "") {
-			return req, "", bad(dim, "%s is empty", dim)
+			return req, "", false, bad(dim, "%s is empty", dim)
 		}
 		if len(vals) > MaxFilterValues {
-			return req, "", bad(dim, "%s lists %d values; at most %d", dim, len(vals), MaxFilterValues)
+			return req, "", false, bad(dim, "%s lists %d values; at most %d", dim, len(vals), MaxFilterValues)
 		}
 		if dim == "area" {
 			if vals, err = a.expandAreas(vals); err != nil {
-				return req, "", bad("area", "area: %v", err)
+				return req, "", false, bad("area", "area: %v", err)
 			}
 		}
 		req.Filters[dim] = vals
 	}
-	return req, format, nil
+	compare := false
+	switch q.Get("compare") {
+	case "":
+	case "previous":
+		compare = true
+	default:
+		return req, "", false, bad("compare", "compare %q: want previous (the period before, as long)", q.Get("compare"))
+	}
+	return req, format, compare, nil
 }
 
 // expandAreas checks each code against the reference data and adds every

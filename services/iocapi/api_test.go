@@ -278,3 +278,33 @@ func TestDefaultPeriodIsSevenCalendarDays(t *testing.T) {
 		t.Errorf("the default period %s – %s is not 7 calendar days", f.last.From, f.last.To)
 	}
 }
+
+func TestPreviousPeriodAndChange(t *testing.T) {
+	at := func(s string) time.Time { v, _ := time.ParseInLocation("2006-01-02 15:04", s, vn); return v }
+	for _, c := range []struct{ from, to, pf, pt string }{
+		{"2026-11-04 00:00", "2026-11-05 00:00", "2026-11-03 00:00", "2026-11-04 00:00"},
+		{"2026-11-29 00:00", "2026-12-03 10:30", "2026-11-24 00:00", "2026-11-28 10:30"}, // 7 days until now: the week before, until the same hour
+		{"2026-12-03 00:00", "2026-12-03 10:30", "2026-12-02 00:00", "2026-12-02 10:30"},
+	} {
+		f, tt := iocapi.PreviousPeriod(at(c.from), at(c.to), vn)
+		if !f.Equal(at(c.pf)) || !tt.Equal(at(c.pt)) {
+			t.Errorf("%s – %s: previous %s – %s, want %s – %s", c.from, c.to, f, tt, c.pf, c.pt)
+		}
+	}
+	srv, f := newServer(t)
+	code, body, _ := get(t, srv, "/v1/kpis/publicservice.dossiers_received?from=2026-11-04&to=2026-11-05&compare=previous", leaderToken)
+	var r iocapi.KPIResponse
+	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Previous == nil {
+		t.Fatalf("%d %s", code, body)
+	}
+	if r.Previous.Change == nil || *r.Previous.Change != 0 || r.Previous.ChangeKind != "percent" || !f.last.From.Equal(at("2026-11-03 00:00")) {
+		t.Errorf("previous %+v, asked %s", r.Previous, f.last.From)
+	}
+	code, body, _ = get(t, srv, "/v1/kpis/publicservice.on_time_rate?compare=previous", leaderToken)
+	if err := json.Unmarshal([]byte(body), &r); code != 200 || err != nil || r.Previous.ChangeKind != "points" || r.TargetState != "met" {
+		t.Errorf("on-time rate (the fake answers 1234.5 for all): %d %s", code, body)
+	}
+	if code, body, _ := get(t, srv, "/v1/kpis/publicservice.on_time_rate?compare=last-year", leaderToken); code != 400 || !strings.Contains(body, `compare \"last-year\"`) {
+		t.Errorf("compare=last-year: %d %s", code, body)
+	}
+}
