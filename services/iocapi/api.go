@@ -1,5 +1,6 @@
 // Package iocapi serves the IOC: the KPI catalogue and values
-// (GET /v1/kpis, GET /v1/kpis/{name}), the area reference data
+// (GET /v1/kpis, GET /v1/kpis/{name}), the lists behind them
+// (GET /v1/lists/{name}: overdue dossiers, late reports, incidents), the area reference data
 // (GET /v1/areas) and the dashboard at /, to readers holding a bearer token
 // from the config file.
 package iocapi
@@ -40,6 +41,7 @@ type KPIs interface {
 	Check(r kpi.Request) (*kpi.Def, error)
 	Run(ctx context.Context, r kpi.Request) (*kpi.Def, *kpi.Result, error)
 	Freshness(ctx context.Context, d *kpi.Def) (kpi.Freshness, error)
+	List(ctx context.Context, l *kpi.List, r kpi.ListRequest) (*kpi.ListPage, error)
 }
 
 // API is the iocapi HTTP handler set.
@@ -75,6 +77,8 @@ func (a *API) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/kpis/{name}", a.readers.Require(a.kpi))
 	mux.HandleFunc("GET /v1/areas", a.readers.Require(a.listAreas))
 	mux.HandleFunc("GET /v1/whoami", a.readers.Require(a.whoami))
+	mux.HandleFunc("GET /v1/lists", a.readers.Require(a.lists))
+	mux.HandleFunc("GET /v1/lists/{name}", a.readers.Require(a.list))
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)
 	mux.Handle("GET /", withHeaders(files))

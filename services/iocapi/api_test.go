@@ -26,6 +26,8 @@ type fakeKPIs struct {
 	engine *kpi.Engine
 	last   kpi.Request
 	keys   []string // breakdown keys; default one area
+
+	lastList kpi.ListRequest
 }
 
 func (f *fakeKPIs) Check(r kpi.Request) (*kpi.Def, error) { return f.engine.Check(r) }
@@ -48,6 +50,11 @@ func (f *fakeKPIs) Run(_ context.Context, r kpi.Request) (*kpi.Def, *kpi.Result,
 	}
 	return d, res, nil
 }
+func (f *fakeKPIs) List(ctx context.Context, l *kpi.List, r kpi.ListRequest) (*kpi.ListPage, error) {
+	f.lastList = r
+	return &kpi.ListPage{Rows: []map[string]any{}}, l.Check(&r)
+}
+
 func (f *fakeKPIs) Freshness(context.Context, *kpi.Def) (kpi.Freshness, error) {
 	return kpi.Freshness{}, nil
 }

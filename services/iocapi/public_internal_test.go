@@ -50,6 +50,10 @@ func (c *countingKPIs) Run(context.Context, kpi.Request) (*kpi.Def, *kpi.Result,
 	c.runs++
 	return nil, &kpi.Result{}, nil
 }
+func (c *countingKPIs) List(context.Context, *kpi.List, kpi.ListRequest) (*kpi.ListPage, error) {
+	return &kpi.ListPage{}, nil
+}
+
 func (c *countingKPIs) Freshness(context.Context, *kpi.Def) (kpi.Freshness, error) {
 	return kpi.Freshness{}, nil
 }
