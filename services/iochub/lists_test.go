@@ -74,13 +74,13 @@ func TestOverdueDossierListIsExact(t *testing.T) {
 		return err == nil && n == uint64(len(evs))
 	})
 	type row struct {
-		ID      string `json:"dossier_id"`
-		Proc    string `json:"procedure_code"`
-		Agency  string `json:"agency_code"`
-		Area    string `json:"area_code"`
-		Days    int64  `json:"days_overdue"`
+		ID      string    `json:"dossier_id"`
+		Proc    string    `json:"procedure_code"`
+		Agency  string    `json:"agency_code"`
+		Area    string    `json:"area_code"`
+		Days    int64     `json:"days_overdue"`
 		Due     time.Time `json:"due_at"`
-		Applies string `json:"applicant_name"`
+		Applies string    `json:"applicant_name"`
 	}
 	var got struct {
 		Total int
