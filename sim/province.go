@@ -178,6 +178,9 @@ func (p *Province) Feed(evs []event.Event) error {
 				"trang_thai": incidentState[str("status")], "ma_dia_ban": str("area_code"), "doan_duong": str("segment_id"),
 				"thoi_diem_xay_ra": local(str("occurred_at")), "thoi_diem": local(str("status_time")),
 				"so_nguoi_bi_thuong": num("injured"), "so_nguoi_tu_vong": num("killed")}
+			if loc, ok := d["location"]; ok {
+				m["vi_tri"] = loc
+			}
 			if p.broken(e.ID) {
 				m["loai"] = "?"
 			}
@@ -195,6 +198,9 @@ func (p *Province) Feed(evs []event.Event) error {
 			}
 			if v, ok := d["satisfaction"]; ok {
 				m["danh_gia"] = v
+			}
+			if loc, ok := d["location"]; ok {
+				m["vi_tri"] = loc
 			}
 			if p.broken(e.ID) {
 				m["trang_thai"] = "dong"

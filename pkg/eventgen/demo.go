@@ -3,6 +3,8 @@ package eventgen
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -40,6 +42,24 @@ var (
 	demoAgencies  = []string{"SO-TP", "SO-KHDT", "SO-TNMT", "SO-GTVT", "UBND"}
 	demoCategory  = []string{"moi_truong", "giao_thong", "trat_tu_do_thi", "an_ninh", "dien_nuoc", "xay_dung"}
 )
+
+// demoSeats are about where each demo district's seat is (longitude,
+// latitude): the demo's reports and incidents happen around them.
+var demoSeats = map[string][2]float64{
+	"27256": {106.075, 21.185}, "27258": {105.955, 21.205}, "27259": {106.165, 21.150}, "27260": {106.030, 21.125},
+	"27261": {105.965, 21.120}, "27262": {106.085, 21.045}, "27263": {106.195, 21.065}, "27264": {106.225, 21.025},
+}
+
+// demoPlace is a point within about 2 km of area's seat, the same for an
+// entity's every status (from its id, not the generator's draws).
+func demoPlace(id, area string) map[string]any {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(id))
+	x := h.Sum64()
+	dx, dy := float64(x%2001)/100000-0.01, float64((x/2001)%2001)/100000-0.01
+	seat := demoSeats[area]
+	return map[string]any{"lat": math.Round((seat[1]+dy)*1e5) / 1e5, "lon": math.Round((seat[0]+dx)*1e5) / 1e5}
+}
 
 // rhythm is how busy an hour of the local day is, 0..1: a morning and an
 // evening peak, quiet nights.
@@ -190,7 +210,8 @@ func (d *Demo) report(rnd *rand.Rand, h time.Time, i int, emit func(event.Event)
 	due := sub.Add(48 * time.Hour)
 	area := demoDistricts[rnd.IntN(len(demoDistricts))]
 	base := map[string]any{"report_id": id, "category": demoCategory[rnd.IntN(len(demoCategory))], "area_code": area,
-		"channel": pickOf(rnd, "app", "app", "hotline", "web", "zalo"), "submitted_at": rfc(sub), "due_at": rfc(due), "agency_code": "UBND-" + area}
+		"channel": pickOf(rnd, "app", "app", "hotline", "web", "zalo"), "submitted_at": rfc(sub), "due_at": rfc(due), "agency_code": "UBND-" + area,
+		"location": demoPlace(id, area)}
 	step := func(n int, status string, at time.Time, extra map[string]any) {
 		data := map[string]any{"status": status, "status_time": rfc(at)}
 		for k, v := range base {
@@ -229,7 +250,7 @@ func (d *Demo) incident(rnd *rand.Rand, h time.Time, i int, emit func(event.Even
 		}
 	}
 	base := map[string]any{"incident_id": id, "kind": kind, "severity": pickOf(rnd, "minor", "minor", "moderate", "serious"),
-		"area_code": area, "segment_id": fmt.Sprintf("QL1A-%02d", 1+rnd.IntN(8)), "occurred_at": rfc(occ)}
+		"area_code": area, "segment_id": fmt.Sprintf("QL1A-%02d", 1+rnd.IntN(8)), "occurred_at": rfc(occ), "location": demoPlace(id, area)}
 	step := func(n int, status string, at time.Time, inj, kil int) {
 		data := map[string]any{"status": status, "status_time": rfc(at), "injured": inj, "killed": kil}
 		for k, v := range base {

@@ -31,6 +31,7 @@ import (
 const (
 	ProblemBadParameter = "urn:iochub:problem:bad-parameter"
 	ProblemUnknownKPI   = "urn:iochub:problem:unknown-kpi"
+	ProblemNoShapes     = "urn:iochub:problem:no-shapes"
 	ProblemUnauthorized = httpedge.ProblemUnauthorized
 	ProblemForbidden    = httpedge.ProblemForbidden
 	ProblemUnavailable  = httpedge.ProblemUnavailable
@@ -55,14 +56,25 @@ type API struct {
 	log     *zap.Logger
 	now     func() time.Time
 
+	shapes *area.Shapes // nil: the dashboard draws a tile grid
+
 	publicMu    sync.Mutex
 	publicCache map[string]publicEntry // the public figures, by last day
 }
 
+// Option changes how New builds the API.
+type Option func(*API)
+
+// WithShapes gives the map the units' outlines (GET /v1/areas/shapes).
+func WithShapes(s *area.Shapes) Option { return func(a *API) { a.shapes = s } }
+
 // New builds the API. cfg must have passed Validate.
-func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap.Logger) (*API, error) {
+func New(cfg Config, catalog *kpi.Catalog, kpis KPIs, areas *area.List, log *zap.Logger, opts ...Option) (*API, error) {
 	cfg.Defaults()
 	a := &API{cfg: cfg, catalog: catalog, kpis: kpis, areas: areas, loc: cfg.Timezone.Loc(), log: log, now: time.Now}
+	for _, o := range opts {
+		o(a)
+	}
 	readers := make([]*Reader, len(a.cfg.Readers))
 	for i := range a.cfg.Readers {
 		readers[i] = &a.cfg.Readers[i]
@@ -76,6 +88,7 @@ func (a *API) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/kpis", a.readers.Require(a.catalogue))
 	mux.HandleFunc("GET /v1/kpis/{name}", a.readers.Require(a.kpi))
 	mux.HandleFunc("GET /v1/areas", a.readers.Require(a.listAreas))
+	mux.HandleFunc("GET /v1/areas/shapes", a.readers.Require(a.areaShapes))
 	mux.HandleFunc("GET /v1/whoami", a.readers.Require(a.whoami))
 	mux.HandleFunc("GET /v1/lists", a.readers.Require(a.lists))
 	mux.HandleFunc("GET /v1/lists/{name}", a.readers.Require(a.list))
@@ -119,6 +132,18 @@ func (a *API) catalogue(w http.ResponseWriter, _ *http.Request, rd *Reader) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"kpis": out})
+}
+
+// areaShapes answers the units' outlines (GeoJSON), or 404 when the
+// areas file has none beside it.
+func (a *API) areaShapes(w http.ResponseWriter, _ *http.Request, _ *Reader) {
+	if a.shapes == nil {
+		problem(w, http.StatusNotFound, ProblemNoShapes, "No shapes", "the areas file has no .geojson beside it: the map is a tile grid of the units")
+		return
+	}
+	w.Header().Set("Content-Type", "application/geo+json")
+	w.Header().Set("Cache-Control", "private, max-age=3600")
+	_, _ = w.Write(a.shapes.GeoJSON())
 }
 
 func (a *API) listAreas(w http.ResponseWriter, _ *http.Request, _ *Reader) {

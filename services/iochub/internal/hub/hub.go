@@ -314,8 +314,18 @@ func (h *Hub) buildIOCAPI(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--areas: %w", err)
 	}
+	var opts []iocapi.Option
+	shapes, err := area.LoadShapes(area.ShapesPath(h.cfg.AreasFile), areas)
+	switch {
+	case errors.Is(err, area.ErrNoShapes):
+		h.log.Info("no area shapes beside --areas: the dashboard's map is a tile grid of the units", zap.String("file", area.ShapesPath(h.cfg.AreasFile)))
+	case err != nil:
+		return fmt.Errorf("--areas: %w", err)
+	default:
+		opts = append(opts, iocapi.WithShapes(shapes))
+	}
 	engine := &kpi.Engine{Catalog: h.catalog, Store: h.store, Location: h.cfg.File.IOCAPI.Timezone.Loc()}
-	api, err := iocapi.New(h.cfg.File.IOCAPI, h.catalog, engine, areas, h.log)
+	api, err := iocapi.New(h.cfg.File.IOCAPI, h.catalog, engine, areas, h.log, opts...)
 	if err != nil {
 		return err
 	}
