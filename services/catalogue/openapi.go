@@ -78,6 +78,7 @@ var operations = map[string]operation{
 			{"area", "filter by area code; the KPI's other dimensions filter the same way"},
 		}},
 	"GET /v1/areas/shapes": {tag: "iocapi", summary: "The units' outlines for the map (GeoJSON beside the areas CSV); 404 when there are none", security: reader, ok: 200, errs: []int{401, 404}},
+	"GET /v1/alerts":       {tag: "iocapi", summary: "The monitor's alerts that matter on the IOC's screens (a source silent, the store down, the aggregator behind), firing now, in Vietnamese and English", security: reader, ok: 200, errs: []int{401, 503}},
 	"GET /v1/areas":        {tag: "iocapi", summary: "The area reference data", security: reader, ok: 200, errs: []int{401}},
 	"GET /v1/whoami":       {tag: "iocapi", summary: "The reader the token names, and its role", security: reader, ok: 200, errs: []int{401}},
 	"GET /":                {tag: "iocapi", summary: "The IOC dashboard and its static files (any path no other route takes)", ok: 200, okType: "text/html"},

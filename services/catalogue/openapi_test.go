@@ -13,7 +13,7 @@ import (
 // service with every connector mounts them.
 var allPatterns = []string{
 	"POST /v1/events", "GET /v1/schemas", "GET /v1/schemas/{type}", "GET /openapi.json", "GET /asyncapi.json",
-	"GET /v1/kpis", "GET /v1/kpis/{name}", "GET /v1/lists", "GET /v1/lists/{name}", "GET /v1/areas", "GET /v1/areas/shapes", "GET /v1/whoami", "GET /", "GET /ops",
+	"GET /v1/kpis", "GET /v1/kpis/{name}", "GET /v1/lists", "GET /v1/lists/{name}", "GET /v1/alerts", "GET /v1/areas", "GET /v1/areas/shapes", "GET /v1/whoami", "GET /", "GET /ops",
 	"GET /public", "GET /v1/public/feedback",
 	"GET /v1/subscriptions", "PUT /v1/subscriptions/{name}", "GET /v1/subscriptions/{name}", "DELETE /v1/subscriptions/{name}",
 	"GET /v1/subscriptions/{name}/events", "GET /v1/exchanges",

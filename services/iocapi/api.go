@@ -58,6 +58,11 @@ type API struct {
 
 	shapes *area.Shapes // nil: the dashboard draws a tile grid
 
+	alertsRead   AlertReader // nil: no banner
+	alertMu      sync.Mutex
+	alertAt      time.Time
+	alertNotices []Notice
+
 	publicMu    sync.Mutex
 	publicCache map[string]publicEntry // the public figures, by last day
 }
@@ -91,6 +96,7 @@ func (a *API) Register(mux httpedge.Router) {
 	mux.HandleFunc("GET /v1/areas/shapes", a.readers.Require(a.areaShapes))
 	mux.HandleFunc("GET /v1/whoami", a.readers.Require(a.whoami))
 	mux.HandleFunc("GET /v1/lists", a.readers.Require(a.lists))
+	mux.HandleFunc("GET /v1/alerts", a.readers.Require(a.alerts))
 	mux.HandleFunc("GET /v1/lists/{name}", a.readers.Require(a.list))
 	static, _ := fs.Sub(webFS, "web")
 	files := http.FileServerFS(static)

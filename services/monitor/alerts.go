@@ -3,7 +3,6 @@ package monitor
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/iochub/iochub/pkg/alertlog"
 	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/natsjs"
 )
@@ -32,10 +32,7 @@ const (
 
 // Texts is an alert's text in Vietnamese and English, its times in the
 // IOC's time zone.
-type Texts struct {
-	VI string `json:"vi"`
-	EN string `json:"en"`
-}
+type Texts = alertlog.Texts
 
 // Alert is one alert that is firing.
 type Alert struct {
@@ -51,14 +48,7 @@ type Alert struct {
 }
 
 // AlertEvent is a change of an alert, kept in the history (IOC_ALERTS).
-type AlertEvent struct {
-	At      time.Time `json:"at"`
-	Name    string    `json:"name"`
-	Subject string    `json:"subject,omitempty"`
-	State   string    `json:"state"` // firing, resolved
-	Message string    `json:"message"`
-	Text    Texts     `json:"text"`
-}
+type AlertEvent = alertlog.Event
 
 // DeadLetterWindow is how far back the share of dead letters is taken.
 const DeadLetterWindow = 5 * time.Minute
@@ -247,14 +237,13 @@ func (m *Monitor) apply(now time.Time, holds []condition) []AlertEvent {
 	return changes
 }
 
-// record appends a change to IOC_ALERTS: the history after a restart, and
-// what the webhook sender sends.
+// record appends a change to IOC_ALERTS: the history after a restart,
+// what the webhook sender sends and the dashboard's banner reads.
 func (m *Monitor) record(ctx context.Context, c AlertEvent) {
-	b, _ := json.Marshal(c)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := m.js.Publish(ctx, "ops.alerts."+c.Name, b); err != nil {
-		m.log.Warn("alert change not recorded in "+natsjs.AlertsStream+": the history after a restart and the webhook miss it",
+	if err := alertlog.Append(ctx, m.js, c); err != nil {
+		m.log.Warn("alert change not recorded in "+natsjs.AlertsStream+": the history after a restart, the webhook and the dashboard miss it",
 			zap.String("alert", c.Name), zap.Error(err))
 	}
 }
@@ -263,51 +252,15 @@ func (m *Monitor) record(ctx context.Context, c AlertEvent) {
 // history, and the alerts that were firing when the hub stopped (they
 // resolve as any other once their condition is gone).
 func (m *Monitor) loadHistory(ctx context.Context) error {
-	st, err := m.js.Stream(ctx, natsjs.AlertsStream)
+	hist, err := alertlog.Read(ctx, m.js, MaxHistory)
 	if err != nil {
-		return fmt.Errorf("%s: %w", natsjs.AlertsStream, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", natsjs.AlertsStream, err)
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	from := info.State.FirstSeq
-	if info.State.LastSeq >= MaxHistory && info.State.LastSeq-MaxHistory+1 > from {
-		from = info.State.LastSeq - MaxHistory + 1
-	}
-	c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from})
-	if err != nil {
-		return fmt.Errorf("%s: %w", natsjs.AlertsStream, err)
-	}
-	var hist []AlertEvent
-	for seq := from; seq <= info.State.LastSeq; {
-		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			return fmt.Errorf("%s: %w", natsjs.AlertsStream, err)
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return err
-		}
-		seq = md.Sequence.Stream + 1
-		var e AlertEvent
-		if json.Unmarshal(msg.Data(), &e) == nil {
-			hist = append(hist, e)
-		}
+		return err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.history = append(hist, m.history...)
-	for _, e := range hist {
-		key := e.Name + "|" + e.Subject
-		if e.State == "firing" {
-			m.alerts[key] = &Alert{Name: e.Name, Subject: e.Subject, Since: e.At, Message: e.Message, Text: e.Text, held: e.At}
-		} else {
-			delete(m.alerts, key)
-		}
+	for _, e := range alertlog.FiringIn(hist) {
+		m.alerts[e.Name+"|"+e.Subject] = &Alert{Name: e.Name, Subject: e.Subject, Since: e.At, Message: e.Message, Text: e.Text, held: e.At}
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/iochub/iochub/kpis"
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/alertlog"
 	"github.com/iochub/iochub/pkg/area"
 	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore"
@@ -324,6 +325,9 @@ func (h *Hub) buildIOCAPI(context.Context) error {
 	default:
 		opts = append(opts, iocapi.WithShapes(shapes))
 	}
+	// The banner: the monitor's alerts as it records them, from whichever
+	// process runs it.
+	opts = append(opts, iocapi.WithAlerts(func(ctx context.Context) ([]alertlog.Event, error) { return alertlog.Read(ctx, h.js, monitor.MaxHistory) }))
 	engine := &kpi.Engine{Catalog: h.catalog, Store: h.store, Location: h.cfg.File.IOCAPI.Timezone.Loc()}
 	api, err := iocapi.New(h.cfg.File.IOCAPI, h.catalog, engine, areas, h.log, opts...)
 	if err != nil {
