@@ -51,6 +51,7 @@ for code, s in seats.items():
 
 doc = {"type": "FeatureCollection",
        "description": "SCHEMATIC district shapes of the demo province (Voronoi cells around each seat, see schematic_shapes.py), not surveyed boundaries",
+       "note": {"vi": "Hình các huyện là sơ đồ (không phải ranh giới đo đạc)", "en": "The districts' shapes are schematic (not surveyed boundaries)"},
        "features": features}
 with open("bac-ninh.geojson", "w", encoding="utf-8") as f:
     json.dump(doc, f, ensure_ascii=False, indent=1)

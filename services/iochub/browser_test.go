@@ -27,6 +27,9 @@ func openPage(t *testing.T, url string, width, height int) *page {
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("viewport %dx%d: %v", width, height, err)
+	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
@@ -72,5 +75,33 @@ func (p *page) screenshot(name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		p.t.Fatal(err)
+	}
+}
+
+// screenshotOf saves the element matching css as docs/img/<name> (PNG).
+func (p *page) screenshotOf(css, name string) {
+	p.t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.Screenshot(css, chromedp.NodeVisible))
+	if err != nil {
+		p.t.Fatalf("screenshot of %s: %v", css, err)
+	}
+	if err := os.WriteFile(filepath.Join("..", "..", "docs", "img", name), png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// clickAt clicks the page at x, y (CSS pixels), as a mouse does.
+func (p *page) clickAt(x, y float64) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.MouseClickXY(x, y)); err != nil {
+		p.t.Fatalf("click at %g, %g: %v", x, y, err)
+	}
+}
+
+// waitFor polls a JavaScript expression until it is true.
+func (p *page) waitFor(what, js string) {
+	p.t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](js, chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -1,4 +1,8 @@
-// iochub IOC dashboard: plain JavaScript, no external assets.
+// iochub IOC dashboard: plain JavaScript and the vendored ECharts (no
+// external asset). Tiles with targets and the change against the previous
+// period, a chart per sector, the province map, lists to act on, the
+// monitor's alerts that matter as a banner; a wall layout at 1920×1080 and
+// a kiosk mode (#wall=1).
 'use strict';
 
 const I18N = {
@@ -8,9 +12,11 @@ const I18N = {
     token: 'Mã truy cập (reader token)', signin: 'Đăng nhập', signout: 'Đăng xuất', byArea: 'Theo địa bàn', value: 'Giá trị',
     allAreas: 'Toàn tỉnh', lang: 'English', updated: 'Cập nhật', noData: 'chưa có dữ liệu', ago: 'trước',
     sec: 'giây', min: 'phút', hour: 'giờ', day: 'ngày', badToken: 'Mã truy cập không hợp lệ.',
-    loaded: 'Số liệu lúc', failed: 'Không tải được số liệu',
+    loaded: 'Số liệu lúc', failed: 'Không tải được số liệu', wall: 'Màn hình lớn', map: 'Bản đồ', csv: 'Tải CSV', close: 'Đóng',
     publicservice: 'Dịch vụ công', feedback: 'Phản ánh hiện trường', health: 'Y tế', education: 'Giáo dục', traffic: 'Giao thông',
-    nowSuffix: '(hiện tại)', todaySuffix: '(trong ngày)',
+    days: 'ngày theo lịch, giờ Việt Nam', vsPrev: 'so với kỳ trước', target: 'Mục tiêu', points: 'điểm %',
+    page: 'Trang', of: '/', rows: 'dòng', noRows: 'Không có mục nào', since: 'từ', incidents: 'Sự cố', reports: 'Phản ánh',
+    open: 'đang xử lý', done: 'đã xong', more: 'Xem tất cả', legendPoints: 'Điểm: sự cố và phản ánh trong kỳ (đỏ: đang xử lý, xanh: đã xong)',
   },
   en: {
     title: 'Intelligent Operations Center', period: 'Period', today: 'Today', last7: 'Last 7 days',
@@ -18,35 +24,41 @@ const I18N = {
     token: 'Reader token', signin: 'Sign in', signout: 'Sign out', byArea: 'By area', value: 'Value',
     allAreas: 'Whole province', lang: 'Tiếng Việt', updated: 'Updated', noData: 'no data yet', ago: 'ago',
     sec: 's', min: 'min', hour: 'h', day: 'd', badToken: 'The token was not accepted.',
-    loaded: 'Figures as of', failed: 'Could not load the figures',
+    loaded: 'Figures as of', failed: 'Could not load the figures', wall: 'Wall screen', map: 'Map', csv: 'Download CSV', close: 'Close',
     publicservice: 'Public services', feedback: 'Citizen reports', health: 'Health', education: 'Education', traffic: 'Traffic',
-    nowSuffix: '(now)', todaySuffix: '(day)',
+    days: 'calendar days, Vietnam time', vsPrev: 'vs previous period', target: 'Target', points: 'pp',
+    page: 'Page', of: '/', rows: 'rows', noRows: 'Nothing to list', since: 'since', incidents: 'Incidents', reports: 'Reports',
+    open: 'open', done: 'done', more: 'See all', legendPoints: 'Points: incidents and reports of the period (red: open, green: done)',
   },
 };
 
 // Tiles per sector. window: "period" (the chosen period), "open" (entities
 // opened in the year before the period's end: what is open now), "lastday"
-// (the last day of the period).
+// (the last day of the period). list: the drill-down behind the tile.
 const SECTORS = [
   { id: 'publicservice', chart: 'publicservice.dossiers_received', tiles: [
     { kpi: 'publicservice.dossiers_received' }, { kpi: 'publicservice.on_time_rate' },
-    { kpi: 'publicservice.online_share' }, { kpi: 'publicservice.overdue_now', window: 'open' } ] },
+    { kpi: 'publicservice.online_share' }, { kpi: 'publicservice.overdue_now', window: 'open', list: 'overdue_dossiers' } ] },
   { id: 'feedback', chart: 'feedback.reports_submitted', tiles: [
-    { kpi: 'feedback.reports_open', window: 'open' }, { kpi: 'feedback.resolve_hours_median' },
-    { kpi: 'feedback.resolved_within_deadline' }, { kpi: 'feedback.satisfaction' } ] },
+    { kpi: 'feedback.reports_open', window: 'open', list: 'late_reports' }, { kpi: 'feedback.resolve_hours_median' },
+    { kpi: 'feedback.resolved_within_deadline', list: 'late_reports' }, { kpi: 'feedback.satisfaction' } ] },
   { id: 'health', chart: 'health.visits', tiles: [
     { kpi: 'health.visits' }, { kpi: 'health.emergencies' }, { kpi: 'health.bed_occupancy' }, { kpi: 'health.wait_minutes' } ] },
   { id: 'education', chart: 'education.attendance_rate', tiles: [
     { kpi: 'education.attendance_rate' }, { kpi: 'education.schools_not_reported', window: 'lastday' } ] },
   { id: 'traffic', chart: 'traffic.vehicles_per_hour', tiles: [
-    { kpi: 'traffic.incidents' }, { kpi: 'traffic.casualties' }, { kpi: 'traffic.vehicles_per_hour' }, { kpi: 'traffic.mean_speed' } ] },
+    { kpi: 'traffic.incidents', list: 'incidents' }, { kpi: 'traffic.casualties', list: 'incidents' }, { kpi: 'traffic.vehicles_per_hour' }, { kpi: 'traffic.mean_speed' } ] },
 ];
+// The detail panel's lists, in rotation order on the wall.
+const DETAIL = ['overdue_dossiers', 'late_reports', 'incidents'];
 
 const TZ = 'Asia/Ho_Chi_Minh';
-const state = { lang: 'vi', token: '', catalog: {}, areas: [], timer: null };
+const state = { lang: 'vi', token: '', catalog: {}, areas: [], lists: {}, shapes: null, timer: null, charts: {}, map: null,
+  wall: false, detail: 'overdue_dossiers', rotate: null, drill: null };
 
 function t(key) { return (I18N[state.lang] || I18N.vi)[key] || key; }
 function locale() { return state.lang === 'vi' ? 'vi-VN' : 'en-GB'; }
+function text(x) { return x ? (x[state.lang] || x.vi || '') : ''; }
 
 // Numbers the Vietnamese way (1.234,5) or the English way (1,234.5).
 function fmtNumber(v, digits) {
@@ -54,16 +66,17 @@ function fmtNumber(v, digits) {
 }
 function fmtValue(v, format) {
   if (v === null || v === undefined) return '—';
-  switch (format) {
-    case 'count': return fmtNumber(Math.round(v * 10) / 10, v >= 100 ? 0 : 1);
-    case 'percent': return fmtNumber(v, 1);
-    default: return fmtNumber(v, 1);
-  }
+  if (format === 'count') return fmtNumber(Math.round(v * 10) / 10, v >= 100 ? 0 : 1);
+  return fmtNumber(v, 1);
+}
+// The unit, written out: a score as "/5 điểm".
+function unitOf(def) {
+  return def.scale ? `/${fmtNumber(def.scale, 0)} ${text(def.unit)}` : text(def.unit);
 }
 // dd/mm/yyyy (and HH:MM) in the IOC's time zone, whatever the browser's.
 function parts(d) {
   const p = {};
-  new Intl.DateTimeFormat('en-GB', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+  new Intl.DateTimeFormat('en-GB', { timeZone: TZ, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' })
     .formatToParts(d).forEach((x) => { p[x.type] = x.value; });
   return p;
 }
@@ -75,6 +88,8 @@ function isoDay(d) { const p = parts(d); return `${p.year}-${p.month}-${p.day}`;
 function dayStart(d) { return new Date(isoDay(d) + 'T00:00:00+07:00'); }
 function addDays(d, n) { return new Date(d.getTime() + n * 86400000); }
 
+// The period: calendar days in the province's time zone, as the API's
+// default (7 days: today and the six before).
 function period() {
   const sel = document.getElementById('period').value;
   const now = new Date();
@@ -100,14 +115,19 @@ async function api(path) {
   if (!res.ok) throw new Error(body.detail || res.statusText);
   return body;
 }
-
+function iso(d) { return d.toISOString().replace('.000Z', 'Z'); }
+function selectedArea() { return document.getElementById('area').value; }
 function kpiURL(name, from, to, gran, extra) {
-  const q = new URLSearchParams({ from: from.toISOString().replace('.000Z', 'Z'), to: to.toISOString().replace('.000Z', 'Z'), granularity: gran });
-  const area = document.getElementById('area').value;
+  const q = new URLSearchParams({ from: iso(from), to: iso(to), granularity: gran });
   const def = state.catalog[name];
-  if (area && def && def.dimensions.includes('area')) q.set('area', area);
+  if (selectedArea() && def && def.dimensions.includes('area')) q.set('area', selectedArea());
   Object.entries(extra || {}).forEach(([k, v]) => q.set(k, v));
   return `/v1/kpis/${encodeURIComponent(name)}?${q}`;
+}
+function listURL(name, extra) {
+  const q = new URLSearchParams(extra || {});
+  if (selectedArea()) q.set('area', selectedArea());
+  return `/v1/lists/${name}?${q}`;
 }
 function pickGran(name, want) {
   const g = (state.catalog[name] || {}).granularities || ['day'];
@@ -121,49 +141,39 @@ function el(tag, attrs, ...kids) {
   kids.forEach((k) => e.append(k));
   return e;
 }
-const SVG = 'http://www.w3.org/2000/svg';
-function svg(tag, attrs) { const e = document.createElementNS(SVG, tag); Object.entries(attrs).forEach(([k, v]) => e.setAttribute(k, v)); return e; }
 
-function drawChart(box, data, gran) {
-  const W = 720; const H = 170; const L = 56; const B = 22; const T = 8;
-  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'data-points': String(data.series.length) });
-  const vals = data.series.map((p) => (p.value === null ? 0 : p.value));
-  const max = Math.max(1, ...vals);
-  s.append(svg('line', { x1: L, y1: H - B, x2: W, y2: H - B, class: 'axis' }));
-  s.append(svg('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis' }));
-  [0, 0.5, 1].forEach((f) => {
-    const y = H - B - f * (H - B - T);
-    const lbl = svg('text', { x: L - 6, y: y + 4, 'text-anchor': 'end', class: 'lbl' }); lbl.textContent = fmtNumber(max * f, 0); s.append(lbl);
-  });
-  const n = data.series.length || 1; const bw = (W - L - 4) / n;
-  data.series.forEach((p, i) => {
-    const v = p.value === null ? 0 : p.value;
-    const h = (v / max) * (H - B - T);
-    const r = svg('rect', { x: L + 2 + i * bw, y: H - B - h, width: Math.max(1, bw - 2), height: h, class: 'bar' });
-    const tip = svg('title', {}); tip.textContent = `${fmtDateTime(new Date(p.t))}: ${fmtValue(p.value, data.format)}`; r.append(tip);
-    s.append(r);
-    const every = Math.ceil(n / 8);
-    if (i % every === 0) {
-      const d = new Date(p.t); const pp = parts(d);
-      const lbl = svg('text', { x: L + 2 + i * bw, y: H - 6, class: 'lbl' });
-      lbl.textContent = gran === 'hour' ? `${pp.hour}h` : gran === 'month' ? `${pp.month}/${pp.year}` : `${pp.day}/${pp.month}`;
-      s.append(lbl);
-    }
-  });
-  box.replaceChildren(s);
-}
-
-function ago(iso) {
-  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+function ago(isoTime) {
+  const s = Math.max(0, (Date.now() - new Date(isoTime).getTime()) / 1000);
   if (s < 90) return `${Math.round(s)} ${t('sec')} ${t('ago')}`;
   if (s < 5400) return `${Math.round(s / 60)} ${t('min')} ${t('ago')}`;
   if (s < 172800) return `${Math.round(s / 3600)} ${t('hour')} ${t('ago')}`;
   return `${Math.round(s / 86400)} ${t('day')} ${t('ago')}`;
 }
 
+// ---- Tiles -----------------------------------------------------------
+
+function targetText(def) {
+  const tg = def.target;
+  if (!tg) return '';
+  return `${t('target')} ${tg.better === 'lower' ? '≤' : '≥'} ${fmtValue(tg.goal, def.format)}${def.format === 'percent' ? '%' : ''}`;
+}
+// The change against the previous period: ▲/▼, in points for a percent,
+// else in %; green when it goes the target's better way.
+function changeText(def, prev) {
+  if (!prev || prev.change === null || prev.change === undefined) return { text: '', cls: '' };
+  const c = prev.change;
+  const arrow = c > 0 ? '▲' : c < 0 ? '▼' : '＝';
+  const amount = prev.change_kind === 'points' ? `${fmtNumber(Math.abs(c), 1)} ${t('points')}` : `${fmtNumber(Math.abs(c), 1)}%`;
+  let cls = '';
+  if (def.target && c !== 0) cls = (c > 0) === (def.target.better === 'higher') ? 'good' : 'bad';
+  return { text: `${arrow} ${amount}`, cls };
+}
+
 function build() {
   const root = document.getElementById('sectors');
   root.replaceChildren();
+  Object.values(state.charts).forEach((c) => c.dispose());
+  state.charts = {};
   SECTORS.forEach((sec) => {
     const tiles = sec.tiles.filter((x) => state.catalog[x.kpi]);
     if (!tiles.length) return;
@@ -171,25 +181,255 @@ function build() {
       el('h2', {}, el('span', { 'data-i18n': sec.id }, t(sec.id)), el('span', { class: 'fresh', 'data-fresh': sec.id }, '')));
     const grid = el('div', { class: 'tiles' });
     tiles.forEach((x) => {
-      grid.append(el('div', { class: 'tile', 'data-kpi': x.kpi }, el('div', { class: 'label' }, ''),
-        el('div', {}, el('span', { class: 'value' }, '…'), el('span', { class: 'unit' }, ''))));
+      const attrs = { class: 'tile', 'data-kpi': x.kpi };
+      if (x.list && state.lists[x.list]) { attrs['data-list'] = x.list; attrs.tabindex = '0'; attrs.role = 'button'; }
+      const tile = el('div', attrs, el('div', { class: 'label' }, ''),
+        el('div', { class: 'figure' }, el('span', { class: 'value' }, '…'), el('span', { class: 'unit' }, '')),
+        el('div', { class: 'meta' }, el('span', { class: 'change' }, ''), el('span', { class: 'target' }, '')));
+      if (attrs['data-list']) {
+        tile.addEventListener('click', () => openDrill(x.list));
+        tile.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openDrill(x.list); });
+      }
+      grid.append(tile);
     });
     box.append(grid);
     if (state.catalog[sec.chart]) {
-      box.append(el('div', { class: 'chart-title', 'data-chart-title': sec.chart }, ''), el('div', { 'data-chart': sec.chart }));
+      box.append(el('div', { class: 'chart-title', 'data-chart-title': sec.chart }, ''), el('div', { class: 'chart-box', 'data-chart': sec.chart }));
     }
     root.append(box);
   });
-  const bd = document.getElementById('bd-kpi');
-  bd.replaceChildren();
-  const keep = bd.dataset.chosen || 'publicservice.dossiers_received';
-  Object.values(state.catalog).filter((d) => d.dimensions.includes('area')).forEach((d) => bd.append(el('option', { value: d.name }, d.title[state.lang])));
-  if (state.catalog[keep]) bd.value = keep;
+  const mk = document.getElementById('map-kpi');
+  const keep = mk.dataset.chosen || 'publicservice.on_time_rate';
+  mk.replaceChildren();
+  Object.values(state.catalog).filter((d) => d.dimensions.includes('area')).forEach((d) => mk.append(el('option', { value: d.name }, text(d.title))));
+  if (state.catalog[keep]) mk.value = keep;
+  buildDetailTabs();
 }
 
-function label(def) {
-  return def.title[state.lang];
+function fillTile(x, def, r) {
+  const tile = document.querySelector(`.tile[data-kpi="${x.kpi}"]`);
+  tile.querySelector('.label').textContent = text(def.title);
+  tile.querySelector('.value').textContent = fmtValue(r.total, def.format);
+  tile.querySelector('.unit').textContent = r.total === null ? '' : unitOf(def);
+  tile.dataset.total = r.total === null ? '' : String(r.total);
+  tile.dataset.state = r.target_state || '';
+  const ch = changeText(def, r.previous);
+  const c = tile.querySelector('.change');
+  c.textContent = ch.text; c.className = 'change ' + ch.cls;
+  c.title = r.previous ? `${t('vsPrev')} (${fmtDate(new Date(r.previous.from))} – ${fmtDate(new Date(new Date(r.previous.to).getTime() - 1000))})` : '';
+  c.dataset.change = r.previous && r.previous.change !== null ? String(r.previous.change) : '';
+  tile.querySelector('.target').textContent = targetText(def);
+  tile.querySelector('.target').title = def.target ? text(def.target.basis) : '';
 }
+
+function fillFresh(sec, r) {
+  const fr = document.querySelector(`[data-fresh="${sec}"]`);
+  if (r.freshness && r.freshness.last_ingest_time) {
+    const age = (Date.now() - new Date(r.freshness.last_ingest_time).getTime()) / 1000;
+    fr.className = 'fresh ' + (age < 900 ? 'ok' : age < 86400 ? 'warn' : 'bad');
+    fr.textContent = `${t('updated')} ${ago(r.freshness.last_ingest_time)}`;
+  } else { fr.className = 'fresh bad'; fr.textContent = t('noData'); }
+}
+
+// ---- Charts ----------------------------------------------------------
+
+function axisLabel(gran) {
+  return (v) => { const p = parts(new Date(v)); return gran === 'hour' ? `${p.hour}h` : gran === 'month' ? `${p.month}/${p.year}` : `${p.day}/${p.month}`; };
+}
+function drawChart(name, box, r, gran) {
+  const def = state.catalog[name];
+  box.dataset.points = String(r.series.length);
+  if (!window.echarts) return;
+  let c = state.charts[name];
+  if (!c) { c = window.echarts.init(box, null, { renderer: 'svg' }); state.charts[name] = c; follow(box, c); }
+  const series = { type: 'bar', name: text(def.title), data: r.series.map((p) => [p.t, p.value]), itemStyle: { color: '#1f5fa8' }, barMaxWidth: 28 };
+  if (def.target) {
+    series.markLine = { symbol: 'none', silent: true, lineStyle: { color: '#c62828', type: 'dashed' },
+      label: { formatter: targetText(def), position: 'insideEndTop' }, data: [{ yAxis: def.target.goal }] };
+  }
+  c.setOption({
+    animation: false, grid: { left: 46, right: 10, top: 18, bottom: 22 },
+    tooltip: { trigger: 'axis', renderMode: 'richText', valueFormatter: (v) => `${fmtValue(v, def.format)} ${unitOf(def)}` },
+    xAxis: { type: 'category', data: r.series.map((p) => p.t), axisLabel: { formatter: axisLabel(gran), hideOverlap: true } },
+    yAxis: { type: 'value', axisLabel: { formatter: (v) => fmtNumber(v, 1) }, splitNumber: 3, minInterval: def.format === 'count' ? 1 : 0 },
+    series: [{ ...series, data: r.series.map((p) => p.value) }],
+  }, true);
+}
+
+// follow keeps a chart the size of its box as the layout settles (a table
+// filled below it, the banner shown, the window resized).
+function follow(box, chart) {
+  if (window.ResizeObserver) new ResizeObserver(() => chart.resize()).observe(box);
+}
+
+// ---- The map ---------------------------------------------------------
+
+function areaName(code) { const a = state.areas.find((x) => x.code === code); return a ? a.name_vi : code; }
+// A colour scale from light to dark blue over [min, max].
+function colour(v, min, max) {
+  if (v === null || v === undefined) return '#e6e9ee';
+  const f = max > min ? (v - min) / (max - min) : 1;
+  const a = [227, 238, 249]; const b = [13, 59, 102];
+  return '#' + a.map((x, i) => Math.round(x + (b[i] - x) * f).toString(16).padStart(2, '0')).join('');
+}
+async function refreshMap(from, to) {
+  const name = document.getElementById('map-kpi').value; if (!name) return;
+  const def = state.catalog[name];
+  const q = new URLSearchParams({ from: iso(from), to: iso(to), granularity: pickGran(name, 'day'), by: 'area' });
+  const r = await api(`/v1/kpis/${encodeURIComponent(name)}?${q}`);
+  const units = state.areas.filter((a) => a.level !== 'province');
+  const byCode = Object.fromEntries((r.breakdown || []).map((p) => [p.key, p.value]));
+  const vals = units.map((a) => byCode[a.code]).filter((v) => v !== null && v !== undefined);
+  const min = vals.length ? Math.min(...vals) : 0; const max = vals.length ? Math.max(...vals) : 1;
+  const fills = Object.fromEntries(units.map((a) => [a.code, colour(byCode[a.code], min, max)]));
+  const box = document.getElementById('map');
+  box.dataset.kpi = name;
+  box.dataset.fills = JSON.stringify(fills);
+  document.getElementById('map-legend').textContent =
+    `${text(def.title)} (${unitOf(def)}): ${fmtValue(min, def.format)} – ${fmtValue(max, def.format)}. ${t('legendPoints')}.` +
+    (state.shapes && state.shapes.note ? ` ${text(state.shapes.note)}.` : '');
+  const sel = selectedArea();
+  document.querySelector('#bd-table tbody').replaceChildren(...units.map((a) =>
+    el('tr', { 'data-area': a.code, class: a.code === sel ? 'selected' : '' }, el('td', {}, a.name_vi), el('td', { class: 'num' }, `${fmtValue(byCode[a.code], def.format)} ${unitOf(def)}`))));
+  if (!state.shapes || !window.echarts) { drawCartogram(box, units, byCode, fills, def); return; }
+  const points = await mapPoints(from, to);
+  if (!state.map) {
+    window.echarts.registerMap('province', state.shapes);
+    state.map = window.echarts.init(box, null, { renderer: 'svg' });
+    follow(box, state.map);
+    state.map.on('click', (p) => { if (p.componentType === 'geo') chooseArea(p.name); });
+  }
+  state.map.setOption({
+    animation: false,
+    tooltip: { trigger: 'item', renderMode: 'richText',
+      formatter: (p) => (p.componentType === 'geo' ? `${areaName(p.name)}: ${fmtValue(byCode[p.name], def.format)} ${unitOf(def)}` : p.data.label) },
+    geo: { map: 'province', nameProperty: 'code', roam: false, selectedMode: false, layoutSize: '95%', triggerEvent: true,
+      tooltip: { show: true },
+      itemStyle: { borderColor: '#fff', borderWidth: 1.5 }, emphasis: { itemStyle: { areaColor: '#f5b041' }, label: { show: true } },
+      label: { show: true, fontSize: state.wall ? 14 : 11, color: '#1b2430', textBorderColor: '#fff', textBorderWidth: 2,
+        formatter: (p) => areaName(p.name).replace(/^(Thành phố|Thị xã|Huyện) /, '') },
+      regions: units.map((a) => ({ name: a.code, itemStyle: { areaColor: fills[a.code], borderColor: a.code === sel ? '#b3261e' : '#fff',
+        borderWidth: a.code === sel ? 3 : 1.5 } })) },
+    series: [{ type: 'scatter', coordinateSystem: 'geo', symbolSize: 7, data: points, itemStyle: { borderColor: '#fff', borderWidth: 1 } }],
+  }, true);
+  box.dataset.points = String(points.length);
+}
+async function mapPoints(from, to) {
+  const q = { from: iso(from), to: iso(to), size: '1000' };
+  const out = [];
+  const add = (name, r, label) => (r.rows || []).forEach((row) => {
+    if (row.lat === null || row.lon === null) return;
+    const done = ['cleared', 'resolved', 'rejected'].includes(row.status);
+    out.push({ value: [row.lon, row.lat], label: `${label(row)} — ${row.status}`, itemStyle: { color: done ? '#2e7d32' : '#c62828' } });
+  });
+  const jobs = [];
+  if (state.lists.incidents) jobs.push(api(listURL('incidents', q)).then((r) => add('incidents', r, (x) => `${t('incidents')} ${x.incident_id} ${x.kind}`)));
+  if (state.lists.reports) jobs.push(api(listURL('reports', q)).then((r) => add('reports', r, (x) => `${t('reports')} ${x.report_id} ${x.category}`)));
+  await Promise.allSettled(jobs);
+  return out;
+}
+// Where no shapes are given: a tile per unit, coloured the same way.
+function drawCartogram(box, units, byCode, fills, def) {
+  const sel = selectedArea();
+  box.classList.add('cartogram');
+  box.replaceChildren(...units.map((a) => {
+    const d = el('div', { 'data-area': a.code, class: (a.code === sel ? 'selected ' : '') + (byCode[a.code] === undefined || fills[a.code].startsWith('rgb(2') ? 'light' : '') },
+      el('strong', {}, a.name_vi), el('br', {}), `${fmtValue(byCode[a.code], def.format)} ${unitOf(def)}`);
+    d.style.background = fills[a.code];
+    d.addEventListener('click', () => chooseArea(a.code));
+    return d;
+  }));
+}
+function chooseArea(code) {
+  const sel = document.getElementById('area');
+  sel.value = sel.value === code ? '' : code;
+  refresh().catch(() => {});
+}
+
+// ---- Lists: the detail panel and the drill-down ----------------------
+
+function cell(col, v) {
+  if (v === null || v === undefined || v === '') return '—';
+  if (col.type === 'time') return fmtDateTime(new Date(v));
+  if (col.type === 'int') return fmtNumber(v, 0);
+  if (col.type === 'float') return fmtNumber(v, 5);
+  if (col.name === 'area_code') return areaName(v);
+  return String(v);
+}
+function listTable(l, rows, cols) {
+  const shown = l.columns.filter((c) => !cols || cols.includes(c.name));
+  return [el('thead', {}, el('tr', {}, ...shown.map((c) => el('th', { 'data-col': c.name }, text(c.title))))),
+    el('tbody', {}, ...(rows.length ? rows.map((row) => el('tr', {}, ...shown.map((c) => el('td', { class: c.type === 'int' || c.type === 'float' ? 'num' : '' }, cell(c, row[c.name])))))
+      : [el('tr', {}, el('td', { colspan: String(shown.length), class: 'sub' }, t('noRows')))]))];
+}
+function buildDetailTabs() {
+  const tabs = document.getElementById('detail-tabs');
+  tabs.replaceChildren(...DETAIL.filter((n) => state.lists[n]).map((n) => {
+    const b = el('button', { type: 'button', 'data-detail': n, class: n === state.detail ? 'on' : '' }, text(state.lists[n].title));
+    b.addEventListener('click', () => { state.detail = n; refreshDetail().catch(() => {}); });
+    return b;
+  }));
+  if (!state.lists[state.detail]) state.detail = DETAIL.find((n) => state.lists[n]) || '';
+  document.getElementById('detail').hidden = !state.detail;
+}
+const DETAIL_COLS = { overdue_dossiers: ['dossier_id', 'agency_code', 'area_code', 'days_overdue'], late_reports: ['category', 'agency_code', 'area_code', 'age_hours'],
+  incidents: ['kind', 'severity', 'area_code', 'status', 'occurred_at'] };
+async function refreshDetail() {
+  const l = state.lists[state.detail]; if (!l) return;
+  document.querySelectorAll('#detail-tabs button').forEach((b) => b.classList.toggle('on', b.dataset.detail === state.detail));
+  const r = await api(listURL(l.name, { size: '8' }));
+  document.getElementById('detail-title').textContent = `${text(l.title)} (${fmtNumber(r.total, 0)})`;
+  const more = el('button', { type: 'button', class: 'more' }, t('more'));
+  more.addEventListener('click', () => openDrill(l.name));
+  const tbl = el('table', { class: 'ops', 'data-list': l.name }, ...listTable(l, r.rows, DETAIL_COLS[l.name]));
+  document.getElementById('detail-body').replaceChildren(tbl, state.wall ? '' : more);
+}
+
+async function openDrill(name, page, sort, order) {
+  const l = state.lists[name]; if (!l) return;
+  state.drill = { name, page: page || 1, sort: sort || l.sort, order: order || (l.desc ? 'desc' : 'asc') };
+  await drawDrill();
+  document.getElementById('drill').hidden = false;
+}
+async function drawDrill() {
+  const d = state.drill; const l = state.lists[d.name];
+  const r = await api(listURL(d.name, { page: String(d.page), size: '25', sort: d.sort, order: d.order }));
+  document.getElementById('drill-title').textContent = `${text(l.title)} — ${selectedArea() ? areaName(selectedArea()) : t('allAreas')}`;
+  document.getElementById('drill-sub').textContent = `${fmtNumber(r.total, 0)} ${t('rows')} · ${fmtDate(new Date(r.from))} – ${fmtDateTime(new Date(r.to))}`;
+  const tbl = document.getElementById('drill-table');
+  tbl.dataset.list = d.name;
+  tbl.replaceChildren(...listTable(l, r.rows));
+  tbl.querySelectorAll('th').forEach((th) => {
+    if (th.dataset.col === d.sort) th.setAttribute('aria-sort', d.order === 'asc' ? 'ascending' : 'descending');
+    th.addEventListener('click', () => {
+      const order = th.dataset.col === d.sort && d.order === 'desc' ? 'asc' : 'desc';
+      openDrill(d.name, 1, th.dataset.col, order).catch(() => {});
+    });
+  });
+  const pages = Math.max(1, Math.ceil(r.total / 25));
+  document.getElementById('drill-page').textContent = `${t('page')} ${d.page}${t('of')}${pages}`;
+  document.getElementById('drill-prev').disabled = d.page <= 1;
+  document.getElementById('drill-next').disabled = d.page >= pages;
+  document.body.dataset.drilled = String(Date.now());
+}
+async function downloadCSV() {
+  const d = state.drill;
+  const res = await fetch(listURL(d.name, { format: 'csv', sort: d.sort, order: d.order }), { headers: { Authorization: 'Bearer ' + state.token } });
+  const blob = await res.blob();
+  const a = el('a', { href: URL.createObjectURL(blob), download: `${d.name}.csv` });
+  document.body.append(a); a.click(); a.remove();
+}
+
+// ---- The banner ------------------------------------------------------
+
+async function refreshBanner() {
+  const r = await api('/v1/alerts');
+  const b = document.getElementById('banner');
+  b.hidden = !r.alerts.length;
+  b.replaceChildren(...r.alerts.map((a) => el('p', { 'data-alert': a.name, 'data-subject': a.subject || '' }, `⚠ ${text(a.text)} (${t('since')} ${fmtDateTime(new Date(a.since))})`)));
+}
+
+// ---- Refresh ---------------------------------------------------------
 
 async function refresh() {
   const { from, to, gran } = period();
@@ -197,25 +437,11 @@ async function refresh() {
   const jobs = [];
   SECTORS.forEach((sec) => sec.tiles.forEach((x) => {
     const def = state.catalog[x.kpi]; if (!def) return;
-    const tile = document.querySelector(`.tile[data-kpi="${x.kpi}"]`);
-    let f = from; let tt = to;
+    let f = from;
     if (x.window === 'open') f = addDays(to, -90);
-    if (x.window === 'lastday') { f = dayStart(new Date(to.getTime() - 1000)); }
+    if (x.window === 'lastday') f = dayStart(new Date(to.getTime() - 1000));
     const g = pickGran(x.kpi, x.window === 'open' ? 'month' : 'day');
-    jobs.push(api(kpiURL(x.kpi, f, tt, g)).then((r) => {
-      tile.querySelector('.label').textContent = label(def, x.window);
-      tile.querySelector('.value').textContent = fmtValue(r.total, def.format);
-      tile.querySelector('.unit').textContent = r.total === null ? '' : r.unit[state.lang];
-      tile.dataset.total = r.total === null ? '' : String(r.total);
-      if (r.freshness && r.freshness.last_ingest_time) {
-        const fr = document.querySelector(`[data-fresh="${sec.id}"]`);
-        const age = (Date.now() - new Date(r.freshness.last_ingest_time).getTime()) / 1000;
-        fr.className = 'fresh ' + (age < 900 ? 'ok' : age < 86400 ? 'warn' : 'bad');
-        fr.textContent = `${t('updated')} ${ago(r.freshness.last_ingest_time)}`;
-      } else {
-        const fr = document.querySelector(`[data-fresh="${sec.id}"]`); fr.className = 'fresh bad'; fr.textContent = t('noData');
-      }
-    }));
+    jobs.push(api(kpiURL(x.kpi, f, to, g, { compare: 'previous' })).then((r) => { fillTile(x, def, r); fillFresh(sec.id, r); }));
   }));
   SECTORS.forEach((sec) => {
     const def = state.catalog[sec.chart]; if (!def) return;
@@ -224,29 +450,18 @@ async function refresh() {
     if (g !== gran && gran === 'hour') f = addDays(dayStart(to), -6); // a day-only KPI: show the week
     jobs.push(api(kpiURL(sec.chart, f, to, g)).then((r) => {
       document.querySelector(`[data-chart-title="${sec.chart}"]`).textContent =
-        `${def.title[state.lang]} (${def.unit[state.lang]}) — ${fmtDate(f)} – ${fmtDate(new Date(to.getTime() - 1000))}`;
-      drawChart(document.querySelector(`[data-chart="${sec.chart}"]`), r, g);
+        `${text(def.title)} (${unitOf(def)}) — ${fmtDate(f)} – ${fmtDate(new Date(to.getTime() - 1000))}`;
+      drawChart(sec.chart, document.querySelector(`[data-chart="${sec.chart}"]`), r, g);
     }));
   });
-  jobs.push(refreshBreakdown(from, to));
+  jobs.push(refreshMap(from, to));
+  jobs.push(refreshDetail());
+  jobs.push(refreshBanner());
   const results = await Promise.allSettled(jobs);
   const failed = results.filter((r) => r.status === 'rejected');
-  status.textContent = failed.length ? `${t('failed')}: ${failed[0].reason.message}` : `${t('loaded')} ${fmtDateTime(new Date())} · ${fmtDate(from)} – ${fmtDate(new Date(to.getTime() - 1000))}`;
+  status.textContent = failed.length ? `${t('failed')}: ${failed[0].reason.message}`
+    : `${t('loaded')} ${fmtDateTime(new Date())} · ${fmtDate(from)} – ${fmtDate(new Date(to.getTime() - 1000))} (${t('days')})`;
   document.body.dataset.loaded = String(Date.now());
-}
-
-async function refreshBreakdown(from, to) {
-  const name = document.getElementById('bd-kpi').value; if (!name) return;
-  const def = state.catalog[name];
-  const r = await api(kpiURL(name, from, to, pickGran(name, 'day'), { by: 'area' }));
-  const names = Object.fromEntries(state.areas.map((a) => [a.code, a.name_vi]));
-  const max = Math.max(1, ...(r.breakdown || []).map((p) => p.value || 0));
-  const rows = (r.breakdown || []).map((p) => {
-    const bar = el('div', {}); bar.style.width = `${Math.round(((p.value || 0) / max) * 200)}px`;
-    return el('tr', { 'data-area': p.key }, el('td', {}, names[p.key] || p.key), el('td', { class: 'num' }, `${fmtValue(p.value, def.format)} ${def.unit[state.lang]}`),
-      el('td', { class: 'barcell' }, bar));
-  });
-  document.querySelector('#bd-table tbody').replaceChildren(...rows);
 }
 
 function applyLang() {
@@ -266,10 +481,12 @@ function showLogin(msg) {
 async function start() {
   document.getElementById('login').hidden = true;
   const who = await api('/v1/whoami');
-  const cat = await api('/v1/kpis');
+  const [cat, ar, ls] = await Promise.all([api('/v1/kpis'), api('/v1/areas'), api('/v1/lists')]);
   state.catalog = Object.fromEntries(cat.kpis.map((d) => [d.name, d]));
-  const ar = await api('/v1/areas');
+  state.lists = Object.fromEntries(ls.lists.map((l) => [l.name, l]));
   state.areas = ar.areas;
+  const res = await fetch('/v1/areas/shapes', { headers: { Authorization: 'Bearer ' + state.token } });
+  state.shapes = res.ok ? await res.json() : null;
   const sel = document.getElementById('area');
   sel.replaceChildren(el('option', { value: '' }, t('allAreas')));
   ar.areas.filter((a) => a.level !== 'province').forEach((a) => sel.append(el('option', { value: a.code }, a.name_vi)));
@@ -282,36 +499,52 @@ async function start() {
 }
 
 function schedule() {
-  clearInterval(state.timer);
-  if (document.getElementById('auto').checked) state.timer = setInterval(() => refresh().catch(() => {}), 30000);
+  clearInterval(state.timer); clearInterval(state.rotate);
+  if (state.wall || document.getElementById('auto').checked) state.timer = setInterval(() => refresh().catch(() => {}), 30000);
+  if (state.wall) { // the detail panel goes round the lists
+    state.rotate = setInterval(() => {
+      const names = DETAIL.filter((n) => state.lists[n]);
+      state.detail = names[(names.indexOf(state.detail) + 1) % names.length];
+      refreshDetail().catch(() => {});
+    }, 20000);
+  }
+}
+function tick() {
+  const p = parts(new Date());
+  document.getElementById('clock').textContent = `${p.hour}:${p.minute} · ${p.day}/${p.month}/${p.year}`;
 }
 
 function init() {
   const h = new URLSearchParams(location.hash.slice(1));
+  const q = new URLSearchParams(location.search);
   if (h.get('token')) { sessionStorage.setItem('iochub.token', h.get('token')); }
   if (h.get('lang')) state.lang = h.get('lang') === 'en' ? 'en' : 'vi';
+  state.wall = h.get('wall') === '1' || q.get('wall') === '1';
+  document.body.classList.toggle('wall', state.wall);
   if (h.get('from') || h.get('to')) {
     document.getElementById('period').value = 'custom';
     document.getElementById('custom-range').hidden = false;
     document.getElementById('from').value = h.get('from') || '';
     document.getElementById('to').value = h.get('to') || '';
   }
-  if (h.has('token')) history.replaceState(null, '', location.pathname);
+  if (h.get('period')) document.getElementById('period').value = h.get('period');
+  if (h.has('token')) history.replaceState(null, '', location.pathname + location.search + (state.wall ? '#wall=1' : ''));
   localStorage.removeItem('iochub.token'); // kept there by earlier versions
   state.token = sessionStorage.getItem('iochub.token') || '';
   document.getElementById('lang').addEventListener('click', () => {
     state.lang = state.lang === 'vi' ? 'en' : 'vi'; build(); applyLang(); refresh().catch(() => {});
   });
-  document.getElementById('bd-kpi').addEventListener('change', (ev) => { ev.target.dataset.chosen = ev.target.value; });
-  ['period', 'area', 'from', 'to', 'bd-kpi'].forEach((id) => document.getElementById(id).addEventListener('change', () => {
+  document.getElementById('map-kpi').addEventListener('change', (ev) => { ev.target.dataset.chosen = ev.target.value; });
+  ['period', 'area', 'from', 'to', 'map-kpi'].forEach((id) => document.getElementById(id).addEventListener('change', () => {
     document.getElementById('custom-range').hidden = document.getElementById('period').value !== 'custom';
     refresh().catch(() => {});
   }));
   document.getElementById('auto').addEventListener('change', schedule);
+  document.getElementById('wall-link').addEventListener('click', (ev) => { ev.preventDefault(); location.hash = 'wall=1'; location.reload(); });
   document.getElementById('signout').addEventListener('click', () => {
     sessionStorage.removeItem('iochub.token');
     state.token = '';
-    clearInterval(state.timer);
+    clearInterval(state.timer); clearInterval(state.rotate);
     document.getElementById('main').hidden = true;
     showLogin('');
   });
@@ -321,6 +554,14 @@ function init() {
     sessionStorage.setItem('iochub.token', state.token);
     start().catch(() => {});
   });
+  document.getElementById('drill-close').addEventListener('click', () => { document.getElementById('drill').hidden = true; });
+  document.getElementById('drill').addEventListener('click', (ev) => { if (ev.target.id === 'drill') ev.target.hidden = true; });
+  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') document.getElementById('drill').hidden = true; });
+  document.getElementById('drill-prev').addEventListener('click', () => { state.drill.page--; drawDrill().catch(() => {}); });
+  document.getElementById('drill-next').addEventListener('click', () => { state.drill.page++; drawDrill().catch(() => {}); });
+  document.getElementById('drill-csv').addEventListener('click', () => downloadCSV().catch(() => {}));
+  window.addEventListener('resize', () => { Object.values(state.charts).forEach((c) => c.resize()); if (state.map) state.map.resize(); });
+  tick(); setInterval(tick, 10000);
   applyLang();
   if (!state.token) { showLogin(''); return; }
   start().catch(() => {});
