@@ -327,7 +327,9 @@ func (h *Hub) buildIOCAPI(context.Context) error {
 	}
 	// The banner: the monitor's alerts as it records them, from whichever
 	// process runs it.
-	opts = append(opts, iocapi.WithAlerts(func(ctx context.Context) ([]alertlog.Event, error) { return alertlog.Read(ctx, h.js, monitor.MaxHistory) }))
+	opts = append(opts, iocapi.WithAlerts(func(ctx context.Context) ([]alertlog.Event, error) {
+		return alertlog.Read(ctx, h.js, monitor.MaxHistory)
+	}))
 	engine := &kpi.Engine{Catalog: h.catalog, Store: h.store, Location: h.cfg.File.IOCAPI.Timezone.Loc()}
 	api, err := iocapi.New(h.cfg.File.IOCAPI, h.catalog, engine, areas, h.log, opts...)
 	if err != nil {
