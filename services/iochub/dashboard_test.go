@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -447,4 +448,38 @@ func handChange(t *testing.T, kpiName string) float64 {
 	}
 	t.Fatalf("kpitest has no day series of %s", kpiName)
 	return 0
+}
+
+// TestMapWithoutShapesIsATileGrid: an areas file with no GeoJSON beside it
+// gives a tile per district, coloured by the KPI like the map, and a click
+// on a tile filters the dashboard.
+func TestMapWithoutShapesIsATileGrid(t *testing.T) {
+	csv, err := os.ReadFile("../../deploy/areas/bac-ninh.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	areas := filepath.Join(t.TempDir(), "province.csv")
+	if err := os.WriteFile(areas, csv, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := startKPIHubWith(t, func(c *hub.Config) { c.AreasFile = areas })
+	pg := openPage(t, base+"/#token="+readerToken+"&from=2026-11-02&to=2026-11-04", 1920, 1080)
+	pg.waitLoaded("0")
+	var fills map[string]string
+	if err := json.Unmarshal([]byte(pg.eval(`document.getElementById('map').dataset.fills || "{}"`)), &fills); err != nil {
+		t.Fatal(err)
+	}
+	tiles := pg.eval(`Array.from(document.querySelectorAll('#map.cartogram div[data-area]')).map((d) => d.dataset.area + '=' + d.style.backgroundColor).join(' ')`)
+	if n := strings.Count(tiles, "="); n != 8 || len(fills) != 8 {
+		t.Fatalf("tile grid %q, fills %v: want the 8 districts", tiles, fills)
+	}
+	if !strings.Contains(tiles, "27256=rgb(13, 59, 102)") || fills["27256"] != "#0d3b66" {
+		t.Errorf("Thành phố Bắc Ninh (100%% on time, the most) is not the darkest: %s", tiles)
+	}
+	loaded := pg.eval(`document.body.dataset.loaded`)
+	pg.eval(`document.querySelector('#map div[data-area="27256"]').click(), ""`)
+	pg.waitLoaded(loaded)
+	if area, n := pg.eval(`document.getElementById('area').value`), pg.text(`.tile[data-kpi="publicservice.dossiers_received"] .value`); area != "27256" || n != "2" {
+		t.Errorf("after a click on its tile: area %q, dossiers received %q; want 27256 and 2", area, n)
+	}
 }

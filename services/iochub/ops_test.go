@@ -58,7 +58,8 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 			Scope: event.Scope{Sources: []string{"/health/"}, Types: []string{"vn.ioc.health.*"}}})
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{
 			"/traffic/sensors": time.Hour, "/education/sms": time.Second},
-			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")}}}
+			Admins: []monitor.Admin{{Name: "ops", TokenSHA256: httpedge.HashToken("ops-token")},
+				{Name: "xem", TokenSHA256: httpedge.HashToken("viewer-token"), Role: monitor.RoleViewer}}}
 	})
 	nc, err := nats.Connect(opsURL(natsAddr))
 	if err != nil {
@@ -271,6 +272,13 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		t.Errorf("after one click the purge button says %q, want a confirmation", got)
 	}
 	pg.screenshot("ops.png")
+	// In English with the switch, times still local.
+	loaded = eval(`document.body.dataset.loaded`)
+	eval(`document.getElementById('lang').click(), ""`)
+	pg.waitLoaded(loaded)
+	if alerts := text("#alerts"); !strings.Contains(alerts, "source /education/sms sent nothing for longer than 1 s") {
+		t.Errorf("alerts in English: %q", alerts)
+	}
 	eval(`document.querySelector('#dlq button[data-purge]').click(), ""`)
 	pg.waitLoaded(loaded)
 	polltest.True(t, "one dead letter left after the purge", 10*time.Second, func() bool {
@@ -278,6 +286,12 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 		getJSON(t, base+"/v1/ops/dlq", "ops-token", &d)
 		return d.Stats.Depth == 1
 	})
+	// A viewer sees the letters, not the buttons.
+	vp := openPage(t, base+"/ops#token=viewer-token", 1400, 1000)
+	vp.waitLoaded("0")
+	if got := vp.eval(`document.querySelectorAll('#dlq tbody tr').length + ' letters, ' + document.querySelectorAll('#dlq button').length + ' buttons, replay all hidden: ' + document.getElementById('replay-all').hidden`); got != "1 letters, 0 buttons, replay all hidden: true" {
+		t.Errorf("a viewer's page: %s", got)
+	}
 }
 
 const badSenderToken = "ops-test-bad-sender-token"
