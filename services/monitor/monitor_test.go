@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/iochub/iochub/internal/burn"
 	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/admit"
 	"github.com/iochub/iochub/pkg/audit"
@@ -634,6 +635,7 @@ func deadLetters(t *testing.T, js jetstream.JetStream, g *eventgen.Generator, n 
 // dead_letters_arriving once, and it stays firing through the samples
 // without new letters (its resolve delay, an hour here).
 func TestDeadLetterBurstRaisesOneAlert(t *testing.T) {
+	burn.CPU(t)
 	m, _, js := setup(t, monitor.Config{AlertResolveDelay: time.Hour})
 	g := eventgen.New(5, "burst")
 	m.Sample(context.Background())
@@ -672,6 +674,7 @@ func TestDeadLetterBurstRaisesOneAlert(t *testing.T) {
 // new one on the same JetStream shows the history and the alert firing
 // until its condition is found gone.
 func TestAlertHistorySurvivesARestart(t *testing.T) {
+	burn.CPU(t)
 	srv := natsjstest.Run(t)
 	nc, js := srv.Declared(t, natsjs.StreamLimits{})
 	cfg := monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001, AlertMinDuration: time.Nanosecond, AlertResolveDelay: time.Nanosecond}
@@ -703,6 +706,7 @@ func TestAlertHistorySurvivesARestart(t *testing.T) {
 // first requests (down); the change is sent again with backoff until it is
 // taken, then the next change follows in order.
 func TestWebhookReceiverDownGetsTheAlertWhenBack(t *testing.T) {
+	burn.CPU(t)
 	var mu sync.Mutex
 	refused, got := 0, []string{}
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
