@@ -232,14 +232,7 @@ func (a *API) kpi(w http.ResponseWriter, r *http.Request, rd *Reader) {
 		_, err = a.kpis.Check(req)
 	}
 	if err != nil {
-		var pe *kpi.ParameterError
-		if !errors.As(err, &pe) {
-			pe = &kpi.ParameterError{Detail: err.Error()}
-		}
-		httpedge.WriteProblem(w, http.StatusBadRequest, parameterProblem{
-			Problem:   httpedge.Problem{Type: ProblemBadParameter, Title: "Bad parameter", Status: http.StatusBadRequest, Detail: pe.Detail},
-			Parameter: pe.Param,
-		})
+		badParameter(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -307,6 +300,19 @@ func DefaultFrom(to time.Time, loc *time.Location) time.Time {
 
 // MaxFilterValues bounds how many values one dimension filter may list.
 const MaxFilterValues = 100
+
+// badParameter answers 400 with a problem naming the parameter err is
+// about (a *kpi.ParameterError; any other error is the detail alone).
+func badParameter(w http.ResponseWriter, err error) {
+	var pe *kpi.ParameterError
+	if !errors.As(err, &pe) {
+		pe = &kpi.ParameterError{Detail: err.Error()}
+	}
+	httpedge.WriteProblem(w, http.StatusBadRequest, parameterProblem{
+		Problem:   httpedge.Problem{Type: ProblemBadParameter, Title: "Bad parameter", Status: http.StatusBadRequest, Detail: pe.Detail},
+		Parameter: pe.Param,
+	})
+}
 
 // parameterProblem is the 400 answer naming the parameter at fault.
 type parameterProblem struct {

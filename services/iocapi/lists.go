@@ -3,7 +3,6 @@ package iocapi
 import (
 	"context"
 	"encoding/csv"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/kpi"
 )
 
@@ -64,14 +62,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, rd *Reader) {
 		err = l.Check(&req)
 	}
 	if err != nil {
-		var pe *kpi.ParameterError
-		if !errors.As(err, &pe) {
-			pe = &kpi.ParameterError{Detail: err.Error()}
-		}
-		httpedge.WriteProblem(w, http.StatusBadRequest, parameterProblem{
-			Problem:   httpedge.Problem{Type: ProblemBadParameter, Title: "Bad parameter", Status: http.StatusBadRequest, Detail: pe.Detail},
-			Parameter: pe.Param,
-		})
+		badParameter(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
