@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/opsstats"
 )
@@ -300,7 +302,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		}
 		defer sub.Unsubscribe()
 	}
-	dsub, err := m.nc.Subscribe("dlq.>", func(msg *nats.Msg) { m.count(sourceOf(msg.Data), true) })
+	dsub, err := m.nc.Subscribe("dlq.>", func(msg *nats.Msg) { m.count(letterSource(msg), true) })
 	if err != nil {
 		return err
 	}
@@ -319,6 +321,16 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// letterSource is the source a dead letter is counted under: a connector's
+// letter holds its raw record, encrypted, and is counted under the
+// connector's name; any other holds the event.
+func letterSource(msg *nats.Msg) string {
+	if name, ok := strings.CutPrefix(msg.Subject, dlq.ConnectorSubjectPrefix); ok {
+		return "(connector " + name + ")"
+	}
+	return sourceOf(msg.Data)
 }
 
 // sourceOf finds the CloudEvents source in an event's JSON without decoding

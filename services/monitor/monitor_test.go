@@ -745,3 +745,32 @@ func TestWebhookReceiverDownGetsTheAlertWhenBack(t *testing.T) {
 		t.Errorf("refused %d, received %v", refused, got)
 	}
 }
+
+// TestConnectorDeadLettersAreCountedUnderTheConnector: a connector's dead
+// letter holds its raw record (encrypted), not an event: it is counted
+// under the connector's name, not as an unknown source.
+func TestConnectorDeadLettersAreCountedUnderTheConnector(t *testing.T) {
+	m, _, js := setup(t, monitor.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, m)
+	if _, err := js.Publish(context.Background(), dlq.ConnectorSubjectPrefix+"health-beds", []byte("sealed record")); err != nil {
+		t.Fatal(err)
+	}
+	polltest.True(t, "the letter counted under its connector", 10*time.Second, func() bool {
+		m.Sample(context.Background())
+		for _, s := range m.Snapshot().Sources {
+			if s.Source == "(connector health-beds)" && s.Rejected == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, s := range m.Snapshot().Sources {
+		if s.Source == "(unknown)" {
+			t.Errorf("a source counted as unknown: %+v", s)
+		}
+	}
+}
