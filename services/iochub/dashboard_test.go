@@ -427,6 +427,13 @@ func TestDashboardOnAWall(t *testing.T) {
 		t.Error("the kiosk page scrolls")
 	}
 
+	// A laptop: two columns that scroll down, nothing wider than the screen.
+	laptop := openPage(t, base+"/#token="+readerToken+"&from=2026-11-02&to=2026-11-04", 1366, 768)
+	laptop.waitLoaded("0")
+	if got := laptop.eval(`document.scrollingElement.scrollWidth + ' ' + innerWidth + ' ' + new Set(Array.from(document.querySelectorAll('.sector')).map((e) => Math.round(e.getBoundingClientRect().left))).size`); got != "1366 1366 2" {
+		t.Errorf("on a laptop (scroll width, window width, columns of sectors): %s, want 1366 1366 2", got)
+	}
+
 	// A phone: one column, nothing wider than the screen.
 	phone := openPage(t, base+"/#token="+readerToken+"&from=2026-11-02&to=2026-11-04", 390, 844)
 	phone.waitLoaded("0")
