@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/iochub/iochub/pkg/backoff"
 	"github.com/iochub/iochub/pkg/dlq"
 	"github.com/iochub/iochub/pkg/httpedge"
 	"github.com/iochub/iochub/pkg/opsstats"
@@ -270,17 +271,27 @@ func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 // nothing from the stream; Deps.Sources avoids it) and dead letters
 // as they arrive, takes the gateways' reports, and sends the alert webhook.
 func (m *Monitor) Run(ctx context.Context) error {
+	// Neither the history nor the webhook stops the monitor: JetStream
+	// may be electing a leader (a cluster starting). Without the history
+	// it starts from none; the webhook's consumer is made again until it
+	// can be.
 	if err := m.loadHistory(ctx); err != nil {
-		return fmt.Errorf("monitor: the alert history: %w", err)
+		m.log.Warn("monitor: the alert history could not be read; starting without it", zap.Error(err))
 	}
 	if m.cfg.AlertWebhook != "" {
 		c, err := m.webhookConsumer(ctx)
-		if err != nil {
-			return fmt.Errorf("monitor: the alert webhook: %w", err)
-		}
 		done := make(chan struct{})
 		wctx, stop := context.WithCancel(ctx)
-		go func() { defer close(done); m.sendWebhook(wctx, c) }()
+		go func() {
+			defer close(done)
+			for b := (backoff.Backoff{Min: time.Second, Max: time.Minute}); err != nil; c, err = m.webhookConsumer(wctx) {
+				m.log.Warn("monitor: the alert webhook's consumer, tried again", zap.Error(err))
+				if !b.Wait(wctx) {
+					return
+				}
+			}
+			m.sendWebhook(wctx, c)
+		}()
 		defer func() { stop(); <-done }()
 	}
 	gsub, err := m.nc.Subscribe(opsstats.GatewaySubject, func(msg *nats.Msg) {

@@ -774,3 +774,43 @@ func TestConnectorDeadLettersAreCountedUnderTheConnector(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorRunsWhileTheAlertStreamIsMissing: JetStream cannot give the
+// alert record (a cluster electing its leader, here the stream missing):
+// the monitor starts without its history and makes the webhook's consumer
+// once it can; the alerts after that reach the webhook.
+func TestMonitorRunsWhileTheAlertStreamIsMissing(t *testing.T) {
+	got := make(chan []byte, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		got <- b.Bytes()
+	}))
+	defer hook.Close()
+	m, _, js := setup(t, monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 0.0001, AlertWebhook: hook.URL})
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := js.DeleteStream(ctx, natsjs.AlertsStream); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, m)
+	if err := natsjs.Declare(ctx, js, natsjs.StreamLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	polltest.True(t, "the webhook's consumer made once the stream is there", 30*time.Second, func() bool {
+		_, err := js.Consumer(ctx, natsjs.AlertsStream, natsjs.AlertWebhookConsumer)
+		return err == nil
+	})
+	m.Sample(ctx)
+	m.Sample(ctx)
+	select {
+	case b := <-got:
+		if !bytes.Contains(b, []byte(monitor.AlertDiskNearlyFull)) {
+			t.Errorf("the webhook got %s", b)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the webhook got nothing")
+	}
+}
