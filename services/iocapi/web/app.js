@@ -67,7 +67,7 @@ function fmtNumber(v, digits) {
 function fmtValue(v, format) {
   if (v === null || v === undefined) return '—';
   if (format === 'count') return fmtNumber(Math.round(v * 10) / 10, v >= 100 ? 0 : 1);
-  return fmtNumber(v, 1);
+  return fmtNumber(v, Math.abs(v) >= 1000 ? 0 : 1); // 17.845 xe/giờ, not 17.845,1
 }
 // The unit, written out: a score as "/5 điểm".
 function unitOf(def) {
