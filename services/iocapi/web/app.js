@@ -69,6 +69,8 @@ function fmtValue(v, format) {
   if (format === 'count') return fmtNumber(Math.round(v * 10) / 10, v >= 100 ? 0 : 1);
   return fmtNumber(v, Math.abs(v) >= 1000 ? 0 : 1); // 17.845 xe/giờ, not 17.845,1
 }
+// A value and its unit, or a dash alone.
+function withUnit(v, def) { return v === null || v === undefined ? '—' : `${fmtValue(v, def.format)} ${unitOf(def)}`; }
 // The unit, written out: a score as "/5 điểm".
 function unitOf(def) {
   return def.scale ? `/${fmtNumber(def.scale, 0)} ${text(def.unit)}` : text(def.unit);
@@ -290,7 +292,7 @@ async function refreshMap(from, to) {
     (state.shapes && state.shapes.note ? ` ${text(state.shapes.note)}.` : '');
   const sel = selectedArea();
   document.querySelector('#bd-table tbody').replaceChildren(...units.map((a) =>
-    el('tr', { 'data-area': a.code, class: a.code === sel ? 'selected' : '' }, el('td', {}, a.name_vi), el('td', { class: 'num' }, `${fmtValue(byCode[a.code], def.format)} ${unitOf(def)}`))));
+    el('tr', { 'data-area': a.code, class: a.code === sel ? 'selected' : '' }, el('td', {}, a.name_vi), el('td', { class: 'num' }, withUnit(byCode[a.code], def)))));
   if (!state.shapes || !window.echarts) { drawCartogram(box, units, byCode, fills, def); return; }
   const points = await mapPoints(from, to);
   if (!state.map) {
@@ -302,7 +304,7 @@ async function refreshMap(from, to) {
   state.map.setOption({
     animation: false,
     tooltip: { trigger: 'item', renderMode: 'richText',
-      formatter: (p) => (p.componentType === 'geo' ? `${areaName(p.name)}: ${fmtValue(byCode[p.name], def.format)} ${unitOf(def)}` : p.data.label) },
+      formatter: (p) => (p.componentType === 'geo' ? `${areaName(p.name)}: ${withUnit(byCode[p.name], def)}` : p.data.label) },
     geo: { map: 'province', nameProperty: 'code', roam: false, selectedMode: false, layoutSize: '95%', triggerEvent: true,
       tooltip: { show: true },
       itemStyle: { borderColor: '#fff', borderWidth: 1.5 }, emphasis: { itemStyle: { areaColor: '#f5b041' }, label: { show: true } },
@@ -334,7 +336,7 @@ function drawCartogram(box, units, byCode, fills, def) {
   box.classList.add('cartogram');
   box.replaceChildren(...units.map((a) => {
     const d = el('div', { 'data-area': a.code, class: (a.code === sel ? 'selected ' : '') + (byCode[a.code] === undefined || fills[a.code].startsWith('rgb(2') ? 'light' : '') },
-      el('strong', {}, a.name_vi), el('br', {}), `${fmtValue(byCode[a.code], def.format)} ${unitOf(def)}`);
+      el('strong', {}, a.name_vi), el('br', {}), withUnit(byCode[a.code], def));
     d.style.background = fills[a.code];
     d.addEventListener('click', () => chooseArea(a.code));
     return d;
