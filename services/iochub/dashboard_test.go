@@ -369,6 +369,9 @@ func TestDashboardOnAWall(t *testing.T) {
 		t.Errorf("banner %q, want the radar's source_silent in Vietnamese", banner)
 	}
 	checkMap(t, pg)
+	if csp := pg.eval(`document.body.dataset.csp || ""`); csp != "" {
+		t.Errorf("the dashboard broke its Content-Security-Policy: %s", csp)
+	}
 	pg.screenshot("wall.png")
 	pg.screenshotOf("#map-panel", "map.png")
 

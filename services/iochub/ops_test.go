@@ -263,6 +263,9 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if got := eval(`Array.from(document.querySelectorAll('#rates svg text')).map((e) => e.textContent).join('|')`); !regexp.MustCompile(`\d\d:\d\d`).MatchString(got) || !strings.Contains(got, "sự kiện/giây") {
 		t.Errorf("rates chart labels %q: want times and the value axis's unit", got)
 	}
+	if csp := eval(`document.body.dataset.csp || ""`); csp != "" {
+		t.Errorf("the ops page broke its Content-Security-Policy: %s", csp)
+	}
 	if got := eval(`String(document.querySelectorAll('#dlq button[data-purge]').length)`); got != "2" {
 		t.Fatalf("%s purge buttons for an operator, want 2", got)
 	}

@@ -16,7 +16,7 @@ const I18N = {
     publicservice: 'Dịch vụ công', feedback: 'Phản ánh hiện trường', health: 'Y tế', education: 'Giáo dục', traffic: 'Giao thông',
     days: 'ngày theo lịch, giờ Việt Nam', vsPrev: 'so với kỳ trước', target: 'Mục tiêu', points: 'điểm %',
     page: 'Trang', of: '/', rows: 'dòng', noRows: 'Không có mục nào', since: 'từ', incidents: 'Sự cố', reports: 'Phản ánh',
-    open: 'đang xử lý', done: 'đã xong', more: 'Xem tất cả', legendPoints: 'Điểm: sự cố và phản ánh trong kỳ (đỏ: đang xử lý, xanh: đã xong)',
+    open: 'đang xử lý', done: 'đã xong', noAlerts: 'Không đọc được cảnh báo của bộ giám sát', more: 'Xem tất cả', legendPoints: 'Điểm: sự cố và phản ánh trong kỳ (đỏ: đang xử lý, xanh: đã xong)',
   },
   en: {
     title: 'Intelligent Operations Center', period: 'Period', today: 'Today', last7: 'Last 7 days',
@@ -28,7 +28,7 @@ const I18N = {
     publicservice: 'Public services', feedback: 'Citizen reports', health: 'Health', education: 'Education', traffic: 'Traffic',
     days: 'calendar days, Vietnam time', vsPrev: 'vs previous period', target: 'Target', points: 'pp',
     page: 'Page', of: '/', rows: 'rows', noRows: 'Nothing to list', since: 'since', incidents: 'Incidents', reports: 'Reports',
-    open: 'open', done: 'done', more: 'See all', legendPoints: 'Points: incidents and reports of the period (red: open, green: done)',
+    open: 'open', done: 'done', noAlerts: 'The monitor\'s alerts could not be read', more: 'See all', legendPoints: 'Points: incidents and reports of the period (red: open, green: done)',
   },
 };
 
@@ -424,9 +424,17 @@ async function downloadCSV() {
 
 // ---- The banner ------------------------------------------------------
 
+// The banner: the monitor's alerts that matter. When they cannot be read,
+// the banner says so (the figures may still be fine).
 async function refreshBanner() {
-  const r = await api('/v1/alerts');
   const b = document.getElementById('banner');
+  let r;
+  try { r = await api('/v1/alerts'); } catch (e) {
+    if (e.message === '401') throw e;
+    b.hidden = false;
+    b.replaceChildren(el('p', { 'data-alert': 'unknown' }, `⚠ ${t('noAlerts')}: ${e.message}`));
+    return;
+  }
   b.hidden = !r.alerts.length;
   b.replaceChildren(...r.alerts.map((a) => el('p', { 'data-alert': a.name, 'data-subject': a.subject || '' }, `⚠ ${text(a.text)} (${t('since')} ${fmtDateTime(new Date(a.since))})`)));
 }
@@ -568,5 +576,11 @@ function init() {
   if (!state.token) { showLogin(''); return; }
   start().catch(() => {});
 }
+
+// What the Content-Security-Policy refused, for the browser tests: the
+// pages must run under it whole.
+document.addEventListener('securitypolicyviolation', (ev) => {
+  document.body.dataset.csp = `${document.body.dataset.csp || ''}${ev.violatedDirective} ${ev.blockedURI};`;
+});
 
 init();

@@ -166,6 +166,10 @@ function start() {
   refresh().catch(() => {});
   setInterval(() => refresh().catch(() => {}), 10000);
 }
+// What the Content-Security-Policy refused, for the browser tests.
+document.addEventListener('securitypolicyviolation', (ev) => {
+  document.body.dataset.csp = `${document.body.dataset.csp || ''}${ev.violatedDirective} ${ev.blockedURI};`;
+});
 const h = new URLSearchParams(location.hash.slice(1));
 if (h.get('token')) { sessionStorage.setItem('iochub.admin', h.get('token')); }
 if (h.get('lang') === 'en') state.lang = 'en';
