@@ -486,6 +486,7 @@ func TestMapWithoutShapesIsATileGrid(t *testing.T) {
 	if !strings.Contains(tiles, "27256=rgb(13, 59, 102)") || fills["27256"] != "#0d3b66" {
 		t.Errorf("Thành phố Bắc Ninh (100%% on time, the most) is not the darkest: %s", tiles)
 	}
+	pg.screenshotOf("#map-panel", "map-grid.png")
 	loaded := pg.eval(`document.body.dataset.loaded`)
 	pg.eval(`document.querySelector('#map div[data-area="27256"]').click(), ""`)
 	pg.waitLoaded(loaded)

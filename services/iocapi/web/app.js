@@ -269,9 +269,9 @@ function follow(box, chart) {
 function areaName(code) { const a = state.areas.find((x) => x.code === code); return a ? a.name_vi : code; }
 // A colour scale from light to dark blue over [min, max].
 function colour(v, min, max) {
-  if (v === null || v === undefined) return '#e6e9ee';
+  if (v === null || v === undefined) return '#eeeeee'; // no data: grey, lighter than any value
   const f = max > min ? (v - min) / (max - min) : 1;
-  const a = [227, 238, 249]; const b = [13, 59, 102];
+  const a = [198, 219, 239]; const b = [13, 59, 102];
   return '#' + a.map((x, i) => Math.round(x + (b[i] - x) * f).toString(16).padStart(2, '0')).join('');
 }
 async function refreshMap(from, to) {
@@ -287,13 +287,17 @@ async function refreshMap(from, to) {
   const box = document.getElementById('map');
   box.dataset.kpi = name;
   box.dataset.fills = JSON.stringify(fills);
-  document.getElementById('map-legend').textContent =
-    `${text(def.title)} (${unitOf(def)}): ${fmtValue(min, def.format)} – ${fmtValue(max, def.format)}. ${t('legendPoints')}.` +
-    (state.shapes && state.shapes.note ? ` ${text(state.shapes.note)}.` : '');
+  const bar = el('span', { class: 'scale' });
+  bar.style.background = `linear-gradient(to right, ${colour(min, min, max)}, ${colour(max, min, max)})`;
+  const none = el('span', { class: 'scale none' });
+  none.style.background = colour(null, 0, 1);
+  document.getElementById('map-legend').replaceChildren(
+    el('span', { class: 'legend-row' }, `${text(def.title)}: ${withUnit(min, def)} `, bar, ` ${withUnit(max, def)} · `, none, ` ${t('noData')}`),
+    ...(state.shapes ? [el('br', {}), `${t('legendPoints')}.` + (state.shapes.note ? ` ${text(state.shapes.note)}.` : '')] : []));
   const sel = selectedArea();
   document.querySelector('#bd-table tbody').replaceChildren(...units.map((a) =>
     el('tr', { 'data-area': a.code, class: a.code === sel ? 'selected' : '' }, el('td', {}, a.name_vi), el('td', { class: 'num' }, withUnit(byCode[a.code], def)))));
-  if (!state.shapes || !window.echarts) { drawCartogram(box, units, byCode, fills, def); return; }
+  if (!state.shapes || !window.echarts) { drawCartogram(box, units, byCode, fills, def, min, max); return; }
   const points = await mapPoints(from, to);
   if (!state.map) {
     window.echarts.registerMap('province', state.shapes);
@@ -331,11 +335,13 @@ async function mapPoints(from, to) {
   return out;
 }
 // Where no shapes are given: a tile per unit, coloured the same way.
-function drawCartogram(box, units, byCode, fills, def) {
+function drawCartogram(box, units, byCode, fills, def, min, max) {
   const sel = selectedArea();
   box.classList.add('cartogram');
   box.replaceChildren(...units.map((a) => {
-    const d = el('div', { 'data-area': a.code, class: (a.code === sel ? 'selected ' : '') + (byCode[a.code] === undefined || fills[a.code].startsWith('rgb(2') ? 'light' : '') },
+    const v = byCode[a.code];
+    const light = v === null || v === undefined || (max > min && (v - min) / (max - min) < 0.45);
+    const d = el('div', { 'data-area': a.code, class: (a.code === sel ? 'selected ' : '') + (light ? 'light' : '') },
       el('strong', {}, a.name_vi), el('br', {}), withUnit(byCode[a.code], def));
     d.style.background = fills[a.code];
     d.addEventListener('click', () => chooseArea(a.code));
