@@ -330,6 +330,7 @@ func checkMap(t *testing.T, pg *page) {
 // mode hides the controls; a phone's width scrolls down, never sideways.
 // Screenshots: wall.png, map.png, drilldown.png, dashboard-phone.png.
 func TestDashboardOnAWall(t *testing.T) {
+	t.Parallel()
 	base, _ := startKPIHubWith(t, func(c *hub.Config) {
 		c.Services = "gateway,aggregator,iocapi,monitor"
 		c.File.Monitor = monitor.Config{Interval: 200 * time.Millisecond, Sources: map[string]time.Duration{"/traffic/radar": time.Second},

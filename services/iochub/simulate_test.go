@@ -27,6 +27,7 @@ import (
 // minute. The hub's monitor has the demo config's expectations
 // (deploy/iochub.dev.yaml): no alert fires during its first minute.
 func TestSimulateCommandFillsEverySector(t *testing.T) {
+	t.Parallel() // mostly waiting out the demo's first minute: beside the other parallel tests, after the serial ones
 	iochubBinary(t)
 	dsn := chstoretest.NewDatabase(t)
 	dir := t.TempDir()
