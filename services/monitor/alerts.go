@@ -250,7 +250,8 @@ func (m *Monitor) record(ctx context.Context, c AlertEvent) {
 
 // loadHistory reads the last MaxHistory changes from IOC_ALERTS: the
 // history, and the alerts that were firing when the hub stopped (they
-// resolve as any other once their condition is gone).
+// resolve as any other once their condition has been gone for the resolve
+// delay, counted from this start).
 func (m *Monitor) loadHistory(ctx context.Context) error {
 	hist, err := alertlog.Read(ctx, m.js, MaxHistory)
 	if err != nil {
@@ -259,8 +260,12 @@ func (m *Monitor) loadHistory(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.history = append(hist, m.history...)
+	// When their conditions last held before the stop is not recorded: the
+	// resolve delay counts from the start, so a condition the first
+	// samples cannot see yet (dead letters arriving) makes no flap.
+	now := m.now()
 	for _, e := range alertlog.FiringIn(hist) {
-		m.alerts[e.Name+"|"+e.Subject] = &Alert{Name: e.Name, Subject: e.Subject, Since: e.At, Message: e.Message, Text: e.Text, held: e.At}
+		m.alerts[e.Name+"|"+e.Subject] = &Alert{Name: e.Name, Subject: e.Subject, Since: e.At, Message: e.Message, Text: e.Text, held: now}
 	}
 	return nil
 }

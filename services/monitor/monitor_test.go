@@ -26,6 +26,7 @@ import (
 	"github.com/iochub/iochub/internal/burn"
 	"github.com/iochub/iochub/internal/polltest"
 	"github.com/iochub/iochub/pkg/admit"
+	"github.com/iochub/iochub/pkg/alertlog"
 	"github.com/iochub/iochub/pkg/audit"
 	"github.com/iochub/iochub/pkg/chstore/chstoretest"
 	"github.com/iochub/iochub/pkg/dlq"
@@ -812,5 +813,32 @@ func TestMonitorRunsWhileTheAlertStreamIsMissing(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the webhook got nothing")
+	}
+}
+
+// TestAlertFiringAtTheStopWaitsItsResolveDelay: an alert firing when the
+// hub stopped, its condition gone at the start, resolves only after the
+// resolve delay counted from the start, not at the first sample (which
+// cannot see every condition yet: dead letters arriving need two).
+func TestAlertFiringAtTheStopWaitsItsResolveDelay(t *testing.T) {
+	srv := natsjstest.Run(t)
+	nc, js := srv.Declared(t, natsjs.StreamLimits{})
+	// Fired two hours before the stop, and recorded.
+	fired := alertlog.Event{At: time.Now().Add(-2 * time.Hour), Name: monitor.AlertDiskNearlyFull, Subject: "jetstream", State: alertlog.Firing,
+		Message: "full", Text: alertlog.Texts{VI: "đầy", EN: "full"}}
+	if err := alertlog.Append(context.Background(), js, fired); err != nil {
+		t.Fatal(err)
+	}
+	m := monitor.New(monitor.Config{StoreDir: t.TempDir(), DiskFullPercent: 100, AlertResolveDelay: time.Hour},
+		monitor.Deps{NC: nc, JS: js, Log: zaptest.NewLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitReady(t, m)
+	m.Sample(context.Background())
+	a := firing(m, monitor.AlertDiskNearlyFull)
+	if a == nil || a.Clearing == nil || !a.Since.Equal(fired.At) {
+		t.Fatalf("after the restart, its condition gone: %+v, want still firing since %s, clearing", a, fired.At)
 	}
 }
