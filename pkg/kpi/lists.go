@@ -2,6 +2,7 @@ package kpi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -157,8 +158,18 @@ type ListRequest struct {
 	Size     int // rows per page; 0: every row (CSV)
 }
 
-// MaxListPage bounds a page of a list.
-const MaxListPage = 1000
+// Bounds of a list request: rows a page, pages, the period, and the rows
+// an export (every row, Size 0) gives.
+const (
+	MaxListPage   = 1000
+	MaxListPages  = 10_000
+	MaxListRange  = 367 * 24 * time.Hour
+	MaxExportRows = 100_000
+)
+
+// ErrTooManyRows is matched when an export would give more than
+// MaxExportRows rows.
+var ErrTooManyRows = errors.New("too many rows to export")
 
 // ListPage is one page of a list.
 type ListPage struct {
@@ -181,8 +192,11 @@ func (l *List) Check(r *ListRequest) error {
 	if !r.From.Before(r.To) {
 		return BadParameter("from", "from (%s) must be before to (%s)", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339))
 	}
-	if r.Page < 1 {
-		return BadParameter("page", "page %d: pages count from 1", r.Page)
+	if r.To.Sub(r.From) > MaxListRange {
+		return BadParameter("from", "the period from %s to %s is longer than the %d days a list covers", r.From.Format(time.RFC3339), r.To.Format(time.RFC3339), int(MaxListRange.Hours()/24))
+	}
+	if r.Page < 1 || r.Page > MaxListPages {
+		return BadParameter("page", "page %d: pages count from 1 to %d", r.Page, MaxListPages)
 	}
 	if r.Size < 0 || r.Size > MaxListPage {
 		return BadParameter("size", "size %d: want 1 to %d rows a page", r.Size, MaxListPage)
@@ -233,6 +247,9 @@ func (e *Engine) List(ctx context.Context, l *List, r ListRequest) (*ListPage, e
 	}
 	cnt.Close()
 	page.Total = int(total)
+	if r.Size == 0 && total > MaxExportRows {
+		return nil, fmt.Errorf("list %s: %d rows, more than the %d an export gives: %w", l.Name, total, MaxExportRows, ErrTooManyRows)
+	}
 	q := fmt.Sprintf("SELECT %s FROM (%s) ORDER BY %s %s, %s", l.columnList(), inner, r.Sort, order, l.id)
 	if r.Size > 0 {
 		q += fmt.Sprintf(" LIMIT %d, %d", (r.Page-1)*r.Size, r.Size)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,7 @@ type fakeKPIs struct {
 	keys   []string // breakdown keys; default one area
 
 	lastList kpi.ListRequest
+	listErr  error // List's answer, when set
 }
 
 func (f *fakeKPIs) Check(r kpi.Request) (*kpi.Def, error) { return f.engine.Check(r) }
@@ -52,6 +54,9 @@ func (f *fakeKPIs) Run(_ context.Context, r kpi.Request) (*kpi.Def, *kpi.Result,
 }
 func (f *fakeKPIs) List(ctx context.Context, l *kpi.List, r kpi.ListRequest) (*kpi.ListPage, error) {
 	f.lastList = r
+	if f.listErr != nil {
+		return nil, f.listErr
+	}
 	return &kpi.ListPage{Rows: []map[string]any{}}, l.Check(&r)
 }
 
@@ -313,5 +318,42 @@ func TestPreviousPeriodAndChange(t *testing.T) {
 	}
 	if code, body, _ := get(t, srv, "/v1/kpis/publicservice.on_time_rate?compare=last-year", leaderToken); code != 400 || !strings.Contains(body, `compare \"last-year\"`) {
 		t.Errorf("compare=last-year: %d %s", code, body)
+	}
+}
+
+// TestListRequestsAreBounded: each bad or unbounded list request is a 400
+// naming the parameter (or a 404 for an unknown list); an export over the
+// rows it may give is a 400 that says to narrow it.
+func TestListRequestsAreBounded(t *testing.T) {
+	srv, f := newServer(t)
+	base := "/v1/lists/overdue_dossiers"
+	for _, c := range []struct {
+		path, param string
+		status      int
+		detail      string
+	}{
+		{"/v1/lists/nope", "", 404, `no list is called "nope"`},
+		{base + "?from=2024-01-01&to=2026-11-05", "from", 400, "longer than the 367 days"},
+		{base + "?from=2026-11-05&to=2026-11-01", "from", 400, "must be before"},
+		{base + "?page=0", "page", 400, "pages count from 1"},
+		{base + "?page=10001", "page", 400, "pages count from 1 to 10000"},
+		{base + "?size=1001", "size", 400, "1 to 1000"},
+		{base + "?size=x", "size", 400, `size "x"`},
+		{base + "?order=up", "order", 400, `order "up"`},
+		{base + "?sort=applicant_name", "sort", 400, `sort "applicant_name"`},
+		{base + "?category=x", "category", 400, `unknown parameter "category"`},
+		{base + "?area=99999", "area", 400, `unknown area "99999"`},
+		{base + "?format=xlsx", "format", 400, `format "xlsx"`},
+	} {
+		code, body, _ := get(t, srv, c.path, leaderToken)
+		var p struct{ Parameter, Detail string }
+		_ = json.Unmarshal([]byte(body), &p)
+		if code != c.status || p.Parameter != c.param || !strings.Contains(p.Detail, c.detail) {
+			t.Errorf("%s: %d %s, want %d naming %q with %q", c.path, code, body, c.status, c.param, c.detail)
+		}
+	}
+	f.listErr = fmt.Errorf("list overdue_dossiers: 250000 rows, more than the 100000 an export gives: %w", kpi.ErrTooManyRows)
+	if code, body, _ := get(t, srv, base+"?format=csv", leaderToken); code != 400 || !strings.Contains(body, "narrow the period or the area") {
+		t.Errorf("an export over the bound: %d %s", code, body)
 	}
 }

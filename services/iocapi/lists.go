@@ -3,6 +3,7 @@ package iocapi
 import (
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -68,6 +69,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, rd *Reader) {
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
 	page, err := a.kpis.List(ctx, l, req)
+	if errors.Is(err, kpi.ErrTooManyRows) {
+		badParameter(w, kpi.BadParameter("from", "%v: narrow the period or the area", err))
+		return
+	}
 	if err != nil {
 		a.log.Error("list query failed", zap.String("list", l.Name), zap.Error(err))
 		problem(w, http.StatusServiceUnavailable, ProblemUnavailable, "List query failed", "the KPI store did not answer; try again")
