@@ -99,20 +99,27 @@ func startHubInProcess(t testing.TB, dsn string, change func(*hub.Config)) (*hub
 func postBatch(t *testing.T, base string, evs any) gateway.Response {
 	t.Helper()
 	body, _ := json.Marshal(evs)
+	status, raw := postRaw(t, base, e2eToken, body)
+	var r gateway.Response
+	if err := json.Unmarshal(raw, &r); err != nil || status != http.StatusAccepted {
+		t.Fatalf("post: %d %s", status, raw)
+	}
+	return r
+}
+
+// postRaw posts body as a batch with token: the status and the answer.
+func postRaw(t *testing.T, base, token string, body []byte) (int, []byte) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", bytes.NewReader(body))
 	req.Header.Set("Content-Type", gateway.MediaBatch)
-	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var r gateway.Response
-	if err := json.Unmarshal(raw, &r); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("post: %d %s", resp.StatusCode, raw)
-	}
-	return r
+	return resp.StatusCode, raw
 }
 
 func counts(t *testing.T, s *chstore.Store) map[string]uint64 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -79,7 +78,7 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := postRaw(t, base, badSenderToken, invalid); code != http.StatusBadRequest {
+	if code, _ := postRaw(t, base, badSenderToken, invalid); code != http.StatusBadRequest {
 		t.Fatalf("the invalid visits: %d, want 400", code)
 	}
 	g := eventgen.New(5, "ops")
@@ -298,17 +297,3 @@ func TestOpsPageInHeadlessChromium(t *testing.T) {
 }
 
 const badSenderToken = "ops-test-bad-sender-token"
-
-// postRaw posts body as a batch with token and gives the status.
-func postRaw(t *testing.T, base, token string, body []byte) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", bytes.NewReader(body))
-	req.Header.Set("Content-Type", gateway.MediaBatch)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
